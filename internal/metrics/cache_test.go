@@ -1,0 +1,186 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
+)
+
+// manualClock is a clock tests move by hand.
+type manualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *manualClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *manualClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func newTestCache(src sockets.Source, ttl time.Duration) (*snapshotCache, *manualClock) {
+	clk := &manualClock{t: time.Unix(1_700_000_000, 0)}
+	c := newSnapshotCache(src, ttl, time.Second)
+	c.now = clk.now
+	return c, clk
+}
+
+func TestCacheSharesOneReadWithinTTL(t *testing.T) {
+	src := &fakeSource{socks: mixedTable()}
+	c, clk := newTestCache(src, time.Second)
+	ctx := context.Background()
+	all := sockets.Query{}
+	for i := 0; i < 5; i++ {
+		if _, err := c.counts(ctx, all); err != nil {
+			t.Fatal(err)
+		}
+		clk.add(100 * time.Millisecond)
+	}
+	if n := src.walks.Load(); n != 1 {
+		t.Fatalf("5 reads within the TTL walked %d times, want 1", n)
+	}
+	clk.add(time.Second)
+	if _, err := c.counts(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	if n := src.walks.Load(); n != 2 {
+		t.Fatalf("a read after the TTL walked %d times in all, want 2", n)
+	}
+}
+
+func TestCacheStateQueriesUseFreshFullSnapshot(t *testing.T) {
+	src := &fakeSource{socks: mixedTable()}
+	c, _ := newTestCache(src, time.Second)
+	ctx := context.Background()
+	full, err := c.counts(ctx, sockets.Query{LocalPort: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Eleven state items arriving together: all answered by the one dump.
+	for _, s := range sockets.States {
+		got, err := c.counts(ctx, sockets.Query{LocalPort: 80, States: sockets.MaskOf(s)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[s] != full[s] {
+			t.Errorf("%v: %d, full snapshot says %d", s, got[s], full[s])
+		}
+	}
+	if n := src.walks.Load(); n != 1 {
+		t.Fatalf("walked %d times, want 1", n)
+	}
+	// Another port or family is another table.
+	if _, err := c.counts(ctx, sockets.Query{LocalPort: 8080, States: sockets.MaskOf(sockets.Established)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := src.walks.Load(); n != 2 {
+		t.Fatalf("walked %d times, want 2", n)
+	}
+}
+
+func TestCacheSingleStateUsesKernelMask(t *testing.T) {
+	src := &fakeSource{socks: mixedTable()}
+	c, _ := newTestCache(src, time.Second)
+	got, err := c.counts(context.Background(), sockets.Query{States: sockets.MaskOf(sockets.TimeWait)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[sockets.TimeWait] != 3 || got.Total() != 3 {
+		t.Fatalf("time_wait-only read counted %v", got)
+	}
+}
+
+func TestCacheConcurrentIdenticalRequestsShareOneRead(t *testing.T) {
+	src := &fakeSource{socks: mixedTable(), delay: 50 * time.Millisecond}
+	c, _ := newTestCache(src, 0) // no TTL: only in-flight sharing
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := c.counts(context.Background(), sockets.Query{})
+			if err == nil && got.Total() != 17 {
+				err = errors.New("wrong total")
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := src.walks.Load(); n != 1 {
+		t.Fatalf("50 concurrent requests walked %d times, want 1", n)
+	}
+	// With TTL 0 the next request reads again.
+	if _, err := c.counts(context.Background(), sockets.Query{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := src.walks.Load(); n != 2 {
+		t.Fatalf("walked %d times, want 2", n)
+	}
+}
+
+func TestCacheDoesNotKeepErrors(t *testing.T) {
+	src := &fakeSource{err: errors.New("boom")}
+	c, _ := newTestCache(src, time.Hour)
+	for i := 0; i < 3; i++ {
+		if _, err := c.counts(context.Background(), sockets.Query{}); err == nil {
+			t.Fatal("no error")
+		}
+	}
+	if n := src.walks.Load(); n != 3 {
+		t.Fatalf("errors were cached: %d walks for 3 requests", n)
+	}
+}
+
+func TestCacheWaiterLeavesOnItsDeadline(t *testing.T) {
+	src := &fakeSource{socks: mixedTable(), delay: 300 * time.Millisecond}
+	c, _ := newTestCache(src, time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := c.counts(ctx, sockets.Query{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	if time.Since(start) > 200*time.Millisecond {
+		t.Fatal("waiter did not leave on its own deadline")
+	}
+	// The detached read completes and serves the next request.
+	got, err := c.counts(context.Background(), sockets.Query{})
+	if err != nil || got.Total() != 17 {
+		t.Fatalf("got %v, %v", got.Total(), err)
+	}
+	if n := src.walks.Load(); n != 1 {
+		t.Fatalf("walked %d times, want 1", n)
+	}
+}
+
+func TestCacheEvictsStaleEntries(t *testing.T) {
+	src := &fakeSource{socks: mixedTable()}
+	c, clk := newTestCache(src, time.Second)
+	for p := uint16(1); p <= 100; p++ {
+		if _, err := c.counts(context.Background(), sockets.Query{LocalPort: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.add(2 * time.Second)
+	if _, err := c.counts(context.Background(), sockets.Query{}); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	n := len(c.entries)
+	c.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d entries kept after the TTL, want 1", n)
+	}
+}

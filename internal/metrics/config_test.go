@@ -1,0 +1,78 @@
+package metrics
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := []struct {
+		name string
+		opts map[string]string
+		glob time.Duration
+		want Config
+	}{
+		{"+defaults", nil, 0, DefaultConfig()},
+		{"+global timeout", nil, 5 * time.Second, func() Config { c := DefaultConfig(); c.Timeout = 5 * time.Second; return c }()},
+		{"+all options", map[string]string{"ProcRoot": dir, "SysRoot": dir + "/", "Source": "Proc", "CacheTTL": "0.5", "Timeout": "10"}, 3 * time.Second,
+			Config{ProcRoot: dir, SysRoot: dir, Source: SourceProc, CacheTTL: 500 * time.Millisecond, Timeout: 10 * time.Second}},
+		{"+ttl zero", map[string]string{"CacheTTL": "0"}, 0, func() Config { c := DefaultConfig(); c.CacheTTL = 0; return c }()},
+	}
+	for _, c := range good {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := ParseConfig(c.opts, c.glob)
+			if err != nil || got != c.want {
+				t.Fatalf("ParseConfig = %+v, %v; want %+v", got, err, c.want)
+			}
+		})
+	}
+	bad := []struct {
+		name string
+		opts map[string]string
+		want string
+	}{
+		{"-unknown", map[string]string{"ProcRot": "/proc"}, "unknown option Plugins.TCPStatus.ProcRot; known options: ProcRoot, SysRoot, Source, CacheTTL, Timeout"},
+		{"-relative root", map[string]string{"ProcRoot": "proc"}, `invalid option Plugins.TCPStatus.ProcRoot: expected an absolute path, got "proc"`},
+		{"-missing root", map[string]string{"SysRoot": dir + "/nope"}, "invalid option Plugins.TCPStatus.SysRoot: stat "},
+		{"-file root", map[string]string{"ProcRoot": file}, "is not a directory"},
+		{"-source", map[string]string{"Source": "ebpf"}, `invalid option Plugins.TCPStatus.Source: expected auto, netlink or proc, got "ebpf"`},
+		{"-ttl", map[string]string{"CacheTTL": "61"}, `invalid option Plugins.TCPStatus.CacheTTL: expected seconds from 0 to 60, got "61"`},
+		{"-ttl nan", map[string]string{"CacheTTL": "NaN"}, "CacheTTL: expected seconds"},
+		{"-timeout", map[string]string{"Timeout": "0"}, `invalid option Plugins.TCPStatus.Timeout: expected seconds from 1 to 30, got "0"`},
+		{"-nested", map[string]string{"Sessions.A.Uri": "x"}, "unknown option Plugins.TCPStatus.Sessions.A.Uri"},
+	}
+	for _, c := range bad {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ParseConfig(c.opts, 0)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("ParseConfig error = %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestNetDir(t *testing.T) {
+	if got := DefaultConfig().NetDir(); got != "/proc/net" {
+		t.Errorf("default NetDir = %s", got)
+	}
+	host := t.TempDir()
+	c := DefaultConfig()
+	c.ProcRoot = host
+	if got := c.NetDir(); got != filepath.Join(host, "net") {
+		t.Errorf("fixture root NetDir = %s", got)
+	}
+	if err := os.MkdirAll(filepath.Join(host, "1", "net"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.NetDir(); got != filepath.Join(host, "1", "net") {
+		t.Errorf("host root NetDir = %s, want the init process's namespace", got)
+	}
+}
