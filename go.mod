@@ -1,3 +1,8 @@
 module zabbix-agent2-plugin-tcpstatus
 
 go 1.26.0
+
+require (
+	github.com/prometheus/procfs v0.23.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+)
