@@ -5,7 +5,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X zabbix-agent2-plugin-tcpstatus/internal/version.Version=$(VERSION) -X zabbix-agent2-plugin-tcpstatus/internal/version.Commit=$(COMMIT)
 export CGO_ENABLED ?= 0
 
-.PHONY: build test clean
+.PHONY: build test clean deb
 
 build: bin/zabbix-agent2-plugin-tcpstatus bin/tcpstatus-discovery
 
@@ -17,6 +17,10 @@ bin/tcpstatus-discovery: FORCE
 
 test:
 	bash scripts/test.sh
+
+# Debian package in dist/ (dpkg-deb; no network)
+deb: build
+	bash scripts/build-deb.sh
 
 clean:
 	rm -rf bin dist
