@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Runs every fuzz target of the repository (every func Fuzz* that
+# `go test -list` finds) for a bounded time each, so CI fuzzes the frame
+# decoder, the key parser and the /proc and netlink parsers on every run.
+#
+#   TCPSTATUS_FUZZ_BUDGET  seconds of fuzzing in all (default 120), shared
+#                          by the targets, 5 to 15 s each
+#   TCPSTATUS_FUZZTIME     fixed -fuzztime per target (e.g. 10m for a long run)
+#
+# A finding fails the run; go test saves the failing input under the
+# package's testdata/fuzz/<Target>/ and prints how to replay it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+# Targets CI must always have, as package:regexp pairs: the agent protocol
+# frame decoder, the socket-table parsers (/proc line, netlink message) and
+# the item key parser.
+required=(
+  "internal/agentproto:^FuzzReadFrame$"
+  "internal/sockets:^Fuzz.*Proc"
+  "internal/sockets:^Fuzz.*(Netlink|Diag)"
+  ":^Fuzz.*Key"
+)
+
+list=$(mktemp)
+trap 'rm -f "$list"' EXIT
+# `go test -list` prints the matching names of a package, then "ok <pkg>".
+go test -count=1 -list '^Fuzz' ./... | awk '
+  /^Fuzz/ { names[++n] = $1; next }
+  /^ok[ \t]/ { for (i = 1; i <= n; i++) print $2, names[i]; n = 0 }' > "$list"
+
+mod=$(go list -m)
+missing=0
+for r in "${required[@]}"; do
+  pkg=${r%%:*} re=${r#*:}
+  if ! awk -v p="$mod${pkg:+/$pkg}" -v any="${pkg:-1}" '(any == 1 || $1 == p) {print $2}' "$list" | grep -Eq "$re"; then
+    echo "40-fuzz: no fuzz target matching $re in ${pkg:-any package}" >&2
+    missing=1
+  fi
+done
+
+n=$(wc -l < "$list")
+if [ "$n" -eq 0 ]; then
+  echo "40-fuzz: no fuzz targets found" >&2
+  exit 1
+fi
+if [ -n "${TCPSTATUS_FUZZTIME:-}" ]; then
+  per=$TCPSTATUS_FUZZTIME
+else
+  budget=${TCPSTATUS_FUZZ_BUDGET:-120}
+  s=$(( budget / n ))
+  (( s < 5 )) && s=5
+  (( s > 15 )) && s=15
+  per=${s}s
+fi
+echo "40-fuzz: $n targets, $per each"
+
+failed=()
+while read -r pkg name; do
+  echo "-- $pkg $name"
+  # -run '^$': the unit tests already ran; only the seed corpus is replayed
+  # before fuzzing starts.
+  if ! go test -count=1 -run '^$' -fuzz "^${name}\$" -fuzztime "$per" "$pkg" 2>&1 | tail -n 25; then
+    failed+=("$pkg $name")
+  fi
+done < "$list"
+
+if [ ${#failed[@]} -gt 0 ]; then
+  printf '40-fuzz: FAILED %s\n' "${failed[@]}" >&2
+  exit 1
+fi
+if [ "$missing" -ne 0 ]; then
+  echo "40-fuzz: required fuzz targets missing (see above)" >&2
+  exit 1
+fi
+echo "40-fuzz: all $n targets ran without a finding"
