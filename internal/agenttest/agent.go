@@ -95,6 +95,7 @@ type Agent struct {
 	name    string // for messages: "zabbix_agent2 6.0", "zabbix_agentd"
 	bin     string
 	version Version // empty for the classic agent
+	plugin  string  // System.Path of the plugin (agent 2)
 	opts    options
 	// base returns the configuration without the per-instance files.
 	base func() []string
@@ -129,6 +130,11 @@ func Start(t testing.TB, v Version, opts ...Option) *Agent {
 	a := newAgent(t, "zabbix_agent2 "+string(v), v.Binary(), opts)
 	a.version = v
 	plugin := PluginBinary(t)
+	if !reachable(plugin) {
+		// A checkout user zabbix cannot enter (under /root): run a copy.
+		plugin = copyExecutable(t, plugin, filepath.Join(a.dir, filepath.Base(plugin)))
+	}
+	a.plugin = plugin
 	a.base = func() []string {
 		return []string{
 			"Plugins.TCPStatus.System.Path=" + plugin,
@@ -206,6 +212,33 @@ func need(t testing.TB, ok bool, format string, args ...any) {
 		t.Fatalf("agenttest: %s (%s=1 forbids skipping)", msg, EnvRequire)
 	}
 	t.Skipf("agenttest: %s", msg)
+}
+
+// reachable reports whether every directory above path can be entered by
+// any user, so the agent's user can run it.
+func reachable(path string) bool {
+	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil || st.Mode()&0o001 == 0 {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
+	}
+}
+
+// copyExecutable copies the executable src to dst (mode 0755) and returns dst.
+func copyExecutable(t testing.TB, src, dst string) string {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err == nil {
+		err = os.WriteFile(dst, b, 0o755)
+	}
+	if err != nil {
+		t.Fatalf("agenttest: copy %s: %v", src, err)
+	}
+	return dst
 }
 
 func executable(path string) bool {
@@ -315,7 +348,7 @@ func (a *Agent) spawn() error {
 	cmd := a.command(context.Background(), true, a.bin, "-f", "-c", conf)
 	cmd.Stdout, cmd.Stderr = console, console
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	if err := startCmd(cmd); err != nil {
 		return fmt.Errorf("start %s: %w", a.name, err)
 	}
 	a.cmd = cmd
@@ -424,7 +457,7 @@ func (a *Agent) Test(key string) (string, error) {
 	cmd := a.command(ctx, true, a.bin, "-c", conf, "-t", key)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
+	if err := runCmd(cmd); err != nil {
 		return "", fmt.Errorf("%s -t %s: %w: %s%s", a.name, key, err, stdout.String(), stderr.String())
 	}
 	return parseTestOutput(key, stdout.String())
@@ -439,11 +472,13 @@ func (a *Agent) Runtime(command string) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := a.command(ctx, true, a.bin, "-c", filepath.Join(a.dir, "agent.conf"), "-R", command).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("%s -R %s: %w: %s", a.name, command, err, out)
+	cmd := a.command(ctx, true, a.bin, "-c", filepath.Join(a.dir, "agent.conf"), "-R", command)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := runCmd(cmd); err != nil {
+		return "", fmt.Errorf("%s -R %s: %w: %s", a.name, command, err, out.String())
 	}
-	return string(out), nil
+	return out.String(), nil
 }
 
 // Alive returns nil when the agent process is running and answers
@@ -480,6 +515,10 @@ func (a *Agent) Log() string {
 
 // PID is the agent's process id.
 func (a *Agent) PID() int { return a.cmd.Process.Pid }
+
+// PluginPath is the plugin executable the agent runs
+// (Plugins.TCPStatus.System.Path); empty for the classic agent.
+func (a *Agent) PluginPath() string { return a.plugin }
 
 // Port is the loopback TCP port the agent listens on.
 func (a *Agent) Port() int { return a.port }

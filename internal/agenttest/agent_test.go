@@ -56,7 +56,7 @@ func TestAgent2(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, want := range []string{"[TCPStatus]", "path: " + agenttest.PluginBinary(t), "tcp.status"} {
+			for _, want := range []string{"[TCPStatus]", "path: " + a.PluginPath(), "tcp.status"} {
 				if !strings.Contains(metrics, want) {
 					t.Errorf("-R metrics lacks %q:\n%s", want, metrics)
 				}
