@@ -1,4 +1,117 @@
 package metrics
 
-// diskMetrics declares the disk keys (filled in by the issue that adds them).
-func (e *Exporter) diskMetrics() []Metric { return nil }
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strconv"
+
+	"zabbix-agent2-plugin-tcpstatus/internal/disks"
+)
+
+var paramDevice = Param{Name: "device", Description: "block device name as disk.discovery returns it, e.g. sda, nvme0n1p1, dm-0", Required: true}
+
+// deviceNameRe is what a device name may look like; the kernel's names fit
+// (cciss/c0d0 is also accepted as cciss!c0d0, its sysfs spelling).
+var deviceNameRe = regexp.MustCompile(`^[A-Za-z0-9._:+!/-]{1,64}$`)
+
+var errDiskTable = &ItemError{msg: "Cannot obtain block device statistics."}
+
+// diskMetrics declares the disk keys.
+func (e *Exporter) diskMetrics() []Metric {
+	return []Metric{
+		{
+			Key:         "disk.discovery",
+			Description: "Discovery of block devices with their type, device-mapper name, model, serial and rotational flag.",
+			Handler:     e.diskDiscovery,
+		},
+		{
+			Key:         "disk.get",
+			Description: "JSON object with the raw /proc/diskstats counters of a block device.",
+			Params:      []Param{paramDevice},
+			Handler:     e.diskGet,
+		},
+	}
+}
+
+// lldDisk is the JSON form of one discovered block device.
+type lldDisk struct {
+	Name       string `json:"{#DEVNAME}"`
+	Type       string `json:"{#DEVTYPE}"`
+	DMName     string `json:"{#DMNAME}"`
+	Model      string `json:"{#MODEL}"`
+	Serial     string `json:"{#SERIAL}"`
+	Rotational string `json:"{#ROTATIONAL}"`
+}
+
+// diskDiscovery: disk.discovery → LLD JSON array of every block device.
+func (e *Exporter) diskDiscovery(context.Context, Params) (string, error) {
+	fs, err := disks.NewFS(e.cfg.ProcRoot, e.cfg.SysRoot)
+	if err != nil {
+		return "", operatorError(err, errDiskTable)
+	}
+	devs, err := fs.Devices()
+	if err != nil {
+		return "", operatorError(err, errDiskTable)
+	}
+	out := make([]lldDisk, len(devs))
+	for i, d := range devs {
+		out[i] = lldDisk{Name: d.Name, Type: d.Type, DMName: d.DMName, Model: d.Model, Serial: d.Serial, Rotational: d.Rotational}
+	}
+	return marshalLLD(out)
+}
+
+// diskGet: disk.get[<device>] → JSON object of the device's counters. The
+// name is only compared with the names /proc/diskstats lists.
+func (e *Exporter) diskGet(_ context.Context, p Params) (string, error) {
+	name := p.Get(0)
+	if !deviceNameRe.MatchString(name) {
+		return "", invalidParam(0, "device name must be 1 to 64 characters of A-Z a-z 0-9 . _ : + - / !, got %q", name)
+	}
+	fs, err := disks.NewFS(e.cfg.ProcRoot, e.cfg.SysRoot)
+	if err != nil {
+		return "", operatorError(err, errDiskTable)
+	}
+	st, err := fs.Stats(name)
+	if errors.Is(err, disks.ErrUnknownDevice) {
+		return "", invalidParam(0, "unknown device %q", name)
+	}
+	if err != nil {
+		return "", operatorError(err, errDiskTable)
+	}
+	return string(appendDiskStats(nil, &st)), nil
+}
+
+// appendDiskStats appends the JSON object of st to b; the discard and flush
+// counters only when the kernel has them.
+func appendDiskStats(b []byte, st *disks.Stats) []byte {
+	s := &st.IOStats
+	fields := []struct {
+		name string
+		v    uint64
+	}{
+		{"read_ios", s.ReadIOs}, {"read_merges", s.ReadMerges}, {"read_sectors", s.ReadSectors}, {"read_ticks_ms", s.ReadTicks},
+		{"write_ios", s.WriteIOs}, {"write_merges", s.WriteMerges}, {"write_sectors", s.WriteSectors}, {"write_ticks_ms", s.WriteTicks},
+		{"in_flight", s.IOsInProgress}, {"io_ticks_ms", s.IOsTotalTicks}, {"time_in_queue_ms", s.WeightedIOTicks},
+		{"discard_ios", s.DiscardIOs}, {"discard_merges", s.DiscardMerges}, {"discard_sectors", s.DiscardSectors}, {"discard_ticks_ms", s.DiscardTicks},
+		{"flush_ios", s.FlushRequestsCompleted}, {"flush_ticks_ms", s.TimeSpentFlushing},
+	}
+	n := 11
+	if st.HasDiscard {
+		n = 15
+	}
+	if st.HasFlush {
+		n = 17
+	}
+	b = append(b, '{')
+	for i, f := range fields[:n] {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, f.name...)
+		b = append(b, `":`...)
+		b = strconv.AppendUint(b, f.v, 10)
+	}
+	return append(b, '}')
+}

@@ -1,4 +1,243 @@
 package metrics
 
-// portMetrics declares the port keys (filled in by the issue that adds them).
-func (e *Exporter) portMetrics() []Metric { return nil }
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"zabbix-agent2-plugin-tcpstatus/internal/procnames"
+	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
+)
+
+var paramListenPort = Param{Name: "port", Description: "local TCP port 1-65535", Required: true}
+
+// portMetrics declares the listening-port keys.
+func (e *Exporter) portMetrics() []Metric {
+	return []Metric{
+		{
+			Key:         "tcp.port.discovery",
+			Description: "Discovery of listening TCP ports with their addresses, families and processes.",
+			Handler:     func(ctx context.Context, _ Params) (string, error) { return e.portDiscovery(ctx, sockets.TCP) },
+		},
+		{
+			Key:         "udp.port.discovery",
+			Description: "Discovery of bound UDP ports with their addresses, families and processes.",
+			Handler:     func(ctx context.Context, _ Params) (string, error) { return e.portDiscovery(ctx, sockets.UDP) },
+		},
+		{
+			Key:         "tcp.port.get",
+			Description: "JSON object with the listeners, accept queue and backlog of a TCP port and its sockets by state.",
+			Params:      []Param{paramListenPort},
+			Handler:     e.tcpPortGet,
+		},
+	}
+}
+
+// portRow is one port of a discovery: every socket on it folded together.
+type portRow struct {
+	port   uint16
+	addrs  []netip.Addr // distinct, unsorted until output
+	fams   [2]bool      // IPv4, IPv6
+	inodes []uint64
+}
+
+// lldPort is the JSON form of one discovered port.
+type lldPort struct {
+	Port     string `json:"{#PORT}"`
+	Address  string `json:"{#ADDRESS}"`
+	Family   string `json:"{#FAMILY}"`
+	Process  string `json:"{#PROCESS}"`
+	Loopback string `json:"{#LOOPBACK}"`
+}
+
+// portQuery is the walk behind a port discovery: listeners for TCP, bound
+// unconnected sockets (state CLOSE, remote port 0) for UDP. Only the sockets
+// asked for are dumped, so the cost follows their number.
+func portQuery(proto sockets.Proto) sockets.Query {
+	if proto == sockets.UDP {
+		return sockets.Query{Proto: sockets.UDP, States: sockets.MaskOf(sockets.Close),
+			Fields: sockets.FieldLocalAddr | sockets.FieldRemote | sockets.FieldInode}
+	}
+	return sockets.Query{Proto: sockets.TCP, States: sockets.MaskOf(sockets.Listen),
+		Fields: sockets.FieldLocalAddr | sockets.FieldQueues | sockets.FieldInode}
+}
+
+// portDiscovery: tcp.port.discovery / udp.port.discovery → LLD JSON array.
+func (e *Exporter) portDiscovery(ctx context.Context, proto sockets.Proto) (string, error) {
+	q := portQuery(proto)
+	rows := map[uint16]*portRow{}
+	err := e.src.Walk(ctx, q, func(s *sockets.Socket) {
+		if s.LocalPort == 0 || (proto == sockets.UDP && s.RemotePort != 0) {
+			return
+		}
+		r := rows[s.LocalPort]
+		if r == nil {
+			r = &portRow{port: s.LocalPort}
+			rows[s.LocalPort] = r
+		}
+		if !slices.Contains(r.addrs, s.LocalAddr) {
+			r.addrs = append(r.addrs, s.LocalAddr)
+		}
+		switch s.Family {
+		case sockets.FamilyV4:
+			r.fams[0] = true
+		case sockets.FamilyV6:
+			r.fams[1] = true
+		}
+		if s.Inode != 0 {
+			r.inodes = append(r.inodes, s.Inode)
+		}
+	})
+	if err != nil {
+		e.log.Debugf("port discovery walk %+v failed: %v", q, err)
+		return "", operatorError(err, errSocketTable)
+	}
+	names := e.processNames(ctx, rows)
+
+	ports := make([]uint16, 0, len(rows))
+	for p := range rows {
+		ports = append(ports, p)
+	}
+	slices.Sort(ports)
+	out := make([]lldPort, 0, len(ports))
+	for _, p := range ports {
+		r := rows[p]
+		slices.SortFunc(r.addrs, func(a, b netip.Addr) int { return a.Compare(b) })
+		addrs := make([]string, len(r.addrs))
+		loopback := len(r.addrs) > 0
+		for i, a := range r.addrs {
+			addrs[i] = a.String()
+			if !a.Unmap().IsLoopback() {
+				loopback = false
+			}
+		}
+		var fams []string
+		if r.fams[0] {
+			fams = append(fams, "4")
+		}
+		if r.fams[1] {
+			fams = append(fams, "6")
+		}
+		var procs []string
+		for _, ino := range r.inodes {
+			for _, n := range names[ino] {
+				if !slices.Contains(procs, n) {
+					procs = append(procs, n)
+				}
+			}
+		}
+		slices.Sort(procs)
+		out = append(out, lldPort{
+			Port:     strconv.Itoa(int(p)),
+			Address:  strings.Join(addrs, ","),
+			Family:   strings.Join(fams, ","),
+			Process:  strings.Join(procs, ","),
+			Loopback: boolDigit(loopback),
+		})
+	}
+	return marshalLLD(out)
+}
+
+// processNames maps the inodes of the rows to process names, within a part
+// of the request's time so the discovery itself still answers: a partial
+// map is fine (the names of unscanned ports stay empty).
+func (e *Exporter) processNames(ctx context.Context, rows map[uint16]*portRow) map[uint64][]string {
+	want := map[uint64]struct{}{}
+	for _, r := range rows {
+		for _, ino := range r.inodes {
+			want[ino] = struct{}{}
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	budget := e.cfg.Timeout / 2
+	if dl, ok := ctx.Deadline(); ok {
+		budget = time.Until(dl) / 2
+	}
+	sctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	res, err := procnames.Scan(sctx, e.cfg.ProcRoot, want)
+	if err != nil {
+		e.log.Debugf("process names: %v", err)
+		return nil
+	}
+	if res.Partial || res.Denied > 0 {
+		e.log.Debugf("process names: %d processes read, %d denied, %d exited, partial=%v",
+			res.Processes, res.Denied, res.Vanished, res.Partial)
+	}
+	return res.Names
+}
+
+// marshalLLD encodes discovery rows as a JSON array ("[]" when empty), HTML
+// characters left as they are.
+func marshalLLD(rows any) (string, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(rows); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
+}
+
+func boolDigit(v bool) string {
+	if v {
+		return "1"
+	}
+	return "0"
+}
+
+// tcpPortGet: tcp.port.get[<port>] → JSON object: the port's listeners with
+// their accept queues and backlogs, then its sockets by state.
+func (e *Exporter) tcpPortGet(ctx context.Context, p Params) (string, error) {
+	port, err := parsePortParam(0, p.Get(0))
+	if err != nil {
+		return "", err
+	}
+	var listeners, queue, backlog uint64
+	var pused float64
+	q := sockets.Query{Proto: sockets.TCP, States: sockets.MaskOf(sockets.Listen), LocalPort: port, Fields: sockets.FieldQueues}
+	err = e.src.Walk(ctx, q, func(s *sockets.Socket) {
+		if s.LocalPort != port {
+			return
+		}
+		listeners++
+		queue += uint64(s.RQueue)
+		backlog += uint64(s.WQueue)
+		// A listener's backlog is unknown (0) in the /proc tables: no ratio.
+		if s.WQueue > 0 {
+			pused = max(pused, 100*float64(s.RQueue)/float64(s.WQueue))
+		}
+	})
+	if err != nil {
+		e.log.Debugf("listener walk %+v failed: %v", q, err)
+		return "", operatorError(err, errSocketTable)
+	}
+	c, err := e.socketCounts(ctx, sockets.Query{Proto: sockets.TCP, LocalPort: port})
+	if err != nil {
+		return "", err
+	}
+	b := make([]byte, 0, 384)
+	b = append(b, `{"port":`...)
+	b = strconv.AppendUint(b, uint64(port), 10)
+	b = append(b, `,"listening":`...)
+	b = append(b, boolDigit(listeners > 0)...)
+	b = append(b, `,"listeners":`...)
+	b = strconv.AppendUint(b, listeners, 10)
+	b = append(b, `,"accept_queue":`...)
+	b = strconv.AppendUint(b, queue, 10)
+	b = append(b, `,"backlog":`...)
+	b = strconv.AppendUint(b, backlog, 10)
+	b = append(b, `,"accept_queue_pused":`...)
+	b = strconv.AppendFloat(b, pused, 'f', 2, 64)
+	b = append(b, ',')
+	// appendStateCounts opens its own object: take its fields only.
+	b = append(b, appendStateCounts(nil, &c)[1:]...)
+	return string(append(b, '}')), nil
+}
