@@ -1,0 +1,159 @@
+package agentproto
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"runtime"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+func TestReadFrame(t *testing.T) {
+	big := strings.Repeat("x", 100_000) // above directReadSize: the growing path
+	cases := []struct {
+		name string
+		in   []byte
+		want string
+		err  error
+	}{
+		{"+terminate 6.0", []byte("\x01\x00\x00\x00\x11\x00\x00\x00{\"id\":0,\"type\":5}"), `{"id":0,"type":5}`, nil},
+		{"+empty body", rawFrame(1, ""), "", nil},
+		{"+large body", rawFrame(1, big), big, nil},
+		{"-clean EOF", nil, "", io.EOF},
+		{"-truncated header", []byte{1, 0, 0, 0, 5}, "", io.ErrUnexpectedEOF},
+		{"-truncated body", rawFrame(1, `{"id":1}`)[:12], "", io.ErrUnexpectedEOF},
+		{"-truncated large body", rawFrame(1, big)[:50_000], "", io.ErrUnexpectedEOF},
+		{"-type 0", rawFrame(0, "{}"), "", ErrPayloadType},
+		{"-type big-endian 1", append([]byte{0, 0, 0, 1}, rawFrame(1, "{}")[4:]...), "", ErrPayloadType},
+		{"-ZBXD header", []byte("ZBXD\x01\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00hello"), "", ErrPayloadType},
+		{"-length over cap", []byte{1, 0, 0, 0, 1, 0, 0, 1}, "", ErrFrameTooLarge},
+		{"-length 4 GiB", []byte{1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}, "", ErrFrameTooLarge},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := c.in
+			// small frames through a reader returning one byte at a time:
+			// reads must loop
+			var r io.Reader = bytes.NewReader(in)
+			if len(in) < 4096 {
+				r = iotest.OneByteReader(r)
+			}
+			got, err := ReadFrame(r)
+			if c.err != nil {
+				if !errors.Is(err, c.err) {
+					t.Fatalf("error %v, want %v", err, c.err)
+				}
+				if c.err == io.EOF && err != io.EOF {
+					t.Fatalf("clean EOF must be io.EOF itself, got %v", err)
+				}
+				return
+			}
+			if err != nil || string(got) != c.want {
+				t.Fatalf("got %d bytes, %v; want %d bytes", len(got), err, len(c.want))
+			}
+		})
+	}
+}
+
+func TestReadFrameAtCap(t *testing.T) {
+	header := []byte{1, 0, 0, 0, 0, 0, 0, 1} // exactly MaxReadSize
+	r := io.MultiReader(bytes.NewReader(header), io.LimitReader(zeros{}, MaxReadSize), strings.NewReader("rest"))
+	got, err := ReadFrame(r)
+	if err != nil || len(got) != MaxReadSize || bytes.ContainsFunc(got, func(c rune) bool { return c != 0 }) {
+		t.Fatalf("got %d bytes, %v; want %d zero bytes", len(got), err, MaxReadSize)
+	}
+	if rest, _ := io.ReadAll(r); string(rest) != "rest" {
+		t.Errorf("read past the frame: %q left", rest)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// A header announcing a huge body that never comes costs no more memory
+// than the bytes that did arrive.
+func TestReadFrameNoBigAllocation(t *testing.T) {
+	cases := map[string][]byte{
+		"over the cap":          {1, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f},
+		"16 MiB promised, 10 B": append([]byte{1, 0, 0, 0, 0, 0, 0, 1}, "0123456789"...),
+	}
+	for name, in := range cases {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for range 10 {
+			if _, err := ReadFrame(bytes.NewReader(in)); err == nil {
+				t.Fatalf("%s: no error", name)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+			t.Errorf("%s: 10 reads allocated %d bytes", name, n)
+		}
+	}
+}
+
+func TestWriteFrame(t *testing.T) {
+	var w countingWriter
+	if err := WriteFrame(&w, []byte(`{"id":0,"type":5}`)); err != nil {
+		t.Fatal(err)
+	}
+	if w.writes != 1 || w.String() != "\x01\x00\x00\x00\x11\x00\x00\x00{\"id\":0,\"type\":5}" {
+		t.Errorf("%d writes of %q", w.writes, w.String())
+	}
+	if err := WriteFrame(errWriter{}, nil); err == nil || !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("write error not returned: %v", err)
+	}
+}
+
+// Values keep <, > and & as they are (json.Marshal would escape them).
+func TestEncodeNoHTMLEscape(t *testing.T) {
+	v := `[{"{#PORT}":"22"}] <state> & more`
+	b, err := Encode(&ExportResponse{Common: Common{ID: 9, Type: TypeExportResponse}, Value: &v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":9,"type":7,"value":"[{\"{#PORT}\":\"22\"}] <state> & more"}`
+	if string(b) != want {
+		t.Errorf("got %s, want %s", b, want)
+	}
+}
+
+type countingWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) { w.writes++; return w.Buffer.Write(p) }
+
+type errWriter struct{}
+
+func (errWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
+
+// Concurrent senders never interleave frames.
+func TestConnSendAtomic(t *testing.T) {
+	agentEnd, pluginEnd := netPipe(t)
+	c := NewConn(pluginEnd)
+	const senders, each = 8, 50
+	for s := range senders {
+		go func() {
+			for i := range each {
+				c.Logger().Infof("%s", strings.Repeat(string(rune('a'+s)), 100+i*37))
+			}
+		}()
+	}
+	for range senders * each {
+		f := readRaw(t, agentEnd)
+		m, err := Decode(f[8:])
+		if err != nil {
+			t.Fatalf("interleaved frame: %v", err)
+		}
+		msg := m.(*LogRequest).Message
+		if strings.Trim(msg, msg[:1]) != "" {
+			t.Fatalf("mixed message %q", msg)
+		}
+	}
+}

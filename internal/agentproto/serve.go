@@ -1,0 +1,344 @@
+package agentproto
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+)
+
+// Metric is one key the plugin registers, with the description the agent
+// shows (capital first letter, final period).
+type Metric struct {
+	Key         string
+	Description string
+}
+
+// Handler is what a plugin implements. Serve calls Metrics, Validate and
+// Configure from its read loop, one at a time, and Export concurrently.
+type Handler interface {
+	// Metrics lists the keys to register. An error is sent to the agent as
+	// the registration error, which stops its start.
+	Metrics() ([]Metric, error)
+	// Validate checks the options in the registration process. The error
+	// text goes to the operator as is (write it Zabbix style).
+	Validate(opts map[string]string) error
+	// Configure applies the options in the operational process. It returns
+	// the time limit of requests that carry none (agent 6.0), or 0 for the
+	// agent's Timeout. It cannot fail: it logs and falls back to defaults.
+	Configure(global GlobalOptions, opts map[string]string) time.Duration
+	// Export answers one item. ctx ends at the request's time limit or when
+	// serving stops. The error text goes to the operator as is.
+	Export(ctx context.Context, key string, params []string) (string, error)
+}
+
+// Texts of the item errors Serve produces itself.
+const (
+	TimeoutText  = "Timeout occurred while gathering data."
+	InternalText = "Internal error while gathering data."
+)
+
+// Defaults of Server.
+const (
+	DefaultTimeout     = 3 * time.Second // the agent's default Timeout
+	DefaultMaxInFlight = 1000            // agent 7.0's default plugin capacity
+)
+
+// Server answers the agent's requests on one connection.
+type Server struct {
+	// Name is the plugin name; it must equal <Name> in the agent's
+	// Plugins.<Name>.System.Path line.
+	Name string
+	// Handler does the work.
+	Handler Handler
+	// DefaultTimeout limits a request that carries no timeout when
+	// Configure gave none either (DefaultTimeout if zero).
+	DefaultTimeout time.Duration
+	// MaxInFlight bounds the Export calls running at once, counting those
+	// already answered with a timeout but not yet returned; beyond it a
+	// request is answered with an error at once (DefaultMaxInFlight if
+	// zero).
+	MaxInFlight int
+}
+
+// Serve runs the protocol on c until the agent sends Terminate or closes the
+// connection (both return nil) or the stream breaks (the read error is
+// returned). It never stops on its own otherwise: bad requests are answered
+// with errors or logged, and panics of the handler become item errors.
+// Export calls still running when Serve returns see their context cancelled;
+// their answers are dropped.
+func (s *Server) Serve(c *Conn) error {
+	log := c.Logger()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	limit := s.MaxInFlight
+	if limit <= 0 {
+		limit = DefaultMaxInFlight
+	}
+	st := &session{s: s, c: c, log: log, ctx: ctx, slots: make(chan struct{}, limit)}
+	for {
+		msg, err := c.Read()
+		var be *BodyError
+		switch {
+		case errors.As(err, &be):
+			st.badRequest(be)
+			continue
+		case errors.Is(err, io.EOF):
+			log.Debugf("connection closed by the agent")
+			return nil
+		case err != nil:
+			return err
+		}
+		switch m := msg.(type) {
+		case *RegisterRequest:
+			st.register(m)
+		case *ValidateRequest:
+			st.validate(m)
+		case *ConfigureRequest:
+			st.configure(m)
+		case *StartRequest:
+			log.Debugf("start request received")
+		case *ExportRequest:
+			st.export(m)
+		case *TerminateRequest:
+			log.Debugf("terminate request received")
+			return nil
+		default:
+			h := msg.Header()
+			log.Warningf("ignoring unexpected %s message with id %d", h.Type, h.ID)
+		}
+	}
+}
+
+// session is the state of one Serve call.
+type session struct {
+	s     *Server
+	c     *Conn
+	log   *Logger
+	ctx   context.Context
+	slots chan struct{} // one token per running Export call
+
+	configured time.Duration // from Configure; 0 until then
+}
+
+func (st *session) send(m Message) {
+	if err := st.c.Send(m); err != nil {
+		st.log.Debugf("%v", err)
+	}
+}
+
+// badRequest answers a request whose fields could not be decoded.
+func (st *session) badRequest(be *BodyError) {
+	text := Sentence("cannot decode request: " + be.Err.Error())
+	switch be.Type {
+	case TypeExport:
+		st.send(&ExportResponse{Common: Common{ID: be.ID, Type: TypeExportResponse}, Error: text})
+	case TypeValidate:
+		st.send(&ValidateResponse{Common: Common{ID: be.ID, Type: TypeValidateResponse}, Error: text})
+	case TypeRegister:
+		st.send(&RegisterResponse{Common: Common{ID: be.ID, Type: TypeRegisterResponse}, Error: text})
+	default:
+		st.log.Warningf("%v", be)
+	}
+}
+
+func (st *session) register(m *RegisterRequest) {
+	st.log.Debugf("agent protocol version %q", m.Version)
+	resp := &RegisterResponse{Common: Common{ID: m.ID, Type: TypeRegisterResponse}}
+	metrics, err := st.metrics()
+	if err == nil {
+		err = checkMetrics(metrics)
+	}
+	switch {
+	case err != nil:
+		resp.Error = Sentence(err.Error())
+	case st.s.Name == "":
+		resp.Error = "Plugin has no name."
+	default:
+		resp.Name = st.s.Name
+		resp.Interfaces = InterfaceExporter | InterfaceConfigurator | InterfaceRunner
+		for _, mt := range metrics {
+			resp.Metrics = append(resp.Metrics, mt.Key, mt.Description)
+		}
+	}
+	st.send(resp)
+}
+
+func (st *session) metrics() (ms []Metric, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			st.log.Errorf("panic while listing metrics: %v\n%s", r, debug.Stack())
+			ms, err = nil, fmt.Errorf("internal error while listing metrics: %v", r)
+		}
+	}()
+	return st.s.Handler.Metrics()
+}
+
+var keyRe = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// checkMetrics applies the agent's rules for registered metrics, which
+// agent 6.0 enforces with a panic and 7.0 by hanging at start.
+func checkMetrics(ms []Metric) error {
+	if len(ms) == 0 {
+		return errors.New("plugin declares no metrics")
+	}
+	seen := map[string]bool{}
+	for _, m := range ms {
+		d := m.Description
+		switch {
+		case !keyRe.MatchString(m.Key):
+			return fmt.Errorf("metric key %q may only contain A-Z a-z 0-9 . _ -", m.Key)
+		case seen[m.Key]:
+			return fmt.Errorf("metric %s declared twice", m.Key)
+		case d == "" || unicode.IsLower([]rune(d)[0]) || !strings.HasSuffix(d, "."):
+			return fmt.Errorf("description of metric %s must start with a capital letter and end with a period", m.Key)
+		}
+		seen[m.Key] = true
+	}
+	return nil
+}
+
+func (st *session) validate(m *ValidateRequest) {
+	resp := &ValidateResponse{Common: Common{ID: m.ID, Type: TypeValidateResponse}}
+	opts, err := m.PrivateOptions.Options()
+	if err != nil {
+		resp.Error = Sentence("invalid plugin configuration: " + err.Error())
+	} else {
+		st.log.Debugf("validating %s", m.PrivateOptions.Summary())
+		if err := st.callValidate(opts); err != nil {
+			resp.Error = err.Error()
+			if resp.Error == "" {
+				resp.Error = "Invalid plugin configuration."
+			}
+		}
+	}
+	st.send(resp)
+}
+
+func (st *session) callValidate(opts map[string]string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			st.log.Errorf("panic while validating the configuration: %v\n%s", r, debug.Stack())
+			err = errors.New(Sentence(fmt.Sprintf("internal error while validating the configuration: %v", r)))
+		}
+	}()
+	return st.s.Handler.Validate(opts)
+}
+
+func (st *session) configure(m *ConfigureRequest) {
+	opts, err := m.PrivateOptions.Options()
+	if err != nil {
+		st.log.Warningf("plugin options ignored, using defaults: %v", err)
+		opts = map[string]string{}
+	} else {
+		st.log.Debugf("configuring with global timeout %ds, %s", m.GlobalOptions.Timeout, m.PrivateOptions.Summary())
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				st.log.Errorf("panic while configuring: %v\n%s", r, debug.Stack())
+			}
+		}()
+		st.configured = st.s.Handler.Configure(m.GlobalOptions, opts)
+	}()
+	if st.configured <= 0 && m.GlobalOptions.Timeout > 0 {
+		st.configured = time.Duration(m.GlobalOptions.Timeout) * time.Second
+	}
+}
+
+// timeout is the time limit of one request: its own, else the configured
+// one, else the server default.
+func (st *session) timeout(m *ExportRequest) time.Duration {
+	switch {
+	case m.Timeout > 0:
+		return time.Duration(m.Timeout) * time.Second
+	case st.configured > 0:
+		return st.configured
+	case st.s.DefaultTimeout > 0:
+		return st.s.DefaultTimeout
+	}
+	return DefaultTimeout
+}
+
+// export starts one Export call and answers it exactly once: with the
+// handler's result, or with TimeoutText at the time limit if the handler is
+// still running, or at once with an error if too many calls are running.
+func (st *session) export(m *ExportRequest) {
+	select {
+	case st.slots <- struct{}{}:
+	default:
+		st.send(&ExportResponse{
+			Common: Common{ID: m.ID, Type: TypeExportResponse},
+			Error:  fmt.Sprintf("Too many requests in progress (limit %d).", cap(st.slots)),
+		})
+		return
+	}
+	d := st.timeout(m)
+	ctx, cancel := context.WithTimeout(st.ctx, d)
+	var once sync.Once
+	reply := func(v string, err error) {
+		once.Do(func() { st.answer(m, v, err) })
+	}
+	timer := time.AfterFunc(d, func() { reply("", errors.New(TimeoutText)) })
+	go func() {
+		defer func() { <-st.slots }()
+		defer cancel()
+		v, err := st.callExport(ctx, m)
+		timer.Stop()
+		if err != nil && (errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil && errors.Is(err, context.Canceled)) {
+			err = errors.New(TimeoutText)
+		}
+		reply(v, err)
+	}()
+}
+
+func (st *session) callExport(ctx context.Context, m *ExportRequest) (v string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			st.log.Errorf("panic while answering %s: %v\n%s", m.Key, r, debug.Stack())
+			v, err = "", errors.New(InternalText)
+		}
+	}()
+	return st.s.Handler.Export(ctx, m.Key, m.Params)
+}
+
+func (st *session) answer(m *ExportRequest, v string, err error) {
+	resp := &ExportResponse{Common: Common{ID: m.ID, Type: TypeExportResponse}}
+	if err != nil {
+		resp.Error = err.Error()
+		if resp.Error == "" {
+			resp.Error = "Unknown error."
+		}
+	} else {
+		resp.Value = &v
+	}
+	err = st.c.Send(resp)
+	if errors.Is(err, ErrFrameTooLarge) {
+		resp.Value, resp.Error = nil, fmt.Sprintf("Value too large to send: %d bytes.", len(v))
+		err = st.c.Send(resp)
+	}
+	if err != nil {
+		st.log.Debugf("%v", err)
+	}
+}
+
+// Sentence returns s as Zabbix writes operator texts: first letter upper
+// case, final period.
+func Sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return s
+	}
+	r := []rune(s)
+	r[0] = unicode.ToUpper(r[0])
+	if r[len(r)-1] != '.' {
+		r = append(r, '.')
+	}
+	return string(r)
+}

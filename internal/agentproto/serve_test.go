@@ -1,0 +1,523 @@
+package agentproto
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// protoDocTree is the configuration tree of section 6 of the protocol notes
+// (agent 6.0.14 and 7.0.9 send this shape), for the lines
+//
+//	Plugins.ProtoTest.System.Path=/usr/libexec/zabbix/prototest
+//	Plugins.ProtoTest.Foo=bar
+//	Plugins.ProtoTest.Sessions.S1.Uri=tcp://127.0.0.1:1
+const protoDocTree = `{"Name":"ProtoTest","Line":1,"Nodes":[
+  {"Name":"System","Line":1,"Nodes":[{"Name":"Path","Line":1,"Nodes":[{"Value":"L3Vzci9saWJleGVjL3phYmJpeC9wcm90b3Rlc3Q=","Line":1}]}]},
+  {"Name":"Foo","Line":2,"Nodes":[{"Value":"YmFy","Line":2}]},
+  {"Name":"Sessions","Line":3,"Nodes":[{"Name":"S1","Line":3,"Nodes":[{"Name":"Uri","Line":3,"Nodes":[{"Value":"dGNwOi8vMTI3LjAuMC4xOjE=","Line":3}]}]}]}]}`
+
+var protoDocOptions = map[string]string{"Foo": "bar", "Sessions.S1.Uri": "tcp://127.0.0.1:1"}
+
+// Registration process, agent 6.0.14 order: Register, Validate, Terminate
+// with id 0.
+func TestSessionRegistration60(t *testing.T) {
+	h := &testHandler{}
+	a := startAgent(t, &Server{Name: "TCPStatus", Handler: h})
+	a.send(`{"id":1,"type":2,"version":"6.0.13"}`)
+	golden(t, "register_response.bin", a.next())
+	a.send(`{"id":2,"type":9,"private_options":` + protoDocTree + `}`)
+	golden(t, "validate_response_ok.bin", a.next())
+	a.send(`{"id":0,"type":5}`)
+	if err := a.wait(); err != nil {
+		t.Fatalf("Serve after Terminate: %v", err)
+	}
+	if len(h.validated) != 1 || !maps.Equal(h.validated[0], protoDocOptions) {
+		t.Errorf("Validate got %v, want one call with %v", h.validated, protoDocOptions)
+	}
+	if len(h.configured) != 0 {
+		t.Errorf("Configure called in the registration process: %v", h.configured)
+	}
+	if !hasLog(a.logged(), SeverityDebug, `agent protocol version "6.0.13"`) {
+		t.Errorf("agent version not logged at debug: %+v", a.logged())
+	}
+}
+
+// Registration with agent 7.0's version string and Terminate id; any version
+// is accepted.
+func TestSessionRegistration70(t *testing.T) {
+	for _, version := range []string{"6.4.0", "1.0", "99.1", ""} {
+		t.Run(version, func(t *testing.T) {
+			h := &testHandler{validate: func(opts map[string]string) error {
+				return errors.New("Unknown option Plugins.TCPStatus.Foo.")
+			}}
+			a := startAgent(t, &Server{Name: "TCPStatus", Handler: h})
+			a.send(`{"id":1,"type":2,"version":"` + version + `"}`)
+			r, ok := a.nextMsg().(*RegisterResponse)
+			if !ok || r.ID != 1 || r.Name != "TCPStatus" || r.Error != "" || r.Interfaces != 7 || len(r.Metrics) != 4 {
+				t.Fatalf("register response %+v", r)
+			}
+			a.send(`{"id":2,"type":9,"private_options":` + protoDocTree + `}`)
+			f := a.next()
+			if version == "6.4.0" {
+				golden(t, "validate_response_error.bin", f)
+			}
+			a.send(`{"id":3,"type":5}`)
+			if err := a.wait(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// Operational process, agent 6.0.14 order: Configure (id 1), Start (id 2),
+// Exports without timeout, Terminate with id 0.
+func TestSessionOperational60(t *testing.T) {
+	h := &testHandler{export: func(ctx context.Context, key string, p []string) (string, error) {
+		if key == "tcp.status" && len(p) > 0 && p[0] == "bogus" {
+			return "", errors.New(`Invalid first parameter: unknown state "bogus".`)
+		}
+		return "17", nil
+	}}
+	a := startAgent(t, &Server{Name: "TCPStatus", Handler: h})
+	a.send(`{"id":1,"type":8,"global_options":{"Timeout":3,"SourceIP":""},"private_options":` + protoDocTree + `}`)
+	a.send(`{"id":2,"type":4}`)
+	a.noFrame(50 * time.Millisecond) // Configure and Start get no reply
+	a.send(`{"id":3,"type":6,"key":"tcp.status","parameters":["timewait"]}`)
+	golden(t, "export_value.bin", a.next())
+	a.send(`{"id":4,"type":6,"key":"tcp.status","parameters":["bogus"]}`)
+	golden(t, "export_error.bin", a.next())
+	a.send(`{"id":5,"type":6,"key":"tcp.status.get"}`)
+	if r := a.nextExport(); r.ID != 5 || r.Value == nil || *r.Value != "17" {
+		t.Errorf("export 5: %+v", r)
+	}
+	a.send(`{"id":0,"type":5}`)
+	if err := a.wait(); err != nil {
+		t.Fatal(err)
+	}
+	want := GlobalOptions{Timeout: 3}
+	if len(h.configured) != 1 || h.configured[0] != want || !maps.Equal(h.confOpts[0], protoDocOptions) {
+		t.Errorf("Configure got %v %v, want %v %v", h.configured, h.confOpts, want, protoDocOptions)
+	}
+	if len(h.validated) != 0 {
+		t.Errorf("Validate called in the operational process")
+	}
+}
+
+// Operational process, agent 7.0 style: every Export carries "timeout",
+// Terminate has the next id; parameters arrive as sent.
+func TestSessionOperational70(t *testing.T) {
+	var deadlines []time.Duration
+	var mu sync.Mutex
+	h := &testHandler{export: func(ctx context.Context, key string, p []string) (string, error) {
+		d, _ := ctx.Deadline()
+		mu.Lock()
+		deadlines = append(deadlines, time.Until(d))
+		mu.Unlock()
+		return fmt.Sprintf("%s %q %v", key, p, p == nil), nil
+	}}
+	a := startAgent(t, &Server{Name: "TCPStatus", Handler: h})
+	a.send(`{"id":1,"type":8,"global_options":{"Timeout":3,"SourceIP":"127.0.0.1"},"private_options":` + protoDocTree + `}`)
+	a.send(`{"id":2,"type":4}`)
+	cases := []struct{ params, want string }{
+		{``, `tcp.status [] true`},
+		{`,"parameters":[""]`, `tcp.status [""] false`},
+		{`,"parameters":["a","b c","","x,y"]`, `tcp.status ["a" "b c" "" "x,y"] false`},
+		{`,"parameters":["a\"b","100%"]`, `tcp.status ["a\"b" "100%"] false`},
+	}
+	for i, c := range cases {
+		a.send(fmt.Sprintf(`{"id":%d,"type":6,"key":"tcp.status"%s,"timeout":60}`, i+3, c.params))
+		r := a.nextExport()
+		if r.ID != uint32(i+3) || r.Error != "" || r.Value == nil || *r.Value != c.want {
+			t.Errorf("export %d: got %+v (value %q), want %q", i+3, r, deref(r.Value), c.want)
+		}
+	}
+	a.send(`{"id":7,"type":5}`)
+	if err := a.wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range deadlines {
+		if d < 59*time.Second || d > 60*time.Second {
+			t.Errorf("handler deadline %v ahead, want the request's 60 s", d)
+		}
+	}
+	if h.configured[0].SourceIP != "127.0.0.1" {
+		t.Errorf("SourceIP %q", h.configured[0].SourceIP)
+	}
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return "<nil>"
+	}
+	return *p
+}
+
+// The agent closing the connection ends Serve without error, in the middle of
+// a session too.
+func TestSessionEOF(t *testing.T) {
+	a := startAgent(t, &Server{Name: "TCPStatus", Handler: &testHandler{}})
+	a.send(`{"id":1,"type":2,"version":"6.0.13"}`)
+	a.next()
+	a.conn.Close()
+	if err := a.wait(); err != nil {
+		t.Fatalf("Serve after EOF: %v", err)
+	}
+}
+
+// Many exports in flight, answered in the reverse order of arrival: every id
+// is answered exactly once with its own value.
+func TestExportConcurrentOutOfOrder(t *testing.T) {
+	const n = 200
+	release := make([]chan struct{}, n+1)
+	for i := range release {
+		release[i] = make(chan struct{})
+	}
+	var started atomic.Int32
+	h := &testHandler{export: func(ctx context.Context, key string, p []string) (string, error) {
+		var i int
+		fmt.Sscan(p[0], &i)
+		started.Add(1)
+		<-release[i]
+		return "v" + p[0], nil
+	}}
+	a := startAgent(t, &Server{Name: "TCPStatus", Handler: h})
+	for i := 1; i <= n; i++ {
+		a.send(fmt.Sprintf(`{"id":%d,"type":6,"key":"k","parameters":["%d"],"timeout":30}`, i+100, i))
+	}
+	for deadline := time.Now().Add(5 * time.Second); started.Load() < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d handlers running at once", started.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	seen := map[uint32]bool{}
+	for i := n; i >= 1; i-- {
+		close(release[i])
+		r := a.nextExport()
+		if r.ID != uint32(i+100) || deref(r.Value) != fmt.Sprintf("v%d", i) {
+			t.Fatalf("released %d, got id %d value %q", i, r.ID, deref(r.Value))
+		}
+		if seen[r.ID] {
+			t.Fatalf("id %d answered twice", r.ID)
+		}
+		seen[r.ID] = true
+	}
+	a.noFrame(50 * time.Millisecond)
+	if len(seen) != n {
+		t.Fatalf("%d ids answered, want %d", len(seen), n)
+	}
+}
+
+// A handler that keeps running past the time limit: the answer is the
+// timeout error, on time; a later result is not sent. The limit comes from
+// the request (7.0), else from Configure, else the agent's Timeout.
+func TestExportTimeout(t *testing.T) {
+	stuck := make(chan struct{})
+	t.Cleanup(func() { close(stuck) })
+	var ctxDone atomic.Bool
+	h := &testHandler{
+		configure: func(GlobalOptions, map[string]string) time.Duration { return 300 * time.Millisecond },
+		export: func(ctx context.Context, key string, p []string) (string, error) {
+			if key == "fast" {
+				return "ok", nil
+			}
+			<-ctx.Done()
+			ctxDone.Store(true)
+			<-stuck // ignores the context beyond noticing it
+			return "late", nil
+		},
+	}
+	a := startAgent(t, &Server{Name: "TCPStatus", Handler: h})
+	a.send(`{"id":1,"type":8,"global_options":{"Timeout":3,"SourceIP":""}}`)
+	cases := []struct {
+		req      string
+		min, max time.Duration
+	}{
+		{`{"id":2,"type":6,"key":"slow"}`, 300 * time.Millisecond, 1 * time.Second},
+		{`{"id":3,"type":6,"key":"slow","timeout":1}`, 1 * time.Second, 1700 * time.Millisecond},
+	}
+	for i, c := range cases {
+		start := time.Now()
+		a.send(c.req)
+		r := a.nextExport()
+		took := time.Since(start)
+		if r.ID != uint32(i+2) || r.Error != TimeoutText || r.Value != nil {
+			t.Errorf("%s: got %+v", c.req, r)
+		}
+		if took < c.min || took > c.max {
+			t.Errorf("%s: answered after %v, want %v to %v", c.req, took, c.min, c.max)
+		}
+		// the loop keeps serving while the handler is stuck
+		a.send(fmt.Sprintf(`{"id":%d,"type":6,"key":"fast"}`, 10+i))
+		if r := a.nextExport(); r.ID != uint32(10+i) || deref(r.Value) != "ok" {
+			t.Errorf("after the timeout: %+v", r)
+		}
+	}
+	if !ctxDone.Load() {
+		t.Error("handler context not cancelled at the time limit")
+	}
+}
+
+// Without Configure the limit is the server default; with Configure that
+// returns 0, the agent's global Timeout.
+func TestExportTimeoutDefaults(t *testing.T) {
+	block := func(ctx context.Context, key string, p []string) (string, error) {
+		d, _ := ctx.Deadline()
+		return time.Until(d).Round(100 * time.Millisecond).String(), nil
+	}
+	a := startAgent(t, &Server{Name: "X", Handler: &testHandler{export: block}, DefaultTimeout: 700 * time.Millisecond})
+	a.send(`{"id":1,"type":6,"key":"k"}`)
+	if r := a.nextExport(); deref(r.Value) != "700ms" {
+		t.Errorf("no Configure: deadline %s ahead, want 700ms", deref(r.Value))
+	}
+	a.send(`{"id":2,"type":8,"global_options":{"Timeout":4,"SourceIP":""}}`)
+	a.send(`{"id":3,"type":6,"key":"k"}`)
+	if r := a.nextExport(); deref(r.Value) != "4s" {
+		t.Errorf("Configure with Timeout 4: deadline %s ahead, want 4s", deref(r.Value))
+	}
+}
+
+// Beyond MaxInFlight running handlers, a request is refused at once; a
+// handler stuck past its timeout still holds its slot until it returns.
+func TestExportMaxInFlight(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	var running atomic.Int32
+	h := &testHandler{export: func(ctx context.Context, key string, p []string) (string, error) {
+		if key == "block" {
+			running.Add(1)
+			defer running.Add(-1)
+			<-release
+		}
+		return "ok", nil
+	}}
+	a := startAgent(t, &Server{Name: "X", Handler: h, MaxInFlight: 2})
+	a.send(`{"id":1,"type":6,"key":"block","timeout":1}`)
+	a.send(`{"id":2,"type":6,"key":"block","timeout":30}`)
+	for running.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	a.send(`{"id":3,"type":6,"key":"fast"}`)
+	if r := a.nextExport(); r.ID != 3 || r.Error != "Too many requests in progress (limit 2)." {
+		t.Fatalf("third request: %+v", r)
+	}
+	if r := a.nextExport(); r.ID != 1 || r.Error != TimeoutText {
+		t.Fatalf("first request: %+v", r)
+	}
+	a.send(`{"id":4,"type":6,"key":"fast"}`)
+	if r := a.nextExport(); r.ID != 4 || r.Error == "" {
+		t.Fatalf("timed-out handler released its slot early: %+v", r)
+	}
+	once.Do(func() { close(release) })
+	if r := a.nextExport(); r.ID != 2 || deref(r.Value) != "ok" {
+		t.Fatalf("second request after release: %+v", r)
+	}
+	// Slots are freed just after the handlers return: retry until accepted.
+	for id := uint32(5); ; id++ {
+		a.send(fmt.Sprintf(`{"id":%d,"type":6,"key":"fast"}`, id))
+		r := a.nextExport()
+		if r.ID != id {
+			t.Fatalf("got id %d, want %d (late answer to a timed-out request?)", r.ID, id)
+		}
+		if deref(r.Value) == "ok" {
+			break
+		}
+		if id > 1000 {
+			t.Fatalf("slots never freed: %+v", r)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A panicking handler gives an item error and a log line; serving goes on.
+// Panics in Metrics, Validate and Configure are caught too.
+func TestHandlerPanics(t *testing.T) {
+	h := &testHandler{
+		export: func(ctx context.Context, key string, p []string) (string, error) {
+			if key == "boom" {
+				var m map[string]int
+				m["x"]++ // nil map write
+			}
+			return "fine", nil
+		},
+		validate:  func(map[string]string) error { panic("validate exploded") },
+		configure: func(GlobalOptions, map[string]string) time.Duration { panic("configure exploded") },
+	}
+	a := startAgent(t, &Server{Name: "X", Handler: h})
+	a.send(`{"id":1,"type":9,"private_options":` + protoDocTree + `}`)
+	if r, ok := a.nextMsg().(*ValidateResponse); !ok || r.Error != "Internal error while validating the configuration: validate exploded." {
+		t.Fatalf("validate: %+v", r)
+	}
+	a.send(`{"id":2,"type":8,"global_options":{"Timeout":3,"SourceIP":""}}`)
+	a.send(`{"id":3,"type":6,"key":"boom"}`)
+	if r := a.nextExport(); r.ID != 3 || r.Error != InternalText {
+		t.Fatalf("boom: %+v", r)
+	}
+	a.send(`{"id":4,"type":6,"key":"ok"}`)
+	if r := a.nextExport(); r.ID != 4 || deref(r.Value) != "fine" {
+		t.Fatalf("after panic: %+v", r)
+	}
+	for _, want := range []string{"panic while answering boom: assignment to entry in nil map", "configure exploded", "validate exploded"} {
+		if !hasLog(a.logged(), SeverityError, want) {
+			t.Errorf("no error log containing %q", want)
+		}
+	}
+
+	pm := &panicMetrics{}
+	a = startAgent(t, &Server{Name: "X", Handler: pm})
+	a.send(`{"id":1,"type":2,"version":"6.0.13"}`)
+	if r, ok := a.nextMsg().(*RegisterResponse); !ok || r.Error != "Internal error while listing metrics: no table." || r.Name != "" {
+		t.Fatalf("register with panicking Metrics: %+v", r)
+	}
+}
+
+type panicMetrics struct{ testHandler }
+
+func (*panicMetrics) Metrics() ([]Metric, error) { panic("no table") }
+
+// Metric lists the agent would choke on are refused in the register
+// response, never sent.
+func TestRegisterRejectsBadMetrics(t *testing.T) {
+	cases := []struct {
+		name    string
+		metrics []Metric
+		want    string
+	}{
+		{"-empty", []Metric{}, "Plugin declares no metrics."},
+		{"-key with brackets", []Metric{{"tcp.status[]", "Count."}}, `Metric key "tcp.status[]" may only contain A-Z a-z 0-9 . _ -.`},
+		{"-lower-case description", []Metric{{"a", "count."}}, "Description of metric a must start with a capital letter and end with a period."},
+		{"-no period", []Metric{{"a", "Count"}}, "Description of metric a must start with a capital letter and end with a period."},
+		{"-duplicate", []Metric{{"a", "A."}, {"a", "B."}}, "Metric a declared twice."},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := startAgent(t, &Server{Name: "X", Handler: &testHandler{metrics: c.metrics}})
+			a.send(`{"id":1,"type":2,"version":"6.0.13"}`)
+			r, ok := a.nextMsg().(*RegisterResponse)
+			if !ok || r.Error != c.want || r.Metrics != nil || r.Name != "" {
+				t.Errorf("got %+v, want error %q", r, c.want)
+			}
+		})
+	}
+	a := startAgent(t, &Server{Handler: &testHandler{}})
+	a.send(`{"id":1,"type":2,"version":"6.0.13"}`)
+	if r := a.nextMsg().(*RegisterResponse); r.Error != "Plugin has no name." {
+		t.Errorf("no name: %+v", r)
+	}
+}
+
+// Requests whose fields have the wrong JSON types are answered with an error;
+// unknown and unexpected types are logged and ignored; the loop goes on.
+func TestBadAndUnknownRequests(t *testing.T) {
+	a := startAgent(t, &Server{Name: "X", Handler: &testHandler{}})
+	a.send(`{"id":7,"type":6,"key":"k","parameters":5}`)
+	if r := a.nextExport(); r.ID != 7 || !strings.HasPrefix(r.Error, "Cannot decode request: json: cannot unmarshal number") || !strings.HasSuffix(r.Error, ".") {
+		t.Errorf("bad export: %+v", r)
+	}
+	a.send(`{"id":8,"type":9,"private_options":"x"}`)
+	if r, ok := a.nextMsg().(*ValidateResponse); !ok || r.ID != 8 || !strings.HasPrefix(r.Error, "Cannot decode request: ") {
+		t.Errorf("bad validate: %+v", r)
+	}
+	a.send(`{"id":9,"type":9,"private_options":{"Name":"X","Line":1,"Nodes":[{"Name":"Foo","Line":2,"Nodes":[{"Value":"!!","Line":2}]}]}}`)
+	if r, ok := a.nextMsg().(*ValidateResponse); !ok || r.ID != 9 || !strings.HasPrefix(r.Error, "Invalid plugin configuration: config line 2: option Foo: value is not base64") {
+		t.Errorf("bad tree: %+v", r)
+	}
+	a.send(`{"id":10,"type":11}`)
+	a.send(`{"id":11,"type":7,"value":"1"}`)
+	a.send(`{"id":12,"type":4242,"x":[1,2]}`)
+	a.send(`{"id":13,"type":6,"key":"k"}`)
+	if r := a.nextExport(); r.ID != 13 || deref(r.Value) != "knull" {
+		t.Errorf("after unknown types: %+v", r)
+	}
+	for _, want := range []string{"unexpected period message with id 10", "unexpected export response message with id 11", "unexpected type 4242 message with id 12"} {
+		if !hasLog(a.logged(), SeverityWarning, want) {
+			t.Errorf("no warning %q in %+v", want, a.logged())
+		}
+	}
+}
+
+// Broken streams end Serve with an error (the plugin then exits) and never
+// with a panic.
+func TestServeBrokenStream(t *testing.T) {
+	cases := []struct {
+		name  string
+		frame []byte
+		want  error
+	}{
+		{"-garbage JSON", rawFrame(1, "not json"), nil},
+		{"-JSON array", rawFrame(1, "[1,2]"), nil},
+		{"-wrong payload type", rawFrame(2, `{"id":1,"type":2}`), ErrPayloadType},
+		{"-oversize length", []byte{1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}, ErrFrameTooLarge},
+		{"-truncated body", rawFrame(1, `{"id":1,"type":2,"version":"6.0.13"}`)[:20], io.ErrUnexpectedEOF},
+		{"-truncated header", []byte{1, 0, 0}, io.ErrUnexpectedEOF},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := startAgent(t, &Server{Name: "X", Handler: &testHandler{}})
+			go func() { // net.Pipe blocks until the plugin reads all of it
+				a.conn.Write(c.frame)
+				if c.want == io.ErrUnexpectedEOF {
+					a.conn.Close()
+				}
+			}()
+			err := a.wait()
+			if err == nil || (c.want != nil && !errors.Is(err, c.want)) {
+				t.Fatalf("Serve returned %v, want an error matching %v", err, c.want)
+			}
+		})
+	}
+}
+
+func TestLoggerEscapesPercent(t *testing.T) {
+	agentEnd, pluginEnd := netPipe(t)
+	log := NewConn(pluginEnd).Logger()
+	go log.Warningf("pct=50%% verb=%s", "%d")
+	f := readRaw(t, agentEnd)
+	golden(t, "log_warning.bin", f)
+	m, _ := Decode(f[8:])
+	if l := m.(*LogRequest); l.Message != "pct=50%% verb=%%d" || l.Severity != SeverityWarning || l.ID != 0 {
+		t.Errorf("log request %+v", l)
+	}
+	for sev, fn := range map[Severity]func(string, ...any){
+		SeverityInfo: log.Infof, SeverityCritical: log.Criticalf, SeverityError: log.Errorf,
+		SeverityDebug: log.Debugf, SeverityTrace: log.Tracef,
+	} {
+		go fn("100%")
+		m, _ := Decode(readRaw(t, agentEnd)[8:])
+		if l := m.(*LogRequest); l.Severity != sev || l.Message != "100%%" {
+			t.Errorf("severity %d: %+v", sev, l)
+		}
+	}
+	var nilLog *Logger
+	nilLog.Infof("discarded") // must not panic
+}
+
+func hasLog(logs []LogRequest, sev Severity, substr string) bool {
+	return slices.ContainsFunc(logs, func(l LogRequest) bool {
+		return l.Severity == sev && strings.Contains(l.Message, substr)
+	})
+}
+
+func TestSentence(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                         "",
+		"invalid option x":         "Invalid option x.",
+		"Already fine.":            "Already fine.",
+		"  ünicode first ":         "Ünicode first.",
+		"cannot decode: 100% bad!": "Cannot decode: 100% bad!.",
+	} {
+		if got := Sentence(in); got != want {
+			t.Errorf("Sentence(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
