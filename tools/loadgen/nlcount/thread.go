@@ -1,0 +1,5 @@
+package nlcount
+
+import "runtime"
+
+func lockThread() { runtime.LockOSThread() }

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// A worker runs inside the load namespace (started by `ip netns exec`), builds
+// its job with blocking socket calls on loopback, prints one JSON line on
+// stdout when done, and holds its descriptors until stdin reaches EOF (the
+// controller closes it, or dies) or SIGTERM arrives.
+
+type workerReport struct {
+	ID    int    `json:"id"`
+	FDs   int    `json:"fds"`
+	Error string `json:"error,omitempty"`
+}
+
+func runWorker(spec string) int {
+	signal.Ignore(syscall.SIGINT) // the controller decides when to stop
+	var j job
+	if err := json.Unmarshal([]byte(spec), &j); err != nil {
+		fmt.Fprintf(os.Stderr, "loadgen worker: bad job: %v\n", err)
+		return 2
+	}
+	w := &worker{}
+	err := w.build(j)
+	rep := workerReport{ID: j.ID, FDs: len(w.held)}
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	b, _ := json.Marshal(rep)
+	os.Stdout.Write(append(b, '\n'))
+	if err != nil {
+		return 1
+	}
+	// Hold until the controller closes our stdin.
+	io.Copy(io.Discard, bufio.NewReader(os.Stdin))
+	return 0
+}
+
+type worker struct {
+	held []int
+}
+
+func sockaddr(fam int, port uint16, any bool) unix.Sockaddr {
+	if fam == 1 {
+		sa := &unix.SockaddrInet6{Port: int(port)}
+		if !any {
+			sa.Addr[15] = 1 // ::1
+		}
+		return sa
+	}
+	sa := &unix.SockaddrInet4{Port: int(port)}
+	if !any {
+		sa.Addr = [4]byte{127, 0, 0, 1}
+	}
+	return sa
+}
+
+func domain(fam int) int {
+	if fam == 1 {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
+}
+
+func (w *worker) listen(fam int, port uint16, backlog int) (int, error) {
+	fd, err := unix.Socket(domain(fam), unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if fam == 1 {
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
+	}
+	if err := unix.Bind(fd, sockaddr(fam, port, true)); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("bind port %d: %w", port, err)
+	}
+	if err := unix.Listen(fd, backlog); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("listen port %d: %w", port, err)
+	}
+	w.held = append(w.held, fd)
+	return fd, nil
+}
+
+func connect(fam int, port uint16) (int, error) {
+	fd, err := unix.Socket(domain(fam), unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	for {
+		err = unix.Connect(fd, sockaddr(fam, port, false))
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("connect port %d: %w", port, err)
+	}
+	return fd, nil
+}
+
+func accept(l int) (int, error) {
+	for {
+		fd, _, err := unix.Accept4(l, unix.SOCK_CLOEXEC)
+		if err != unix.EINTR {
+			if err != nil {
+				return -1, fmt.Errorf("accept: %w", err)
+			}
+			return fd, nil
+		}
+	}
+}
+
+// pair connects to listener l on port and accepts the other end.
+func pair(fam int, l int, port uint16) (client, server int, err error) {
+	c, err := connect(fam, port)
+	if err != nil {
+		return -1, -1, err
+	}
+	s, err := accept(l)
+	if err != nil {
+		unix.Close(c)
+		return -1, -1, err
+	}
+	return c, s, nil
+}
+
+func (w *worker) build(j job) error {
+	for _, port := range j.ExtraListen {
+		for fam := 0; fam < 2; fam++ {
+			if _, err := w.listen(fam, port, 128); err != nil {
+				return err
+			}
+		}
+	}
+	for fam := 0; fam < 2; fam++ {
+		le, err := w.listen(fam, j.estPort(), 4096)
+		if err != nil {
+			return err
+		}
+		lt, err := w.listen(fam, j.twPort(), 4096)
+		if err != nil {
+			return err
+		}
+		// Request sockets count against the listener's backlog.
+		ls, err := w.listen(fam, j.synPort(), j.SynRecv[fam]+1024)
+		if err != nil {
+			return err
+		}
+		// ESTABLISHED pairs.
+		for i := 0; i < j.EstPairs[fam]; i++ {
+			c, s, err := pair(fam, le, j.estPort())
+			if err != nil {
+				return fmt.Errorf("established pair %d: %w", i, err)
+			}
+			w.held = append(w.held, c, s)
+		}
+		// CLOSE_WAIT (server) + FIN_WAIT2 (client): the client half-closes and
+		// keeps its descriptor, so neither side ever times out.
+		for i := 0; i < j.CWPairs[fam]; i++ {
+			c, s, err := pair(fam, le, j.estPort())
+			if err != nil {
+				return fmt.Errorf("close-wait pair %d: %w", i, err)
+			}
+			w.held = append(w.held, c, s)
+			if err := unix.Shutdown(c, unix.SHUT_WR); err != nil {
+				return fmt.Errorf("shutdown: %w", err)
+			}
+		}
+		// SYN_RECV: the handshake's last ACK to the syn port is dropped by
+		// nftables, so the listener keeps a request socket and the client is
+		// ESTABLISHED.
+		for i := 0; i < j.SynRecv[fam]; i++ {
+			c, err := connect(fam, j.synPort())
+			if err != nil {
+				return fmt.Errorf("syn-recv client %d: %w", i, err)
+			}
+			w.held = append(w.held, c)
+		}
+		_ = ls
+		// TIME_WAIT (server) + LAST_ACK (client): the server closes first, the
+		// client closes after receiving its FIN; the server's final ACK is
+		// dropped, so the client retransmits its FIN and each retransmission
+		// restarts the server's TIME_WAIT. Neither end holds a descriptor.
+		for done := 0; done < j.TWPairs[fam]; {
+			b := min(j.Batch, j.TWPairs[fam]-done)
+			cs := make([]int, 0, b)
+			ss := make([]int, 0, b)
+			for i := 0; i < b; i++ {
+				c, s, err := pair(fam, lt, j.twPort())
+				if err != nil {
+					closeAll(cs)
+					closeAll(ss)
+					return fmt.Errorf("time-wait pair %d: %w", done+i, err)
+				}
+				cs, ss = append(cs, c), append(ss, s)
+			}
+			closeAll(ss)
+			closeAll(cs)
+			done += b
+		}
+	}
+	return nil
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
