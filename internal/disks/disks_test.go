@@ -40,7 +40,7 @@ func TestDevicesFixture(t *testing.T) {
 		// sda2's uevent has no DEVTYPE: the partition attribute tells.
 		{Name: "sda2", Type: "partition", Model: "ST1000DM010-2EP1", Serial: "Z9A1B2C3D4E5F", Rotational: "1", InDiskstats: true},
 		{Name: "sr0", Type: "disk", Model: "QEMU DVD-ROM", Rotational: "1", InDiskstats: true},
-		{Name: "vda", Type: "disk", Serial: "18166385933380641", Rotational: "1", InDiskstats: true},
+		{Name: "vda", Type: "disk", Serial: "1816638593338064", Rotational: "1", InDiskstats: true},
 		// In sysfs only.
 		{Name: "zram1", Type: "disk", Rotational: "0"},
 	}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"zabbix-agent2-plugin-tcpstatus/internal/metrics"
+)
+
+func fixture(scenario, tree string) string {
+	return filepath.Join("..", "testdata", "discovery", scenario, tree)
+}
+
+// runCmd runs the command and returns its exit status and outputs.
+func runCmd(args ...string) (int, string, string) {
+	var stdout, stderr bytes.Buffer
+	code := run(args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// keysFor lists at least one invocation of every key the plugin declares
+// (so a new key without a case here fails the test).
+var keyCases = map[string][]string{
+	"tcp.status":         {"tcp.status", "tcp.status[timewait]", "tcp.status[estab,22]", "tcp.status[listen,,6]", "tcp.status[all,80,4]", "tcp.status[bogus]"},
+	"tcp.status.get":     {"tcp.status.get", "tcp.status.get[80]", "tcp.status.get[,6]"},
+	"tcp.port.discovery": {"tcp.port.discovery", "tcp.port.discovery[]"},
+	"udp.port.discovery": {"udp.port.discovery"},
+	"tcp.port.get":       {"tcp.port.get[22]", "tcp.port.get[80]", "tcp.port.get", "tcp.port.get[22,4]"},
+	"tcp.remote.top":     {"tcp.remote.top", "tcp.remote.top[5]", "tcp.remote.top[3,estab,80]"},
+	"tcp.kernel.get":     {"tcp.kernel.get"},
+	"tcp.limits.get":     {"tcp.limits.get"},
+	"disk.discovery":     {"disk.discovery"},
+	"disk.get":           {"disk.get[sda]", "disk.get[cciss/c0d0]", `disk.get["nvme0n1"]`, "disk.get[nope]", "disk.get"},
+}
+
+// TestRunMatchesExporter checks that the command prints exactly what the
+// exporter returns, for every key, over the fixture trees.
+func TestRunMatchesExporter(t *testing.T) {
+	for _, scenario := range []string{"ports", "disks"} {
+		t.Run(scenario, func(t *testing.T) {
+			proc, sys := fixture(scenario, "proc"), fixture(scenario, "sys")
+			cfg := metrics.DefaultConfig()
+			cfg.ProcRoot, _ = filepath.Abs(proc)
+			cfg.SysRoot, _ = filepath.Abs(sys)
+			cfg.Timeout = defaultTimeout
+			e, err := metrics.New(cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range e.Metrics() {
+				if len(keyCases[m.Key]) == 0 {
+					t.Errorf("no test case for key %s", m.Key)
+				}
+			}
+			for _, cases := range keyCases {
+				for _, key := range cases {
+					name, params, err := parseKey(key)
+					if err != nil {
+						t.Fatalf("%s: %v", key, err)
+					}
+					want, werr := e.Export(context.Background(), name, params)
+					wantCode, wantOut := exitOK, want+"\n"
+					if werr != nil {
+						wantCode, wantOut = exitUnsupported, "ZBX_NOTSUPPORTED: "+werr.Error()+"\n"
+					}
+					code, out, errOut := runCmd("--path.procfs", cfg.ProcRoot, "--path.sysfs="+cfg.SysRoot, key)
+					if code != wantCode || out != wantOut || errOut != "" {
+						t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d, stdout %q", key, code, out, errOut, wantCode, wantOut)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestRunFixtureValues(t *testing.T) {
+	procfs, sysfs := "--path.procfs="+abs(t, fixture("ports", "proc")), "--path.sysfs="+abs(t, fixture("disks", "sys"))
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{procfs, "tcp.status[timewait,80]"}, 0, "2\n"},
+		{[]string{procfs, "tcp.status[listen]"}, 0, "10\n"},
+		// Flags may follow the key.
+		{[]string{"tcp.status[estab,22]", procfs, "--source", "proc"}, 0, "2\n"},
+		{[]string{procfs, "tcp.status[bogus]"}, 1, "ZBX_NOTSUPPORTED: Invalid first parameter: unknown state \"bogus\"; expected "},
+		{[]string{procfs, "tcp.port.get[0]"}, 1, "ZBX_NOTSUPPORTED: Invalid first parameter: port must be from 1 to 65535, got 0.\n"},
+		{[]string{procfs, "no.such.key"}, 1, "ZBX_NOTSUPPORTED: Unsupported metric.\n"},
+		{[]string{procfs, "tcp.status[a"}, 1, "ZBX_NOTSUPPORTED: Invalid item key format.\n"},
+		{[]string{procfs, "tcp.status[a,b,c,d]"}, 1, "ZBX_NOTSUPPORTED: Too many parameters.\n"},
+		{[]string{"--path.procfs=" + abs(t, fixture("disks", "proc")), sysfs, "disk.get[nope]"}, 1, "ZBX_NOTSUPPORTED: Invalid first parameter: unknown device \"nope\".\n"},
+	} {
+		code, out, errOut := runCmd(tc.args...)
+		if code != tc.code || !strings.HasPrefix(out, tc.out) || errOut != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit %d, stdout %q", tc.args, code, out, errOut, tc.code, tc.out)
+		}
+	}
+}
+
+func abs(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestRunHelpAndVersion(t *testing.T) {
+	for _, arg := range []string{"-h", "--help", "-help"} {
+		code, out, errOut := runCmd(arg)
+		if code != 0 || errOut != "" || !strings.HasPrefix(out, "Usage: tcpstatus-discovery") {
+			t.Errorf("%s: exit %d, stderr %q, stdout %q", arg, code, errOut, out)
+		}
+		for _, want := range []string{"--path.procfs", "--path.sysfs", "--source", "--timeout", "-V, --version",
+			"tcp.status[<state>,<local port>,<family>]", "tcp.port.get[<port>]", "disk.get[<device>]", "udp.port.discovery"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: help lacks %q", arg, want)
+			}
+		}
+	}
+	for _, arg := range []string{"-V", "--version"} {
+		code, out, errOut := runCmd(arg)
+		if code != 0 || errOut != "" || !strings.HasPrefix(out, "tcpstatus-discovery 0") && !strings.HasPrefix(out, "tcpstatus-discovery ") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", arg, code, out, errOut)
+		}
+	}
+}
+
+func TestRunUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "Error: no item key given"},
+		{[]string{"a", "b"}, "Error: one item key expected, got 2"},
+		{[]string{"--nope", "tcp.status"}, "Error: flag provided but not defined: -nope"},
+		{[]string{"--source=ebpf", "tcp.status"}, `Error: invalid --source: expected auto, netlink or proc, got "ebpf"`},
+		{[]string{"--path.procfs=relative", "tcp.status"}, `Error: invalid --path.procfs: expected an absolute path, got "relative"`},
+		{[]string{"--path.sysfs=/nonexistent-dir", "disk.discovery"}, "Error: invalid --path.sysfs: "},
+		{[]string{"--timeout=0s", "tcp.status"}, `Error: invalid --timeout: expected seconds from 1 to 30, got "0"`},
+		{[]string{"--timeout=x", "tcp.status"}, "Error: invalid value \"x\" for flag -timeout"},
+	} {
+		code, out, errOut := runCmd(tc.args...)
+		if code != exitUsage || out != "" || !strings.HasPrefix(errOut, tc.want) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2 and %q", tc.args, code, out, errOut, tc.want)
+		}
+	}
+}
+
+// TestIntegrationRunLive answers tcp.port.discovery and tcp.port.get from
+// the machine's own socket table (netlink): a listener of this process
+// shows with its process name, then disappears once closed.
+func TestIntegrationRunLive(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	comm, _ := os.ReadFile("/proc/self/comm")
+	find := func() map[string]string {
+		code, out, errOut := runCmd("tcp.port.discovery")
+		if code != 0 || errOut != "" {
+			t.Fatalf("tcp.port.discovery: exit %d, %s %s", code, out, errOut)
+		}
+		var rows []map[string]string
+		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		for _, r := range rows {
+			if r["{#PORT}"] == strconv.Itoa(port) {
+				return r
+			}
+		}
+		return nil
+	}
+	r := find()
+	want := map[string]string{"{#PORT}": strconv.Itoa(port), "{#ADDRESS}": "127.0.0.1", "{#FAMILY}": "4",
+		"{#PROCESS}": strings.TrimSpace(string(comm)), "{#LOOPBACK}": "1"}
+	if fmt.Sprint(r) != fmt.Sprint(want) {
+		t.Errorf("row of port %d = %v, want %v", port, r, want)
+	}
+	code, out, _ := runCmd(fmt.Sprintf("tcp.port.get[%d]", port))
+	if code != 0 || !strings.HasPrefix(out, fmt.Sprintf(`{"port":%d,"listening":1,"listeners":1,"accept_queue":0,`, port)) {
+		t.Errorf("tcp.port.get[%d]: exit %d, %s", port, code, out)
+	}
+	l.Close()
+	if r := find(); r != nil {
+		t.Errorf("closed listener still discovered: %v", r)
+	}
+}
