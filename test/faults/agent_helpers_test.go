@@ -1,0 +1,251 @@
+package faults
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
+)
+
+// passive asks the agent at 127.0.0.1:port for key with the passive-check
+// protocol, without a zabbix_get process per request. With timeout > 0 it
+// uses the JSON request of agent 7.0, which carries the item timeout the
+// agent hands to the plugin; else the plain key (what zabbix_get 6.0 sends).
+// A ZBX_NOTSUPPORTED answer is an *agenttest.NotSupported error.
+func passive(port int, key string, timeout time.Duration) (string, error) {
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	wait := 30 * time.Second
+	if timeout > 0 {
+		wait = timeout + 10*time.Second
+	}
+	conn.SetDeadline(time.Now().Add(wait))
+	payload := []byte(key)
+	if timeout > 0 {
+		payload, _ = json.Marshal(map[string]any{"request": "passive checks",
+			"data": []map[string]string{{"key": key, "timeout": fmt.Sprintf("%ds", int(timeout.Seconds()))}}})
+	}
+	msg := append([]byte("ZBXD\x01"), binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, uint32(len(payload))), 0)...)
+	if _, err := conn.Write(append(msg, payload...)); err != nil {
+		return "", err
+	}
+	resp, err := io.ReadAll(conn)
+	if err != nil {
+		return "", fmt.Errorf("passive %s: %w", key, err)
+	}
+	if len(resp) < 13 || !bytes.HasPrefix(resp, []byte("ZBXD")) {
+		return "", fmt.Errorf("passive %s: bad answer %q", key, resp)
+	}
+	data := resp[13:]
+	if timeout > 0 {
+		var r struct {
+			Data []struct {
+				Value *string `json:"value"`
+				Error *string `json:"error"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(data, &r); err != nil || len(r.Data) != 1 {
+			return "", fmt.Errorf("passive %s: bad JSON answer %q", key, data)
+		}
+		if e := r.Data[0].Error; e != nil {
+			return "", &agenttest.NotSupported{Text: *e}
+		}
+		if r.Data[0].Value == nil {
+			return "", fmt.Errorf("passive %s: answer without value: %q", key, data)
+		}
+		return *r.Data[0].Value, nil
+	}
+	if rest, ok := bytes.CutPrefix(data, []byte("ZBX_NOTSUPPORTED\x00")); ok {
+		return "", &agenttest.NotSupported{Text: string(rest)}
+	}
+	return string(data), nil
+}
+
+// notSupported reports whether err is the agent's ZBX_NOTSUPPORTED with a
+// reason containing want.
+func notSupported(err error, want string) bool {
+	var ns *agenttest.NotSupported
+	return errors.As(err, &ns) && strings.Contains(ns.Text, want)
+}
+
+// pluginProcs returns the pids of plugin processes serving the agent whose
+// private directory is dir (their socket argument lies in it), with their
+// phase argument ("true": registration, "false": operational).
+func pluginProcs(dir string) map[int]string {
+	out := map[int]string{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) == 3 && filepath.Base(args[0]) != "setpriv" && strings.HasPrefix(args[1], dir+"/") &&
+			(args[2] == "true" || args[2] == "false") && !isZombie(pid) {
+			out[pid] = args[2]
+		}
+	}
+	return out
+}
+
+func isZombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	rest := string(b[bytes.LastIndexByte(b, ')')+1:])
+	f := strings.Fields(rest)
+	return len(f) > 0 && f[0] == "Z"
+}
+
+// operational returns the pid of the agent's one operational plugin
+// process, failing the test if there is not exactly one.
+func operational(t testing.TB, a *agenttest.Agent) int {
+	t.Helper()
+	var pids []int
+	for pid, phase := range pluginProcs(a.Dir()) {
+		if phase == "false" {
+			pids = append(pids, pid)
+		}
+	}
+	if len(pids) != 1 {
+		t.Fatalf("%s: %d operational plugin processes (%v), want 1", a.Name(), len(pids), pids)
+	}
+	return pids[0]
+}
+
+// processUID returns the real and effective uid of pid.
+func processUID(t testing.TB, pid int) (string, string) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "Uid:" {
+			return f[1], f[2]
+		}
+	}
+	t.Fatalf("no Uid line for pid %d", pid)
+	return "", ""
+}
+
+// runAgentOnce runs zabbix_agent2 of series v in the foreground as user
+// zabbix with a private configuration plus lines, expecting it to refuse to
+// start; it returns what the agent printed and logged, and its exit error.
+func runAgentOnce(t testing.TB, v agenttest.Version, lines ...string) (string, error) {
+	t.Helper()
+	requireRoot(t)
+	require(t, !testing.Short(), "agents are not started in -short mode")
+	bin := v.Binary()
+	_, err := os.Stat(bin)
+	require(t, err == nil, "zabbix_agent2 %s not found at %s (run scripts/install-deps.sh)", v, bin)
+	_, err = exec.LookPath("setpriv")
+	require(t, err == nil, "setpriv (util-linux) not found")
+	plugin := agenttest.PluginBinary(t)
+	dir, err := os.MkdirTemp("", "tcpstatus-faults-agent-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o777)
+	// The plugin must be reachable by zabbix: copy it next to the config.
+	pb, err := os.ReadFile(plugin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plugin = filepath.Join(dir, filepath.Base(plugin))
+	if err := os.WriteFile(plugin, pb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := []string{
+		"LogType=file", "LogFile=" + filepath.Join(dir, "agent.log"), "DebugLevel=3",
+		"PidFile=" + filepath.Join(dir, "agent.pid"),
+		"ListenIP=127.0.0.1", "ListenPort=" + strconv.Itoa(freePort(t)), "Server=127.0.0.1",
+		"Hostname=tcpstatus-faults", "Timeout=3",
+		"ControlSocket=" + filepath.Join(dir, "agent.ctl"),
+		"PluginSocket=" + filepath.Join(dir, "agent.plugin.sock"),
+		"Plugins.TCPStatus.System.Path=" + plugin,
+	}
+	conf = append(conf, lines...)
+	cf := filepath.Join(dir, "agent.conf")
+	if err := os.WriteFile(cf, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "setpriv", "--reuid="+agenttest.AgentUser, "--regid="+agenttest.AgentUser,
+		"--init-groups", "--pdeathsig=KILL", "--", bin, "-f", "-c", cf)
+	cmd.Dir = dir
+	out, runErr := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("zabbix_agent2 %s still running after 60 s with a bad configuration:\n%s", v, out)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
+	return string(out) + string(log), runErr
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// newNetns creates a network namespace with lo up, deleted at the end of
+// the test; sysctls are set inside it.
+func newNetns(t testing.TB, sysctls ...string) string {
+	t.Helper()
+	requireRoot(t)
+	_, err := exec.LookPath("ip")
+	require(t, err == nil, "ip (iproute2) not found")
+	name := fmt.Sprintf("tcpstatus-faults-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	for _, s := range sysctls {
+		if out, err := exec.Command("ip", "netns", "exec", name, "sysctl", "-q", "-w", s).CombinedOutput(); err != nil {
+			t.Fatalf("sysctl %s in %s: %v: %s", s, name, err, out)
+		}
+	}
+	if out, err := exec.Command("ip", "-n", name, "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("lo up: %v: %s", err, out)
+	}
+	return name
+}
+
+// versions runs f for every agent 2 series as subtests.
+func versions(t *testing.T, f func(t *testing.T, v agenttest.Version)) {
+	for _, v := range agenttest.Versions() {
+		t.Run(string(v), func(t *testing.T) { f(t, v) })
+	}
+}
