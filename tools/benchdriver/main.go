@@ -1,0 +1,320 @@
+// Command benchdriver measures what one collection interval of TCP state
+// monitoring costs at several load sizes: the plugin inside a real agent 2
+// daemon, agent 2's built-in net.tcp.socket.count, the netstat and ss
+// UserParameter pipelines, the plugin's /proc fallback and socket core in
+// process, prometheus/procfs, and a minimal netlink dump as the kernel
+// reference (plus kernel-filtered dumps for single-state and single-port
+// queries). For every size it starts tools/loadgen (which builds the socket
+// mix in its own network namespace), runs every method inside that namespace,
+// stops the load, and finally writes results.json, results.csv and
+// results.md to -out. Needs root.
+//
+//	benchdriver -n 10000,100000,1000000 -loadgen /tmp/loadgen -out docs/bench
+//
+// Subcommands used by the driver itself: `inner` (the measurements, run in
+// the namespace) and `ref` (one in-process counting method).
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "inner":
+			os.Exit(innerMain(os.Args[2:]))
+		case "ref":
+			os.Exit(refMain(os.Args[2:]))
+		}
+	}
+	os.Exit(outerMain(os.Args[1:]))
+}
+
+// loadReady is the part of loadgen's ready report the driver uses.
+type loadReady struct {
+	NetNS           string            `json:"netns"`
+	N               int               `json:"n"`
+	Workers         int               `json:"workers"`
+	BuildSeconds    float64           `json:"build_seconds"`
+	Expected        map[string]int    `json:"expected"`
+	Counts          map[string]uint64 `json:"counts"`
+	Mismatch        []string          `json:"mismatch,omitempty"`
+	BusyPort        uint16            `json:"busy_port"`
+	BusyPortSockets uint64            `json:"busy_port_sockets"`
+	ListenPorts     []uint16          `json:"listen_ports"`
+	Globals         map[string]string `json:"raised_global_sysctls,omitempty"`
+}
+
+// Run is one load size.
+type Run struct {
+	Nominal       int       `json:"n_nominal"`
+	Sockets       uint64    `json:"sockets"`
+	Load          loadReady `json:"load"`
+	LoadAvgBefore string    `json:"loadavg_before"`
+	LoadAvgAfter  string    `json:"loadavg_after"`
+	Seconds       float64   `json:"seconds"`
+	Results       []Result  `json:"results"`
+	Error         string    `json:"error,omitempty"`
+}
+
+// Report is results.json.
+type Report struct {
+	Started time.Time         `json:"started"`
+	Machine map[string]string `json:"machine"`
+	Runs    []Run             `json:"runs"`
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return ""
+}
+
+func firstLine(name string, args ...string) string {
+	out, _ := exec.Command(name, args...).CombinedOutput()
+	l, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return strings.TrimSpace(l)
+}
+
+func machine(agentBin string) map[string]string {
+	m := map[string]string{
+		"kernel":  firstLine("uname", "-r"),
+		"cpus":    strconv.Itoa(runtime.NumCPU()),
+		"go":      runtime.Version(),
+		"agent":   firstLine(agentBin, "-V"),
+		"ss":      firstLine("ss", "-V"),
+		"netstat": firstLine("netstat", "-V"),
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m["cpu"] = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		l, _, _ := strings.Cut(string(b), "\n")
+		m["memory"] = strings.Join(strings.Fields(l)[1:], " ")
+	}
+	if b, err := os.ReadFile("/etc/debian_version"); err == nil {
+		m["debian"] = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+func findZabbixGet(flagged string) (string, error) {
+	cands := []string{flagged, os.Getenv("ZABBIX_GET")}
+	cache := os.Getenv("TCPSTATUS_CACHE")
+	if cache == "" {
+		cache = "/var/cache/tcpstatus-test"
+	}
+	cands = append(cands, filepath.Join(cache, "zabbix-get/usr/bin/zabbix_get"))
+	if p, err := exec.LookPath("zabbix_get"); err == nil {
+		cands = append(cands, p)
+	}
+	for _, c := range cands {
+		if c == "" {
+			continue
+		}
+		if st, err := os.Stat(c); err == nil && !st.IsDir() {
+			return filepath.Abs(c)
+		}
+	}
+	return "", errors.New("zabbix_get not found (set -zabbix-get or $ZABBIX_GET, or run scripts/install-deps.sh)")
+}
+
+func outerMain(args []string) int {
+	fs := flag.NewFlagSet("benchdriver", flag.ExitOnError)
+	sizes := fs.String("n", "10000,100000,1000000", "comma-separated load sizes (sockets)")
+	out := fs.String("out", "docs/bench", "directory for results.json, results.csv, results.md")
+	bin := fs.String("bin", "bin", "directory of the built plugin")
+	loadgen := fs.String("loadgen", "bin/loadgen", "the tools/loadgen binary")
+	agentBin := fs.String("agent", "/usr/sbin/zabbix_agent2", "zabbix_agent2 (6.0) binary")
+	zget := fs.String("zabbix-get", "", "zabbix_get binary (default: $ZABBIX_GET, the test cache, PATH)")
+	quick := fs.Bool("quick", false, "one interval per method (smoke run)")
+	only := fs.String("only", "", "method groups to run (ref,core,plugin,builtin,tools); empty: all")
+	fs.Parse(args)
+	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "benchdriver: "+f+"\n", a...) }
+	if os.Geteuid() != 0 {
+		logf("needs root (network namespaces)")
+		return 2
+	}
+	zg, err := findZabbixGet(*zget)
+	if err != nil {
+		logf("%v", err)
+		return 2
+	}
+	self, _ := os.Executable()
+	lg, _ := filepath.Abs(*loadgen)
+	binDir, _ := filepath.Abs(*bin)
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		logf("%v", err)
+		return 1
+	}
+	tmp, err := os.MkdirTemp("", "benchdriver-")
+	if err != nil {
+		logf("%v", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+
+	rep := Report{Started: time.Now().UTC().Truncate(time.Second), Machine: machine(*agentBin)}
+	failed := false
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			logf("bad size %q", s)
+			return 2
+		}
+		light, heavy := 9, 3
+		switch {
+		case *quick:
+			light, heavy = 1, 1
+		case n > 200000:
+			light, heavy = 5, 1
+		case n > 20000:
+			light, heavy = 7, 2
+		}
+		r, interrupted := runSize(n, lg, self, binDir, *agentBin, zg, tmp, *only, light, heavy, sigs, logf)
+		rep.Runs = append(rep.Runs, r)
+		if r.Error != "" {
+			failed = true
+			logf("n=%d: %s", n, r.Error)
+		}
+		if err := writeReport(*out, rep); err != nil {
+			logf("%v", err)
+			return 1
+		}
+		if interrupted {
+			return 130
+		}
+	}
+	logf("results in %s", *out)
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// runSize builds the load of size n, measures, and tears the load down.
+func runSize(n int, loadgen, self, binDir, agentBin, zget, tmp, only string, light, heavy int, sigs chan os.Signal, logf func(string, ...any)) (Run, bool) {
+	r := Run{Nominal: n}
+	t0 := time.Now()
+	defer func() { r.Seconds = time.Since(t0).Seconds() }()
+	ns := fmt.Sprintf("tcpbench-%d-%d", os.Getpid(), n)
+	ready := filepath.Join(tmp, fmt.Sprintf("ready-%d.json", n))
+	lcmd := exec.Command(loadgen, "-n", strconv.Itoa(n), "-hold", "60m", "-netns", ns, "-ready-file", ready)
+	lcmd.Stderr = os.Stderr
+	lcmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // our SIGINT handling decides
+	if err := lcmd.Start(); err != nil {
+		r.Error = err.Error()
+		return r, false
+	}
+	lexit := make(chan struct{})
+	var lerr error
+	go func() { lerr = lcmd.Wait(); close(lexit) }()
+	stopLoad := func() {
+		lcmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-lexit:
+		case <-time.After(5 * time.Minute):
+			logf("loadgen did not stop in 5 minutes; killing it (namespace %s may be left)", ns)
+			lcmd.Process.Kill()
+			<-lexit
+		}
+		if lerr != nil {
+			logf("loadgen: %v", lerr)
+		}
+	}
+	defer stopLoad()
+	logf("n=%d: building the load", n)
+	deadline := time.After(15 * time.Minute)
+	for {
+		b, err := os.ReadFile(ready)
+		if err == nil {
+			if err := json.Unmarshal(b, &r.Load); err != nil {
+				r.Error = "loadgen ready file: " + err.Error()
+				return r, false
+			}
+			break
+		}
+		select {
+		case <-lexit:
+			r.Error = fmt.Sprintf("loadgen exited before ready: %v", lerr)
+			return r, false
+		case <-sigs:
+			r.Error = "interrupted"
+			return r, true
+		case <-deadline:
+			r.Error = "loadgen not ready after 15 minutes"
+			return r, false
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	r.Sockets = r.Load.Counts["total"]
+	logf("n=%d: %d sockets in %s, built in %.1fs; measuring (%d/%d reps)", n, r.Sockets, ns, r.Load.BuildSeconds, light, heavy)
+	r.LoadAvgBefore = loadavg()
+	icmd := exec.Command("ip", "netns", "exec", ns, self, "inner",
+		"-reps", strconv.Itoa(light), "-heavy-reps", strconv.Itoa(heavy),
+		"-port", strconv.Itoa(int(r.Load.BusyPort)), "-bin", binDir, "-agent", agentBin,
+		"-zabbix-get", zget, "-tmp", filepath.Join(tmp, fmt.Sprintf("n%d", n)), "-only", only)
+	icmd.Stderr = os.Stderr
+	icmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, _ := icmd.StdoutPipe()
+	if err := icmd.Start(); err != nil {
+		r.Error = err.Error()
+		return r, false
+	}
+	type innerOut struct {
+		res []Result
+		err error
+	}
+	done := make(chan innerOut, 1)
+	go func() {
+		var res []Result
+		err := json.NewDecoder(bufio.NewReader(stdout)).Decode(&res)
+		werr := icmd.Wait()
+		if err == nil {
+			err = werr
+		}
+		done <- innerOut{res, err}
+	}()
+	var o innerOut
+	select {
+	case o = <-done:
+	case <-sigs:
+		syscall.Kill(-icmd.Process.Pid, syscall.SIGTERM)
+		<-done
+		r.Error = "interrupted"
+		return r, true
+	}
+	r.LoadAvgAfter = loadavg()
+	for i := range o.res {
+		o.res[i].N = int(r.Sockets)
+	}
+	r.Results = o.res
+	if o.err != nil {
+		r.Error = "measurements: " + o.err.Error()
+	}
+	return r, false
+}
