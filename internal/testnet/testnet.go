@@ -155,11 +155,8 @@ func New(t testing.TB) *NS {
 func (ns *NS) startWorker() error {
 	ns.stop, ns.done = make(chan struct{}), make(chan struct{})
 	ready := make(chan error, 1)
-	go func() {
+	goLocked(func() {
 		defer close(ns.done)
-		// Never unlocked: the thread is in another namespace, so it must
-		// die with this goroutine instead of returning to the pool.
-		runtime.LockOSThread()
 		if err := unix.Setns(ns.nsFD, unix.CLONE_NEWNET); err != nil {
 			ready <- fmt.Errorf("setns %s: %w", ns.Name, err)
 			return
@@ -167,7 +164,7 @@ func (ns *NS) startWorker() error {
 		ns.netDir = fmt.Sprintf("/proc/%d/task/%d/net", os.Getpid(), unix.Gettid())
 		ready <- nil
 		<-ns.stop
-	}()
+	})
 	if err := <-ready; err != nil {
 		<-ns.done
 		ns.stop = nil
@@ -187,9 +184,7 @@ func (ns *NS) NetDir() string { return ns.netDir }
 // concurrently.
 func (ns *NS) Do(f func() error) error {
 	errc := make(chan error, 1)
-	go func() {
-		// Locked and never unlocked: the thread dies with the goroutine.
-		runtime.LockOSThread()
+	goLocked(func() {
 		err := errors.New("function in namespace exited without returning")
 		defer func() {
 			if r := recover(); r != nil {
@@ -202,8 +197,34 @@ func (ns *NS) Do(f func() error) error {
 			return
 		}
 		err = f()
-	}()
+	})
 	return <-errc
+}
+
+// goLocked runs f on a new goroutine locked to an OS thread other than the
+// process's main thread, and never unlocks it: f may move the thread into
+// another namespace, and the thread is terminated when f returns. The main
+// thread is excluded because Go cannot terminate it (it parks it for good
+// instead), so it would stay in the namespace and /proc/self/net, which
+// follows the main thread, would show that namespace to the rest of the
+// test binary.
+func goLocked(f func()) {
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() != unix.Getpid() {
+			f()
+			return // still locked: the thread exits with the goroutine
+		}
+		// On the main thread: run f elsewhere. While this goroutine holds
+		// the main thread, the new goroutine cannot be scheduled on it.
+		done := make(chan struct{})
+		goLocked(func() {
+			defer close(done)
+			f()
+		})
+		<-done
+		runtime.UnlockOSThread()
+	}()
 }
 
 // writeSysctl writes a sysctl of the calling thread's network namespace.
