@@ -211,7 +211,7 @@ func TestBrokenFixtures(t *testing.T) {
 		{"broken-snmp-columns", func(n NetFS) error { _, err := n.SNMP(); return err }, "snmp: malformed kernel file: line 8: section Tcp has 15 names but 14 values"},
 		{"broken-snmp-value", func(n NetFS) error { _, err := n.SNMP(); return err }, `section Tcp: value "2x0" of RtoMin is not an integer`},
 		{"broken-netstat-mismatch", func(n NetFS) error { _, err := n.Netstat(); return err }, "line 2: values line of section IpExt follows the names of section TcpExt (line 1)"},
-		{"broken-sockstat", func(n NetFS) error { _, err := n.Sockstat(); return err }, "broken-sockstat/proc/net/sockstat"},
+		{"broken-sockstat", func(n NetFS) error { _, err := n.Sockstat(); return err }, `broken-sockstat/proc/net/sockstat: sockstat key/value pairs from "TCP: inuse 1 orphan 0 tw": Odd number of fields in key/value pairs`},
 		{"broken-sysctl", func(n NetFS) error { _, err := ReadLimits(fixtureRoot("broken-sysctl")); return err }, `tcp_mem: expected 3 values, got "287898`},
 	}
 	for _, tc := range cases {

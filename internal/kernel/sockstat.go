@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 
 	"github.com/prometheus/procfs"
 )
@@ -64,12 +65,16 @@ func (nfs NetFS) Sockstat() (Sockstat, error) {
 }
 
 // sockstatError wraps a procfs error: a read error as it is (procfs keeps
-// the *fs.PathError), a parse error with ErrMalformed.
+// the *fs.PathError), a parse error as ErrMalformed with procfs' cause,
+// minus the prefixes that repeat the path and the error kind.
 func sockstatError(path string, err error) error {
-	if errors.Is(err, procfs.ErrFileParse) || errors.Is(err, procfs.ErrFileRead) {
-		return fmt.Errorf("%w: %s: %w", ErrMalformed, path, err)
+	if !errors.Is(err, procfs.ErrFileParse) && !errors.Is(err, procfs.ErrFileRead) {
+		return err
 	}
-	return err
+	msg := strings.TrimPrefix(err.Error(), fmt.Sprintf("%s: sockstats from %q: ", procfs.ErrFileRead, path))
+	msg = strings.ReplaceAll(msg, procfs.ErrFileParse.Error()+":: ", "")
+	msg = strings.ReplaceAll(msg, procfs.ErrFileParse.Error()+": ", "")
+	return fmt.Errorf("%w: %s: %s", ErrMalformed, path, strings.TrimSpace(msg))
 }
 
 func findProto(s *procfs.NetSockstat, name string) (procfs.NetSockstatProtocol, bool) {
