@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Plots CPU per collection interval against the number of sockets (log-log)
+# from the benchmark driver's CSV:
+#   bash scripts/plot-bench.sh [docs/bench/results.csv] [docs/bench/cost-vs-n.png]
+# Needs gnuplot (Debian gnuplot-nox; scripts/bench.sh installs it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+csv=${1:-docs/bench/results.csv}
+png=${2:-docs/bench/cost-vs-n.png}
+command -v gnuplot >/dev/null || { echo "plot-bench: gnuplot not found (apt-get install gnuplot-nox)" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# method|legend, in drawing order
+series=(
+  "netstat-x11|netstat -an | awk, 11 items"
+  "builtin-x11|agent 2 net.tcp.socket.count, 11 items"
+  "ss-x11|ss -tan | awk, 11 items"
+  "ss-x1|ss -tan | awk, 1 run"
+  "procfs|prometheus/procfs NetTCP+NetTCP6"
+  "plugin-proc|plugin, Source=proc (3 keys)"
+  "plugin|plugin in agent 2, CacheTTL=0 (3 keys)"
+  "plugin-cached|plugin in agent 2, CacheTTL=1 (3 keys)"
+  "nl-ref|reference: one netlink dump"
+  "plugin-state|plugin tcp.status[time_wait]"
+  "nl-ref-state|reference: dump with state mask"
+  "nl-bare|kernel floor: walk matching nothing"
+)
+plot=""
+i=0
+for s in "${series[@]}"; do
+  i=$((i + 1))
+  m=${s%%|*}
+  t=${s#*|}
+  # n, cpu_ms, cpu_min_ms, cpu_max_ms of this method, sorted by n
+  awk -F, -v m="$m" 'NR > 1 && $2 == m {print $1, $5, $6, $7}' "$csv" | sort -n > "$tmp/$m.dat"
+  [ -s "$tmp/$m.dat" ] || continue
+  plot+="${plot:+, }'$tmp/$m.dat' using 1:2:3:4 with yerrorlines ls $i title '${t//\'/}' noenhanced"
+done
+[ -n "$plot" ] || { echo "plot-bench: no data in $csv" >&2; exit 1; }
+
+gnuplot <<GP
+set terminal pngcairo size 1100,760 font "Sans,10"
+set output '$png'
+set title "CPU time (user+sys) per collection interval vs number of TCP sockets\n(median, bars: min-max; 2 vCPUs, log-log)"
+set xlabel "TCP sockets in the namespace"
+set ylabel "CPU ms per interval"
+set logscale xy
+set format x "10^{%L}"
+set format y "10^{%L}"
+set grid xtics ytics mxtics mytics lc rgb "#dddddd"
+set key outside right top spacing 1.2
+set xrange [5000:2000000]
+set style line 1 lc rgb "#8c564b" lw 2 pt 7
+set style line 2 lc rgb "#d62728" lw 2 pt 5
+set style line 3 lc rgb "#ff7f0e" lw 2 pt 9
+set style line 4 lc rgb "#ffbb78" lw 2 pt 9 dt 2
+set style line 5 lc rgb "#9467bd" lw 2 pt 11
+set style line 6 lc rgb "#bcbd22" lw 2 pt 13
+set style line 7 lc rgb "#1f77b4" lw 3 pt 7
+set style line 8 lc rgb "#17becf" lw 2 pt 7 dt 2
+set style line 9 lc rgb "#2ca02c" lw 2 pt 4
+set style line 10 lc rgb "#7f7f7f" lw 2 pt 6
+set style line 11 lc rgb "#98df8a" lw 2 pt 12 dt 3
+set style line 12 lc rgb "#000000" lw 1 pt 1 dt 3
+plot $plot
+GP
+echo "plot-bench: wrote $png"
