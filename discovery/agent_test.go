@@ -1,0 +1,426 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/internal/metrics"
+	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
+)
+
+// childListenEnv makes the test binary a helper process (see TestMain): it
+// listens on 127.0.0.1, prints the port, and exits when its standard input
+// closes or after two minutes.
+const childListenEnv = "TCPSTATUS_DISCOVERY_CHILD_LISTEN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childListenEnv) == "1" {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(2)
+		}
+		fmt.Println(l.Addr().(*net.TCPAddr).Port)
+		done := make(chan struct{})
+		go func() { io.Copy(io.Discard, os.Stdin); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Minute):
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+const installedHelper = "/usr/bin/tcpstatus-discovery"
+
+// TestUserParameterFileCoversEveryKey checks the UserParameter file maps
+// every plugin key to the helper, passing on as many parameters as the key
+// declares.
+func TestUserParameterFileCoversEveryKey(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "scripts", "userparameter_tcpstatus.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lineRe := regexp.MustCompile(`^UserParameter=([a-z.]+)(\[\*\])?,` + regexp.QuoteMeta(installedHelper) + ` (.+)$`)
+	mapped := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		m := lineRe.FindStringSubmatch(line)
+		if m == nil {
+			t.Errorf("unexpected line %q", line)
+			continue
+		}
+		mapped[m[1]] = m[3]
+		if m[2] == "" && m[3] != m[1] {
+			t.Errorf("%s: runs %s, want the bare key", m[1], m[3])
+		}
+	}
+	e, err := metrics.New(metrics.DefaultConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range e.Metrics() {
+		cmd, ok := mapped[m.Key]
+		if !ok {
+			t.Errorf("key %s has no UserParameter line", m.Key)
+			continue
+		}
+		delete(mapped, m.Key)
+		if len(m.Params) == 0 {
+			continue
+		}
+		vars := make([]string, len(m.Params))
+		for i := range vars {
+			vars[i] = "$" + strconv.Itoa(i+1)
+		}
+		if want := "'" + m.Key + "[" + strings.Join(vars, ",") + "]'"; cmd != want {
+			t.Errorf("%s: runs %s, want %s", m.Key, cmd, want)
+		}
+	}
+	for k := range mapped {
+		t.Errorf("UserParameter %s is not a plugin key", k)
+	}
+}
+
+// heldListener is a listener of this (root) process with a chosen backlog
+// and connections waiting in its accept queue.
+type heldListener struct {
+	fd      int
+	port    int
+	clients []net.Conn
+}
+
+func holdListener(t *testing.T, backlog, queued int) *heldListener {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &heldListener{fd: fd}
+	t.Cleanup(h.close)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, backlog); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.port = sa.(*unix.SockaddrInet4).Port
+	for range queued {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(h.port)), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.clients = append(h.clients, c)
+	}
+	return h
+}
+
+func (h *heldListener) close() {
+	for _, c := range h.clients {
+		c.Close()
+	}
+	h.clients = nil
+	if h.fd >= 0 {
+		unix.Close(h.fd)
+		h.fd = -1
+	}
+}
+
+// zabbixListener starts a copy of the test binary as the agents' user,
+// listening on 127.0.0.1, and returns its port and process name.
+func zabbixListener(t *testing.T) (int, string) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "tcpstatus-discovery-child")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "zbxlistener")
+	b, err := os.ReadFile(self)
+	if err == nil {
+		err = os.WriteFile(bin, b, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("setpriv", "--reuid="+agenttest.AgentUser, "--regid="+agenttest.AgentUser, "--init-groups", "--pdeathsig=KILL", "--", bin)
+	cmd.Env = append(os.Environ(), childListenEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	port, perr := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || perr != nil {
+		t.Fatalf("listener child: %q, %v", line, err)
+	}
+	return port, "zbxlistener"
+}
+
+// ssListener returns the accept queue and backlog ss shows for the
+// listener on port.
+func ssListener(t *testing.T, port int) (uint64, uint64) {
+	t.Helper()
+	out, err := exec.Command("ss", "-ltnH", "sport", "=", ":"+strconv.Itoa(port)).Output()
+	if err != nil {
+		t.Fatalf("ss -ltnH: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	f := strings.Fields(lines[0])
+	if len(lines) != 1 || len(f) < 3 {
+		t.Fatalf("ss -ltnH sport = :%d: %q", port, out)
+	}
+	q, _ := strconv.ParseUint(f[1], 10, 64)
+	b, _ := strconv.ParseUint(f[2], 10, 64)
+	return q, b
+}
+
+// ssStates counts the TCP sockets with local port port by state, per ss.
+func ssStates(t *testing.T, port int) map[string]uint64 {
+	t.Helper()
+	out, err := exec.Command("ss", "-tanH", "sport", "=", ":"+strconv.Itoa(port)).Output()
+	if err != nil {
+		t.Fatalf("ss -tanH: %v", err)
+	}
+	c := map[string]uint64{}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			s, ok := sockets.ParseState(f[0])
+			if !ok {
+				t.Fatalf("ss state %q", f[0])
+			}
+			c[s.String()]++
+			c["total"]++
+		}
+	}
+	return c
+}
+
+// agentGetter is what the tests need of a running agent.
+type agentGetter interface{ Get(string) (string, error) }
+
+func discoveredPort(t *testing.T, a agentGetter, key string, port int) map[string]string {
+	t.Helper()
+	v, err := a.Get(key)
+	if err != nil {
+		t.Fatalf("%s: %v", key, err)
+	}
+	var rows []map[string]string
+	if err := json.Unmarshal([]byte(v), &rows); err != nil {
+		t.Fatalf("%s: %v: %s", key, err, v)
+	}
+	for _, r := range rows {
+		if r["{#PORT}"] == strconv.Itoa(port) {
+			return r
+		}
+	}
+	return nil
+}
+
+// checkAgentPorts runs the port checks against one agent: discovery of a
+// root listener (process hidden from the agent's user) and of a listener of
+// the agent's user (process shown), tcp.port.get against ss, then both gone
+// once closed.
+func checkAgentPorts(t *testing.T, a agentGetter) {
+	h := holdListener(t, 7, 3)
+	zport, zname := zabbixListener(t)
+	// Let the kernel finish the handshakes before comparing.
+	time.Sleep(50 * time.Millisecond)
+
+	want := map[string]string{"{#PORT}": strconv.Itoa(h.port), "{#ADDRESS}": "127.0.0.1", "{#FAMILY}": "4", "{#PROCESS}": "", "{#LOOPBACK}": "1"}
+	if r := discoveredPort(t, a, "tcp.port.discovery", h.port); fmt.Sprint(r) != fmt.Sprint(want) {
+		t.Errorf("root listener: %v, want %v", r, want)
+	}
+	want = map[string]string{"{#PORT}": strconv.Itoa(zport), "{#ADDRESS}": "127.0.0.1", "{#FAMILY}": "4", "{#PROCESS}": zname, "{#LOOPBACK}": "1"}
+	if r := discoveredPort(t, a, "tcp.port.discovery", zport); fmt.Sprint(r) != fmt.Sprint(want) {
+		t.Errorf("listener of user %s: %v, want %v", agenttest.AgentUser, r, want)
+	}
+
+	v, err := a.Get(fmt.Sprintf("tcp.port.get[%d]", h.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]float64
+	if err := json.Unmarshal([]byte(v), &got); err != nil {
+		t.Fatalf("%v: %s", err, v)
+	}
+	q, b := ssListener(t, h.port)
+	states := ssStates(t, h.port)
+	if q != 3 || b != 7 {
+		t.Errorf("ss shows queue %d backlog %d, want 3 and 7", q, b)
+	}
+	wantGet := map[string]float64{"port": float64(h.port), "listening": 1, "listeners": 1, "accept_queue": float64(q), "backlog": float64(b),
+		"accept_queue_pused": float64(int(10000*float64(q)/float64(b)+0.5)) / 100, "total": float64(states["total"])}
+	for _, s := range sockets.States {
+		wantGet[s.String()] = float64(states[s.String()])
+	}
+	if fmt.Sprint(got) != fmt.Sprint(wantGet) {
+		t.Errorf("tcp.port.get[%d]\n got %v\nwant %v (ss)", h.port, got, wantGet)
+	}
+
+	if _, err := a.Get("tcp.port.get[0]"); !isNotSupported(err, "Invalid first parameter: port must be from 1 to 65535, got 0.") {
+		t.Errorf("tcp.port.get[0]: %v", err)
+	}
+
+	h.close()
+	if r := discoveredPort(t, a, "tcp.port.discovery", h.port); r != nil {
+		t.Errorf("closed listener still discovered: %v", r)
+	}
+	v, err = a.Get(fmt.Sprintf("tcp.port.get[%d]", h.port))
+	if err != nil || !strings.Contains(v, `"listening":0,"listeners":0,`) {
+		t.Errorf("tcp.port.get after close: %s, %v", v, err)
+	}
+}
+
+func isNotSupported(err error, text string) bool {
+	var ns *agenttest.NotSupported
+	return errors.As(err, &ns) && ns.Text == text
+}
+
+// TestIntegrationAgent2Ports runs the port keys through real agents 2 (6.0
+// and 7.0) running the plugin as user zabbix.
+func TestIntegrationAgent2Ports(t *testing.T) {
+	for _, v := range agenttest.Versions() {
+		t.Run(string(v), func(t *testing.T) {
+			a := agenttest.Start(t, v, agenttest.WithConf("Plugins.TCPStatus.CacheTTL=0"))
+			checkAgentPorts(t, a)
+		})
+	}
+}
+
+// classicAgent starts zabbix_agentd with scripts/userparameter_tcpstatus.conf
+// pointing at a freshly built helper the agent's user can run.
+func classicAgent(t *testing.T) *agenttest.Agent {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("agents are not started in -short mode")
+	}
+	conf, err := os.ReadFile(filepath.Join("..", "scripts", "userparameter_tcpstatus.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() != 0 {
+		// Let agenttest decide between skip and failure.
+		return agenttest.StartClassic(t, string(conf))
+	}
+	bin := agenttest.DiscoveryBinary(t)
+	dir, err := os.MkdirTemp("", "tcpstatus-helper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	helper := filepath.Join(dir, "tcpstatus-discovery")
+	b, err := os.ReadFile(bin)
+	if err == nil {
+		err = os.WriteFile(helper, b, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(conf), installedHelper, helper)
+	return agenttest.StartClassic(t, text)
+}
+
+// TestIntegrationClassicAgentPorts runs the same checks through the classic
+// agent and the UserParameter file.
+func TestIntegrationClassicAgentPorts(t *testing.T) {
+	checkAgentPorts(t, classicAgent(t))
+}
+
+// TestIntegrationClassicAgentKeys answers the other keys through the classic
+// agent and compares with the helper run here (as root, so only values the
+// agent's user sees the same are compared).
+func TestIntegrationClassicAgentKeys(t *testing.T) {
+	a := classicAgent(t)
+	h := holdListener(t, 5, 0)
+	for key, want := range map[string]string{
+		fmt.Sprintf("tcp.status[listen,%d]", h.port):      "1",
+		fmt.Sprintf("tcp.status[listen,%d,6]", h.port):    "0",
+		fmt.Sprintf("tcp.status[LISTEN,%d,4]", h.port):    "1",
+		fmt.Sprintf("tcp.status[timewait,%d,]", h.port):   "0",
+		fmt.Sprintf(`tcp.status["listen", %d]`, h.port):   "1",
+		fmt.Sprintf("tcp.status.get[%d]", h.port):         `{"established":0,"syn_sent":0,"syn_recv":0,"fin_wait1":0,"fin_wait2":0,"time_wait":0,"close":0,"close_wait":0,"last_ack":0,"listen":1,"closing":0,"total":1}`,
+		fmt.Sprintf("tcp.remote.top[5,estab,%d]", h.port): "[]",
+	} {
+		got, err := a.Get(key)
+		if err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %q", key, got, err, want)
+		}
+	}
+	// Static values: the same as the helper run here.
+	for _, key := range []string{"disk.discovery", "tcp.limits.get"} {
+		got, err := a.Get(key)
+		code, out, _ := runCmd(key)
+		if code != 0 || err != nil || got != strings.TrimSuffix(out, "\n") {
+			t.Errorf("%s through the agent = %q, %v; here %q (exit %d)", key, got, err, out, code)
+		}
+	}
+	if ds, err := os.ReadFile("/proc/diskstats"); err == nil && len(strings.Fields(string(ds))) > 2 {
+		dev := strings.Fields(string(ds))[2]
+		v, err := a.Get("disk.get[" + dev + "]")
+		if err != nil || !strings.HasPrefix(v, `{"read_ios":`) {
+			t.Errorf("disk.get[%s] = %q, %v", dev, v, err)
+		}
+	}
+	for key, want := range map[string]string{
+		"tcp.status[bogus]": `Invalid first parameter: unknown state "bogus"; expected ` + "established (estab), syn_sent (synsent), syn_recv (synrecv), fin_wait1 (finwait1), " +
+			"fin_wait2 (finwait2), time_wait (timewait), close (closed), close_wait (closewait), last_ack (lastack), listen, closing or all.",
+		"tcp.port.get":         "Invalid first parameter: port is required.",
+		"disk.get[nope]":       `Invalid first parameter: unknown device "nope".`,
+		"disk.get[../../x]":    `Invalid first parameter: unknown device "../../x".`,
+		"tcp.status[estab,0]":  "Invalid second parameter: port must be from 1 to 65535, got 0.",
+		"tcp.status.get[,ipx]": `Invalid second parameter: unknown family "ipx"; expected 4, 6 or empty for both.`,
+	} {
+		if _, err := a.Get(key); !isNotSupported(err, want) {
+			t.Errorf("%s: %v, want ZBX_NOTSUPPORTED: %s", key, err, want)
+		}
+	}
+	// The agent refuses shell characters before anything runs.
+	for _, key := range []string{`tcp.status["a'b"]`, "tcp.status[`id`]", "disk.get[$(id)]", `disk.get["a;b"]`} {
+		_, err := a.Get(key)
+		var ns *agenttest.NotSupported
+		if !errors.As(err, &ns) || !strings.HasPrefix(ns.Text, "Special characters") {
+			t.Errorf("%s: %v, want the agent's special characters refusal", key, err)
+		}
+	}
+}
