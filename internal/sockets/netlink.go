@@ -220,6 +220,12 @@ func (w *nlWalker) dump(ctx context.Context, fd int, typ uint16, family uint8) e
 	if _, err := unix.Write(fd, req); err != nil {
 		return fmt.Errorf("send netlink sock_diag request: %w", unsupported(err))
 	}
+	return w.receive(ctx, fd)
+}
+
+// receive reads batches of the dump in flight until NLMSG_DONE, an error, the
+// end of ctx or a receive timeout.
+func (w *nlWalker) receive(ctx context.Context, fd int) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err

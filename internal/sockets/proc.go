@@ -173,8 +173,9 @@ func field(line []byte, i int) ([]byte, int) {
 }
 
 // parseLine decodes one socket line: "sl: local remote st tx:rx tr:when
-// retrnsmt uid timeout inode ...". State and local port always; addresses,
-// queues and inode only when q.Fields asks.
+// retrnsmt uid timeout inode ...". Every line must have these ten fields;
+// state and local port are always decoded, addresses, queues and inode only
+// when q.Fields asks.
 func parseLine(line []byte, addrLen int, fam Family, q Query, sock *Socket, visit func(*Socket)) error {
 	sl, i := field(line, 0)
 	if len(sl) < 2 || sl[len(sl)-1] != ':' {
@@ -193,6 +194,14 @@ func parseLine(line []byte, addrLen int, fam Family, q Query, sock *Socket, visi
 	stv, ok := hexN(st, 2)
 	if !ok || stv == 0 || stv > MaxState {
 		return fmt.Errorf("%w: bad state", errMalformed)
+	}
+	queues, i := field(line, i)
+	inode := queues
+	for range 5 { // tr:when retrnsmt uid timeout inode
+		inode, i = field(line, i)
+	}
+	if len(inode) == 0 {
+		return fmt.Errorf("%w: too few fields", errMalformed)
 	}
 	state := State(stv)
 	if !q.States.Has(state) || (q.LocalPort != 0 && port != q.LocalPort) {
@@ -213,28 +222,20 @@ func parseLine(line []byte, addrLen int, fam Family, q Query, sock *Socket, visi
 				return fmt.Errorf("%w: bad remote port", errMalformed)
 			}
 		}
-		if f&(FieldQueues|FieldInode) != 0 {
-			tok, j := field(line, i) // tx_queue:rx_queue
-			if f&FieldQueues != 0 {
-				if len(tok) != 17 || tok[8] != ':' {
-					return fmt.Errorf("%w: bad queues", errMalformed)
-				}
-				tx, ok1 := hexN(tok[:8], 8)
-				rx, ok2 := hexN(tok[9:], 8)
-				if !ok1 || !ok2 {
-					return fmt.Errorf("%w: bad queues", errMalformed)
-				}
-				sock.WQueue, sock.RQueue = uint32(tx), uint32(rx)
+		if f&FieldQueues != 0 {
+			if len(queues) != 17 || queues[8] != ':' {
+				return fmt.Errorf("%w: bad queues", errMalformed)
 			}
-			if f&FieldInode != 0 {
-				for range 5 { // tr:when retrnsmt uid timeout inode
-					tok, j = field(line, j)
-				}
-				inode, ok := decimal(tok)
-				if !ok {
-					return fmt.Errorf("%w: bad inode", errMalformed)
-				}
-				sock.Inode = inode
+			tx, ok1 := hexN(queues[:8], 8)
+			rx, ok2 := hexN(queues[9:], 8)
+			if !ok1 || !ok2 {
+				return fmt.Errorf("%w: bad queues", errMalformed)
+			}
+			sock.WQueue, sock.RQueue = uint32(tx), uint32(rx)
+		}
+		if f&FieldInode != 0 {
+			if sock.Inode, ok = decimal(inode); !ok {
+				return fmt.Errorf("%w: bad inode", errMalformed)
 			}
 		}
 	}
