@@ -205,15 +205,43 @@ func runAgentOnce(t testing.TB, v agenttest.Version, lines ...string) (string, e
 	return string(out) + string(log), runErr
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
+// freePort returns a loopback TCP port in the agent's ListenPort range
+// (1024-32767) that was free a moment ago.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	for i := 0; i < 1000; i++ {
+		p := 20000 + int(time.Now().UnixNano()/7%12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err == nil {
+			l.Close()
+			return p
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// worldDir returns a new directory every user can enter (the agent runs as
+// zabbix), removed at the end of the test; t.TempDir's parent is private.
+func worldDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "tcpstatus-faults-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Cleanup(func() {
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o755)
+			}
+			return nil
+		})
+		os.RemoveAll(dir)
+	})
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // newNetns creates a network namespace with lo up, deleted at the end of

@@ -159,8 +159,7 @@ func TestAgentThousandRequests(t *testing.T) {
 // ports and no tcp6 (IPv6 disabled at boot).
 func procFixture(t testing.TB, ports ...int) string {
 	t.Helper()
-	root := t.TempDir()
-	os.Chmod(root, 0o755)
+	root := worldDir(t)
 	dir := filepath.Join(root, "net")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)

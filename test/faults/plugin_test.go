@@ -145,8 +145,7 @@ func mustJSON(v any) []byte {
 // blocks but reading does.
 func fifoProcRoot(t testing.TB) (root string, feed func(table string)) {
 	t.Helper()
-	root = t.TempDir()
-	os.Chmod(root, 0o755)
+	root = worldDir(t)
 	net := filepath.Join(root, "net")
 	if err := os.Mkdir(net, 0o755); err != nil {
 		t.Fatal(err)

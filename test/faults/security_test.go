@@ -66,46 +66,54 @@ func TestKeyParametersReachNoFilesystemCall(t *testing.T) {
 		"./" + canary,
 		canary + "/1/net",
 	}
-	log := filepath.Join(dir, "strace.log")
 	bin := agenttest.PluginBinary(t)
-	p := startPlugin(t, pluginOpts{wrap: []string{strace, "-f", "-qq", "-e", "trace=%file", "-e", "signal=none", "-s", "256", "-o", log}, bin: bin})
-	p.configure(nil)
-	n := 0
-	for _, m := range e.Metrics() {
-		for _, v := range values {
-			params := make([]string, max(1, len(m.Params)))
-			for i := range params {
-				params[i] = v
-			}
-			for _, ps := range [][]string{params, append(params, v), {v}} {
-				if _, err := p.get(30*time.Second, m.Key, ps...); err != nil && !isItemError(err, "") {
-					t.Fatalf("%s%q: %v", m.Key, ps, err)
+	configs := map[string]map[string]string{
+		"netlink": nil,
+		"proc":    {"Source": "proc", "ProcRoot": procFixture(t, 22, 80), "SysRoot": dir},
+	}
+	for name, conf := range configs {
+		t.Run(name, func(t *testing.T) {
+			log := filepath.Join(dir, name+".strace")
+			p := startPlugin(t, pluginOpts{wrap: []string{strace, "-f", "-qq", "-e", "trace=%file", "-e", "signal=none", "-s", "256", "-o", log}, bin: bin})
+			p.configure(conf)
+			n := 0
+			for _, m := range e.Metrics() {
+				for _, v := range values {
+					params := make([]string, max(1, len(m.Params)))
+					for i := range params {
+						params[i] = v
+					}
+					for _, ps := range [][]string{params, append(params, v), {v}} {
+						if _, err := p.get(30*time.Second, m.Key, ps...); err != nil && !isItemError(err, "") {
+							t.Fatalf("%s%q: %v", m.Key, ps, err)
+						}
+						n++
+					}
 				}
-				n++
 			}
-		}
-	}
-	p.conn.Close()
-	p.checkCleanExit(10 * time.Second)
-	f, err := os.Open(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	lines, hits := 0, 0
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		lines++
-		if strings.Contains(sc.Text(), canary) {
-			hits++
-			if hits <= 10 {
-				t.Errorf("a key parameter reached a system call: %s", sc.Text())
+			p.conn.Close()
+			p.checkCleanExit(10 * time.Second)
+			f, err := os.Open(log)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
+			defer f.Close()
+			lines, hits := 0, 0
+			sc := bufio.NewScanner(f)
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			for sc.Scan() {
+				lines++
+				if strings.Contains(sc.Text(), canary) {
+					hits++
+					if hits <= 10 {
+						t.Errorf("a key parameter reached a system call: %s", sc.Text())
+					}
+				}
+			}
+			if lines < 10 {
+				t.Fatalf("strace recorded only %d lines; tracing did not work", lines)
+			}
+			t.Logf("%d requests over %d keys; %d traced file-name calls, none naming a parameter", n, len(e.Metrics()), lines)
+		})
 	}
-	if lines < 10 {
-		t.Fatalf("strace recorded only %d lines; tracing did not work", lines)
-	}
-	t.Logf("%d requests over %d keys; %d traced file-name calls, none naming a parameter", n, len(e.Metrics()), lines)
 }

@@ -35,8 +35,7 @@ func TestGoTestsAsZabbix(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
-	bins := t.TempDir()
-	os.Chmod(bins, 0o755)
+	bins := worldDir(t)
 	n := 0
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Fields(line)
@@ -56,7 +55,7 @@ func TestGoTestsAsZabbix(t *testing.T) {
 				t.Fatalf("go test -c %s: %v\n%s", pkg, err, out)
 			}
 			os.Chmod(bin, 0o755)
-			tmp := t.TempDir()
+			tmp := worldDir(t)
 			os.Chmod(tmp, 0o777)
 			cmd := exec.Command("setpriv", "--reuid="+u.Uid, "--regid="+u.Gid, "--init-groups", "--",
 				bin, "-test.short", "-test.count=1", "-test.timeout=5m")
