@@ -3,6 +3,8 @@ package metrics
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
 	"zabbix-agent2-plugin-tcpstatus/internal/kernel"
 	"zabbix-agent2-plugin-tcpstatus/internal/testnet"
 )
@@ -266,8 +269,8 @@ func TestLimitsGetFixtures(t *testing.T) {
 }
 
 // kernBetween checks a key's value against the file read just before and
-// after: equal when the file did not move, else between (counters) or in
-// the range (gauges).
+// after: equal when the file did not move, else between them for counters;
+// a gauge that moved is not compared.
 func kernBetween(t *testing.T, what string, before, got, after map[string]string, gauge map[string]bool) {
 	t.Helper()
 	if len(got) != len(before) {
@@ -285,12 +288,14 @@ func kernBetween(t *testing.T, what string, before, got, after map[string]string
 			}
 			continue
 		}
+		if gauge[name] {
+			// A gauge that moved may have gone anywhere in between.
+			t.Logf("%s.%s moved from %s to %s; not compared", what, name, b, after[name])
+			continue
+		}
 		lo, _ := strconv.ParseInt(b, 10, 64)
 		hi, _ := strconv.ParseInt(after[name], 10, 64)
 		v, _ := strconv.ParseInt(g, 10, 64)
-		if gauge[name] && lo > hi {
-			lo, hi = hi, lo
-		}
 		if v < lo || v > hi {
 			t.Errorf("%s.%s = %d, file said %d before and %d after", what, name, v, lo, hi)
 		}
@@ -306,26 +311,32 @@ func TestIntegrationKernelGetMatchesProc(t *testing.T) {
 		t.Skip("needs Linux /proc")
 	}
 	e := kernExporter(t, DefaultProcRoot)
-	bTcp := kernFileCounters(t, "/proc/net/snmp", "Tcp")
-	bExt := kernFileCounters(t, "/proc/net/netstat", "TcpExt")
-	got := kernGet(t, e)
-	aTcp := kernFileCounters(t, "/proc/net/snmp", "Tcp")
-	aExt := kernFileCounters(t, "/proc/net/netstat", "TcpExt")
-	kernBetween(t, "Tcp", bTcp, got["Tcp"], aTcp, kernGauges)
-	kernBetween(t, "TcpExt", bExt, got["TcpExt"], aExt, nil)
-	// sockstat values are all gauges; retry until the file holds still.
-	allGauges := map[string]bool{}
-	for k := range kernFileSockstat(t, "/proc/net") {
-		allGauges[k] = true
-	}
+	// Retry until the gauges (CurrEstab, sockstat) hold still around one
+	// read, so they are compared too; counters are checked on every try.
 	for try := 0; try < 50; try++ {
-		b := kernFileSockstat(t, "/proc/net")
-		g := kernGet(t, e)["sockstat"]
-		a := kernFileSockstat(t, "/proc/net")
-		if reflect.DeepEqual(a, b) || try == 49 {
-			kernBetween(t, "sockstat", b, g, a, allGauges)
-			break
+		bTcp := kernFileCounters(t, "/proc/net/snmp", "Tcp")
+		bExt := kernFileCounters(t, "/proc/net/netstat", "TcpExt")
+		bSock := kernFileSockstat(t, "/proc/net")
+		got := kernGet(t, e)
+		aTcp := kernFileCounters(t, "/proc/net/snmp", "Tcp")
+		aExt := kernFileCounters(t, "/proc/net/netstat", "TcpExt")
+		aSock := kernFileSockstat(t, "/proc/net")
+		stable := reflect.DeepEqual(bSock, aSock)
+		for g := range kernGauges {
+			stable = stable && bTcp[g] == aTcp[g]
 		}
+		if !stable && try < 49 {
+			kernBetween(t, "TcpExt", bExt, got["TcpExt"], aExt, nil)
+			continue
+		}
+		allGauges := map[string]bool{}
+		for k := range bSock {
+			allGauges[k] = true
+		}
+		kernBetween(t, "Tcp", bTcp, got["Tcp"], aTcp, kernGauges)
+		kernBetween(t, "TcpExt", bExt, got["TcpExt"], aExt, nil)
+		kernBetween(t, "sockstat", bSock, got["sockstat"], aSock, allGauges)
+		return
 	}
 }
 
@@ -474,4 +485,85 @@ func kernOverflowListener(t *testing.T, n int) (int, error) {
 		}
 	}
 	return lo.Port, nil
+}
+
+// TestAgentKernelKeys asks real agents 2 (6.0 and 7.0, plugin built from
+// this tree) for tcp.kernel.get, tcp.limits.get and tcp.remote.top through
+// zabbix_get, and checks the answers against this machine: counters between
+// the file read before and after, sysctls equal to `sysctl -n`, and the
+// zabbix_get connection itself among the remote addresses of the agent's
+// port.
+func TestAgentKernelKeys(t *testing.T) {
+	for _, v := range agenttest.Versions() {
+		t.Run(string(v), func(t *testing.T) {
+			a := agenttest.Start(t, v, agenttest.WithConf("Plugins.TCPStatus.CacheTTL=0"))
+
+			bTcp := kernFileCounters(t, "/proc/net/snmp", "Tcp")
+			bExt := kernFileCounters(t, "/proc/net/netstat", "TcpExt")
+			raw, err := a.Get("tcp.kernel.get")
+			if err != nil {
+				t.Fatalf("tcp.kernel.get: %v", err)
+			}
+			aTcp := kernFileCounters(t, "/proc/net/snmp", "Tcp")
+			aExt := kernFileCounters(t, "/proc/net/netstat", "TcpExt")
+			t.Logf("tcp.kernel.get: %.400s...", raw)
+			got := kernDecode(t, raw)
+			// The request's own connection is open (CurrEstab +2) only
+			// while the key is read: gauges are checked for presence only.
+			for g := range kernGauges {
+				if _, ok := got["Tcp"][g]; !ok {
+					t.Errorf("Tcp.%s missing", g)
+				}
+				delete(bTcp, g)
+				delete(aTcp, g)
+				delete(got["Tcp"], g)
+			}
+			kernBetween(t, "Tcp", bTcp, got["Tcp"], aTcp, nil)
+			kernBetween(t, "TcpExt", bExt, got["TcpExt"], aExt, nil)
+			for _, f := range []string{"sockets_used", "tcp_inuse", "tcp_orphan", "tcp_tw", "tcp_alloc", "tcp_mem"} {
+				if _, ok := got["sockstat"][f]; !ok {
+					t.Errorf("sockstat.%s missing: %s", f, raw)
+				}
+			}
+
+			raw, err = a.Get("tcp.limits.get")
+			if err != nil {
+				t.Fatalf("tcp.limits.get: %v", err)
+			}
+			t.Logf("tcp.limits.get: %s", raw)
+			var limits map[string]int64
+			if err := json.Unmarshal([]byte(raw), &limits); err != nil {
+				t.Fatalf("tcp.limits.get: %v: %s", err, raw)
+			}
+			if _, err := exec.LookPath("sysctl"); err == nil {
+				want := kernSysctlCommand(t, func(key string) ([]byte, error) { return exec.Command("sysctl", "-n", key).Output() })
+				if !reflect.DeepEqual(limits, want) {
+					t.Errorf("tcp.limits.get (-sysctl +agent)\n-%v\n+%v", want, limits)
+				}
+			}
+
+			key := fmt.Sprintf("tcp.remote.top[5,established,%d]", a.Port())
+			raw, err = a.Get(key)
+			if err != nil {
+				t.Fatalf("%s: %v", key, err)
+			}
+			t.Logf("%s: %s", key, raw)
+			var top []remoteEntry
+			if err := json.Unmarshal([]byte(raw), &top); err != nil {
+				t.Fatalf("%s: %v: %s", key, err, raw)
+			}
+			if len(top) == 0 || top[0].Address != "127.0.0.1" || top[0].Count < 1 {
+				t.Errorf("%s = %s, want zabbix_get's own connection from 127.0.0.1 first", key, raw)
+			}
+
+			_, err = a.Get("tcp.remote.top[0]")
+			var ns *agenttest.NotSupported
+			if !errors.As(err, &ns) || !strings.Contains(ns.Text, `Invalid first parameter: expected a number from 1 to 1000, got "0".`) {
+				t.Errorf("tcp.remote.top[0]: %v, want ZBX_NOTSUPPORTED with the parameter error", err)
+			}
+			if err := a.Alive(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
