@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.."
 # the item key parser.
 required=(
   "internal/agentproto:^FuzzReadFrame$"
-  "internal/sockets:^Fuzz.*Proc"
+  "internal/sockets:^Fuzz(ParseTable|.*Proc)"
   "internal/sockets:^Fuzz.*(Netlink|Diag)"
   ":^Fuzz.*Key"
 )
