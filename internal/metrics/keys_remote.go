@@ -18,9 +18,9 @@ const (
 	// remoteTopMax is the largest <n> of tcp.remote.top.
 	remoteTopMax = 1000
 	// remoteTopCapacity is how many distinct remote addresses one request
-	// counts at most: 640 KiB (16384 slots of 32 bytes and 32768 hash
-	// buckets of 4), whatever the number of sockets or of distinct
-	// addresses.
+	// counts at most: 640 KiB once full (16384 slots of 32 bytes and 32768
+	// hash buckets of 4; about 1.5 MB allocated in all while growing to
+	// it), whatever the number of sockets or of distinct addresses.
 	remoteTopCapacity = 16384
 )
 
