@@ -80,6 +80,7 @@ type inner struct {
 	zget         string
 	self         string
 	tmp          string
+	profileDir   string
 	results      []Result
 	logf         func(string, ...any)
 }
@@ -94,6 +95,7 @@ func innerMain(args []string) int {
 	fs.StringVar(&in.agentBin, "agent", "/usr/sbin/zabbix_agent2", "zabbix_agent2 binary")
 	fs.StringVar(&in.zget, "zabbix-get", "", "zabbix_get binary")
 	fs.StringVar(&in.tmp, "tmp", os.TempDir(), "directory for agent configs and logs")
+	fs.StringVar(&in.profileDir, "profile-dir", "", "write CPU profiles of the plugin's key handlers here (group profile)")
 	only := fs.String("only", "", "comma-separated method groups to run (ref,core,plugin,builtin,tools); empty: all")
 	fs.Parse(args)
 	in.logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, "benchdriver: "+f+"\n", a...) }
@@ -118,6 +120,7 @@ func innerMain(args []string) int {
 		{"plugin", in.plugin},
 		{"builtin", in.builtin},
 		{"tools", in.tools},
+		{"profile", in.profiles},
 		{"ref", in.refAgain},
 	}
 	failed := false
@@ -161,6 +164,38 @@ func (in *inner) runRef(method, label, mode string, reps int) error {
 		v = strconv.FormatUint(rep.Runs[0].Value, 10)
 	}
 	in.add(summarize(method, label, 1, ss, rep.MaxRSSkB, v, true))
+	return nil
+}
+
+// profiles runs the plugin's key handlers in process (no agent) with a CPU
+// profile each: where the plugin path spends its time.
+func (in *inner) profiles() error {
+	port := strconv.Itoa(in.port)
+	for _, k := range []struct{ name, key string }{
+		{"status-get", "tcp.status.get"},
+		{"port-get", "tcp.port.get[" + port + "]"},
+		{"discovery", "tcp.port.discovery"},
+		{"state", "tcp.status[time_wait]"},
+		{"port", "tcp.status[all," + port + "]"},
+	} {
+		args := []string{"ref", "-mode", "export", "-key", k.key, "-reps", strconv.Itoa(in.light)}
+		if in.profileDir != "" {
+			args = append(args, "-cpuprofile", filepath.Join(in.profileDir, "export-"+k.name+".pprof"))
+		}
+		out, err := exec.Command(in.self, args...).Output()
+		if err != nil {
+			return fmt.Errorf("export %s: %w", k.key, err)
+		}
+		var rep refReport
+		if err := json.Unmarshal(out, &rep); err != nil {
+			return fmt.Errorf("export %s: %w", k.key, err)
+		}
+		var ss []sample
+		for _, r := range rep.Runs {
+			ss = append(ss, sample{time.Duration(r.CPUNs), time.Duration(r.UserNs), time.Duration(r.SysNs), time.Duration(r.WallNs)})
+		}
+		in.add(summarize("export-"+k.name, k.key+" handler in process, CacheTTL=0 (no agent)", 1, ss, rep.MaxRSSkB, "", true))
+	}
 	return nil
 }
 

@@ -150,7 +150,8 @@ func outerMain(args []string) int {
 	agentBin := fs.String("agent", "/usr/sbin/zabbix_agent2", "zabbix_agent2 (6.0) binary")
 	zget := fs.String("zabbix-get", "", "zabbix_get binary (default: $ZABBIX_GET, the test cache, PATH)")
 	quick := fs.Bool("quick", false, "one interval per method (smoke run)")
-	only := fs.String("only", "", "method groups to run (ref,core,plugin,builtin,tools); empty: all")
+	only := fs.String("only", "", "method groups to run (ref,core,plugin,builtin,tools,profile); empty: all")
+	profiles := fs.Bool("profiles", true, "keep CPU profiles of the plugin's key handlers at the largest size in -out/pprof")
 	fs.Parse(args)
 	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "benchdriver: "+f+"\n", a...) }
 	if os.Geteuid() != 0 {
@@ -195,7 +196,12 @@ func outerMain(args []string) int {
 		case n > 20000:
 			light, heavy = 7, 2
 		}
-		r, interrupted := runSize(n, lg, self, binDir, *agentBin, zg, tmp, *only, light, heavy, sigs, logf)
+		pdir := ""
+		if *profiles && n == largest(*sizes) {
+			pdir, _ = filepath.Abs(filepath.Join(*out, "pprof"))
+			os.MkdirAll(pdir, 0o755)
+		}
+		r, interrupted := runSize(n, lg, self, binDir, *agentBin, zg, tmp, *only, pdir, light, heavy, sigs, logf)
 		rep.Runs = append(rep.Runs, r)
 		if r.Error != "" {
 			failed = true
@@ -217,7 +223,16 @@ func outerMain(args []string) int {
 }
 
 // runSize builds the load of size n, measures, and tears the load down.
-func runSize(n int, loadgen, self, binDir, agentBin, zget, tmp, only string, light, heavy int, sigs chan os.Signal, logf func(string, ...any)) (Run, bool) {
+func largest(sizes string) int {
+	m := 0
+	for _, s := range strings.Split(sizes, ",") {
+		n, _ := strconv.Atoi(strings.TrimSpace(s))
+		m = max(m, n)
+	}
+	return m
+}
+
+func runSize(n int, loadgen, self, binDir, agentBin, zget, tmp, only, profileDir string, light, heavy int, sigs chan os.Signal, logf func(string, ...any)) (Run, bool) {
 	r := Run{Nominal: n}
 	t0 := time.Now()
 	defer func() { r.Seconds = time.Since(t0).Seconds() }()
@@ -277,7 +292,7 @@ func runSize(n int, loadgen, self, binDir, agentBin, zget, tmp, only string, lig
 	icmd := exec.Command("ip", "netns", "exec", ns, self, "inner",
 		"-reps", strconv.Itoa(light), "-heavy-reps", strconv.Itoa(heavy),
 		"-port", strconv.Itoa(int(r.Load.BusyPort)), "-bin", binDir, "-agent", agentBin,
-		"-zabbix-get", zget, "-tmp", filepath.Join(tmp, fmt.Sprintf("n%d", n)), "-only", only)
+		"-zabbix-get", zget, "-tmp", filepath.Join(tmp, fmt.Sprintf("n%d", n)), "-only", only, "-profile-dir", profileDir)
 	icmd.Stderr = os.Stderr
 	icmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, _ := icmd.StdoutPipe()

@@ -6,11 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
+	"zabbix-agent2-plugin-tcpstatus/internal/metrics"
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
 	"zabbix-agent2-plugin-tcpstatus/tools/loadgen/nlcount"
 )
@@ -103,8 +106,19 @@ func refMain(args []string) int {
 	mode := fs.String("mode", "nl-all", "what to run")
 	port := fs.Uint("port", 22000, "local port of the port-filtered modes")
 	reps := fs.Int("reps", 5, "measured runs")
+	key := fs.String("key", "tcp.status.get", "item key of the export mode")
+	cacheTTL := fs.Duration("cache-ttl", 0, "CacheTTL of the export mode")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the measured runs to this file")
 	fs.Parse(args)
 	f, ok := refModes(uint16(*port))[*mode]
+	if *mode == "export" {
+		var err error
+		if f, err = exportMode(*key, *cacheTTL); err != nil {
+			fmt.Fprintf(os.Stderr, "benchdriver ref: %v\n", err)
+			return 1
+		}
+		ok = true
+	}
 	if !ok {
 		fmt.Fprintf(os.Stderr, "benchdriver ref: unknown mode %q\n", *mode)
 		return 2
@@ -113,6 +127,19 @@ func refMain(args []string) int {
 	if _, err := f(); err != nil { // warm-up
 		fmt.Fprintf(os.Stderr, "benchdriver ref %s: %v\n", *mode, err)
 		return 1
+	}
+	if *profile != "" {
+		pf, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "benchdriver ref: %v\n", err)
+			return 1
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			fmt.Fprintf(os.Stderr, "benchdriver ref: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	for i := 0; i < *reps; i++ {
 		u0, s0 := rusageSelf()
@@ -131,4 +158,24 @@ func refMain(args []string) int {
 	rep.MaxRSSkB = ru.Maxrss
 	json.NewEncoder(os.Stdout).Encode(rep)
 	return 0
+}
+
+// exportMode runs the plugin's own key handler in process (the exporter the
+// plugin serves, default configuration except CacheTTL), for profiles of the
+// plugin path without the agent. The value is the length of the result.
+func exportMode(key string, ttl time.Duration) (func() (uint64, error), error) {
+	cfg := metrics.DefaultConfig()
+	cfg.CacheTTL = ttl
+	e, err := metrics.New(cfg, metrics.NopLogger{})
+	if err != nil {
+		return nil, err
+	}
+	name, params := key, []string(nil)
+	if i := strings.IndexByte(key, '['); i >= 0 && strings.HasSuffix(key, "]") {
+		name, params = key[:i], strings.Split(key[i+1:len(key)-1], ",")
+	}
+	return func() (uint64, error) {
+		v, err := e.Export(context.Background(), name, params)
+		return uint64(len(v)), err
+	}, nil
 }
