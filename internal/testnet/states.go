@@ -123,8 +123,12 @@ func connectFD(host string, port uint16, wait bool) (int, error) {
 	}
 	if err == nil {
 		err = unix.Connect(fd, sa)
-		if !wait && errors.Is(err, unix.EINPROGRESS) {
+		switch {
+		case !wait && errors.Is(err, unix.EINPROGRESS):
 			err = nil
+		case wait && errors.Is(err, unix.EINTR):
+			// A signal interrupted the wait; the handshake goes on.
+			err = waitConnected(fd)
 		}
 	}
 	if err != nil {
@@ -132,6 +136,32 @@ func connectFD(host string, port uint16, wait bool) (int, error) {
 		return -1, fmt.Errorf("connect to %s port %d: %w", host, port, err)
 	}
 	return fd, nil
+}
+
+// waitConnected waits (bounded) for a connect in progress on fd to end and
+// returns its result.
+func waitConnected(fd int) error {
+	deadline := time.Now().Add(ioTimeout)
+	for {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		n, err := unix.Poll(pfd, int(max(time.Until(deadline), 0).Milliseconds()))
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return err
+		case n == 0:
+			return unix.ETIMEDOUT
+		}
+		soErr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil {
+			return err
+		}
+		if soErr != 0 {
+			return unix.Errno(soErr)
+		}
+		return nil
+	}
 }
 
 // acceptFD accepts one connection (bounded by the listener's timeout).
@@ -481,6 +511,32 @@ func (ns *NS) SSCounts(args ...string) (sockets.Counts, error) {
 		c[st]++
 	}
 	return c, nil
+}
+
+// SSByPort runs `ss -H args...` for one protocol (e.g. "-tan") and counts
+// the listed sockets by local port and State column.
+func (ns *NS) SSByPort(args ...string) (map[uint16]sockets.Counts, error) {
+	out, err := ns.SS(append([]string{"-H"}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	m := map[uint16]sockets.Counts{}
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			continue
+		}
+		st, ok := ssColumnStates[f[0]]
+		i := strings.LastIndexByte(f[3], ':')
+		port, err := strconv.ParseUint(f[3][i+1:], 10, 16)
+		if !ok || i < 0 || err != nil {
+			return nil, fmt.Errorf("ss %s: cannot read %q", strings.Join(args, " "), l)
+		}
+		c := m[uint16(port)]
+		c[st]++
+		m[uint16(port)] = c
+	}
+	return m, nil
 }
 
 // waitHeld waits until ss shows exactly h's counts on both sides of h.Port.

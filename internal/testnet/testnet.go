@@ -32,6 +32,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -345,21 +346,37 @@ func (ns *NS) cleanup() {
 			t.Errorf("cleanup: %v", err)
 		}
 	}
-	if ns.nsFD >= 0 {
-		// Orphans (LAST_ACK, FIN_WAIT) and TIME_WAIT entries hold the
-		// namespace alive after `ip netns del`; destroy every socket.
-		for _, p := range []string{"-t", "-u"} {
-			if _, err := ns.Run("ss", "-K", "-a", "-n", p); err != nil {
-				t.Logf("cleanup: %v", err)
-			}
-		}
-	}
 	ns.mu.Lock()
 	for fd := range ns.fds {
 		unix.Close(fd)
 	}
 	ns.fds = nil
 	ns.mu.Unlock()
+	if ns.nsFD >= 0 {
+		// Orphans (LAST_ACK, FIN_WAIT, the sockets just closed) and
+		// TIME_WAIT entries would keep the namespace alive after
+		// `ip netns del`: destroy every socket, again while a dump raced
+		// with state changes and missed some.
+		left := ""
+		for try := 0; try < 10; try++ {
+			left = ""
+			for _, p := range []string{"-t", "-u"} {
+				if _, err := ns.Run("ss", "-K", "-a", "-n", p); err != nil {
+					t.Logf("cleanup: %v", err)
+				}
+				if n, err := ns.SSCount("-a", "-n", p); err != nil || n != 0 {
+					left += fmt.Sprintf(" ss %s: %d sockets (%v)", p, n, err)
+				}
+			}
+			if left == "" {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if left != "" {
+			t.Errorf("cleanup: sockets left in %s:%s", ns.Name, left)
+		}
+	}
 	if ns.stop != nil {
 		close(ns.stop)
 		<-ns.done
