@@ -76,9 +76,18 @@ func logf(format string, a ...any) {
 
 // command runs a tool and returns its error with the tool's output.
 func command(stdin string, name string, args ...string) error {
+	return commandOut(true, stdin, name, args...)
+}
+
+// commandOut is command; without keepStdout the tool's standard output is
+// discarded (ss -K prints every socket it destroys).
+func commandOut(keepStdout bool, stdin string, name string, args ...string) error {
 	cmd := exec.Command(name, args...)
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stderr = &out
+	if keepStdout {
+		cmd.Stdout = &out
+	}
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
 	}
@@ -123,9 +132,11 @@ func run(o options) error {
 		return err
 	}
 	c.add(func() {
+		t0 := time.Now()
 		if err := command("", "ip", "netns", "del", o.NS); err != nil {
 			logf("cleanup: %v", err)
 		}
+		logf("cleanup: netns %s deleted in %.1fs", o.NS, time.Since(t0).Seconds())
 	})
 	if err := command("", "ip", "-n", o.NS, "link", "set", "lo", "up"); err != nil {
 		return err
@@ -162,9 +173,11 @@ func run(o options) error {
 	// namespace is destroyed, then the workers exit.
 	c.add(ws.stop)
 	c.add(func() {
-		if err := command("", "ip", "netns", "exec", o.NS, "ss", "-K", "-tan"); err != nil {
+		t0 := time.Now()
+		if err := commandOut(false, "", "ip", "netns", "exec", o.NS, "ss", "-K", "-tan"); err != nil {
 			logf("cleanup: %v", err)
 		}
+		logf("cleanup: sockets destroyed in %.1fs", time.Since(t0).Seconds())
 	})
 	c.add(func() {
 		if err := command("", "ip", "netns", "exec", o.NS, "nft", "delete", "table", "inet", "tcpload"); err != nil {

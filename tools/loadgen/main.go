@@ -38,7 +38,7 @@ func main() {
 	flag.DurationVar(&o.Hold, "hold", 5*time.Minute, "how long to hold the sockets once built (at most 2h)")
 	flag.StringVar(&o.NS, "netns", fmt.Sprintf("tcpload-%d", os.Getpid()), "name of the network namespace to create (must not exist)")
 	flag.StringVar(&o.ReadyFile, "ready-file", "", "write the ready report (JSON) to this file")
-	flag.IntVar(&o.FDsPerWorker, "fds-per-worker", 18000, "descriptors held per worker process (RLIMIT_NOFILE)")
+	flag.IntVar(&o.FDsPerWorker, "fds-per-worker", 16000, "descriptors held per worker process (RLIMIT_NOFILE)")
 	flag.IntVar(&o.Parallel, "parallel", 2, "workers building at the same time")
 	flag.DurationVar(&o.BuildTimeout, "build-timeout", 10*time.Minute, "give up when building takes longer")
 	flag.Parse()

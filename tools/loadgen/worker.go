@@ -194,8 +194,17 @@ func (w *worker) build(j job) error {
 		// client closes after receiving its FIN; the server's final ACK is
 		// dropped, so the client retransmits its FIN and each retransmission
 		// restarts the server's TIME_WAIT. Neither end holds a descriptor.
+		// A batch's descriptors come on top of the held ones.
+		var lim unix.Rlimit
+		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+			return fmt.Errorf("getrlimit: %w", err)
+		}
+		batch := min(j.Batch, (int(lim.Cur)-len(w.held)-64)/2)
+		if j.TWPairs[fam] > 0 && batch < 1 {
+			return fmt.Errorf("no descriptors left for time-wait pairs (%d held, limit %d)", len(w.held), lim.Cur)
+		}
 		for done := 0; done < j.TWPairs[fam]; {
-			b := min(j.Batch, j.TWPairs[fam]-done)
+			b := min(batch, j.TWPairs[fam]-done)
 			cs := make([]int, 0, b)
 			ss := make([]int, 0, b)
 			for i := 0; i < b; i++ {
