@@ -5,13 +5,23 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
+	"zabbix-agent2-plugin-tcpstatus/internal/testnet"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden outputs under testdata/golden")
@@ -350,5 +360,427 @@ func TestGoldenPorts(t *testing.T) {
 	}
 	for _, scenario := range []string{"ports", "ipv6-off"} {
 		t.Run(scenario, func(t *testing.T) { checkGolden(t, scenario, cases) })
+	}
+}
+
+// recordingSource records the queries it is asked.
+type recordingSource struct {
+	fakeSource
+	queries []sockets.Query
+}
+
+func (r *recordingSource) Walk(ctx context.Context, q sockets.Query, visit func(*sockets.Socket)) error {
+	r.queries = append(r.queries, q)
+	return r.fakeSource.Walk(ctx, q, visit)
+}
+
+// TestPortDiscoveryAsksListenersOnly pins the cost model: discovery dumps
+// only listeners (bound UDP sockets), never the whole table.
+func TestPortDiscoveryAsksListenersOnly(t *testing.T) {
+	src := &recordingSource{}
+	e := portExporter(t, src, t.TempDir())
+	for _, key := range []string{"tcp.port.discovery", "udp.port.discovery"} {
+		if _, err := e.Export(context.Background(), key, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []sockets.Query{
+		{Proto: sockets.TCP, States: sockets.MaskOf(sockets.Listen), Fields: sockets.FieldLocalAddr | sockets.FieldQueues | sockets.FieldInode},
+		{Proto: sockets.UDP, States: sockets.MaskOf(sockets.Close), Fields: sockets.FieldLocalAddr | sockets.FieldRemote | sockets.FieldInode},
+	}
+	if !reflect.DeepEqual(src.queries, want) {
+		t.Errorf("queries %+v, want %+v", src.queries, want)
+	}
+}
+
+// TestPortDiscoveryNamesWithinDeadline checks that a request whose time is
+// already up still gets its ports, without process names.
+func TestPortDiscoveryNamesWithinDeadline(t *testing.T) {
+	e := portExporter(t, portTables(), filepath.Join(fixtureRoot("ports"), "proc"))
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	v, err := e.Export(ctx, "tcp.port.discovery", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := decodeLLD(t, v)
+	if len(rows) != 6 {
+		t.Fatalf("%d rows, want 6: %s", len(rows), v)
+	}
+	for _, r := range rows {
+		if r["{#PROCESS}"] != "" {
+			t.Errorf("port %s got process %q after the deadline", r["{#PORT}"], r["{#PROCESS}"])
+		}
+	}
+}
+
+// nsListeners opens listeners inside ns; they are closed when the test
+// ends, before the namespace goes.
+type nsListeners struct {
+	t   testing.TB
+	ns  *testnet.NS
+	fds map[string]int // "addr:port" → fd
+}
+
+func newNSListeners(t testing.TB, ns *testnet.NS) *nsListeners {
+	l := &nsListeners{t: t, ns: ns, fds: map[string]int{}}
+	t.Cleanup(func() {
+		for _, fd := range l.fds {
+			unix.Close(fd)
+		}
+	})
+	return l
+}
+
+// open listens on each addr:port (or binds UDP when udp is set).
+func (l *nsListeners) open(udp bool, addrs ...string) {
+	l.t.Helper()
+	err := l.ns.Do(func() error {
+		for _, s := range addrs {
+			ap := netip.MustParseAddrPort(s)
+			var sa unix.Sockaddr
+			dom := unix.AF_INET
+			if ap.Addr().Is4() {
+				sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+			} else {
+				sa, dom = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}, unix.AF_INET6
+			}
+			typ := unix.SOCK_STREAM
+			if udp {
+				typ = unix.SOCK_DGRAM
+			}
+			fd, err := unix.Socket(dom, typ|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			l.fds[s] = fd
+			if dom == unix.AF_INET6 {
+				if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+					return err
+				}
+			}
+			if err := unix.Bind(fd, sa); err != nil {
+				return fmt.Errorf("bind %s: %w", s, err)
+			}
+			if !udp {
+				if err := unix.Listen(fd, 16); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+func (l *nsListeners) close(addrs ...string) {
+	for _, s := range addrs {
+		unix.Close(l.fds[s])
+		delete(l.fds, s)
+	}
+}
+
+// exportIn answers key on a thread inside ns (netlink sees the namespace of
+// the calling thread).
+func exportIn(t testing.TB, ns *testnet.NS, e *Exporter, key string) string {
+	t.Helper()
+	var v string
+	err := ns.Do(func() error {
+		var err error
+		v, err = e.Export(context.Background(), key, nil)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("%s in %s: %v", key, ns.Name, err)
+	}
+	return v
+}
+
+// ssPorts lists the distinct local ports ss shows with args (e.g. "-ltn").
+func ssPorts(t testing.TB, ns *testnet.NS, args ...string) []string {
+	t.Helper()
+	out, err := ns.SS(append([]string{"-H"}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		p, err := strconv.Atoi(f[3][strings.LastIndexByte(f[3], ':')+1:])
+		if err != nil {
+			t.Fatalf("ss line %q", line)
+		}
+		seen[p] = true
+	}
+	var ports []int
+	for p := range seen {
+		ports = append(ports, p)
+	}
+	slices.Sort(ports)
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = strconv.Itoa(p)
+	}
+	return s
+}
+
+func rowPorts(rows []lldRow) []string {
+	s := make([]string, len(rows))
+	for i, r := range rows {
+		s[i] = r["{#PORT}"]
+	}
+	return s
+}
+
+// TestIntegrationPortDiscoveryNetns holds 300 listening ports (500
+// listeners: some ports on IPv4 and IPv6 loopback, some on a non-loopback
+// address, some IPv6 only) in a private namespace, and checks discovery
+// through netlink and through the /proc tables against the expected rows
+// and against ss; then a listener vanishes and another appears between two
+// calls.
+func TestIntegrationPortDiscoveryNetns(t *testing.T) {
+	ns := testnet.New(t)
+	if _, err := ns.Run("ip", "addr", "add", "192.0.2.1/32", "dev", "lo"); err != nil {
+		t.Fatal(err)
+	}
+	l := newNSListeners(t, ns)
+	comm, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := strings.TrimSpace(string(comm))
+	var addrs []string
+	var want []lldRow
+	for i := range 300 {
+		p := strconv.Itoa(20000 + i)
+		switch i % 3 {
+		case 0:
+			addrs = append(addrs, "127.0.0.1:"+p, "[::1]:"+p)
+			want = append(want, port(p, "127.0.0.1,::1", "4,6", self, "1"))
+		case 1:
+			addrs = append(addrs, "192.0.2.1:"+p, "127.0.0.2:"+p)
+			want = append(want, port(p, "127.0.0.2,192.0.2.1", "4", self, "0"))
+		case 2:
+			addrs = append(addrs, "[::]:"+p)
+			want = append(want, port(p, "::", "6", self, "0"))
+		}
+	}
+	l.open(false, addrs...)
+	if n, err := ns.SSCount("-ltn"); err != nil || n != 500 {
+		t.Fatalf("ss -ltn shows %d listeners (%v), want 500", n, err)
+	}
+
+	cfg := DefaultConfig()
+	cfg.CacheTTL = 0
+	viaNetlink, err := newExporter(cfg, NopLogger{}, sockets.NewNetlink())
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaProc, err := newExporter(cfg, NopLogger{}, sockets.NewProc(ns.NetDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nl := exportIn(t, ns, viaNetlink, "tcp.port.discovery")
+	if got := decodeLLD(t, nl); !reflect.DeepEqual(got, want) {
+		t.Errorf("tcp.port.discovery over netlink: %d rows, want %d\n got %.400v\nwant %.400v", len(got), len(want), got, want)
+	}
+	if pr := exportIn(t, ns, viaProc, "tcp.port.discovery"); pr != nl {
+		t.Errorf("the /proc tables give another discovery than netlink:\n%.400s\n%.400s", pr, nl)
+	}
+	if got, ss := rowPorts(decodeLLD(t, nl)), ssPorts(t, ns, "-ltn"); !reflect.DeepEqual(got, ss) {
+		t.Errorf("ports %v\nss shows %v", got, ss)
+	}
+
+	// Port 20000 closes entirely, 20003 loses its IPv6 listener, 30000
+	// appears.
+	l.close("127.0.0.1:20000", "[::1]:20000", "[::1]:20003")
+	l.open(false, "[::1]:30000")
+	rows := decodeLLD(t, exportIn(t, ns, viaNetlink, "tcp.port.discovery"))
+	if len(rows) != 300 || rows[0]["{#PORT}"] != "20001" || rows[len(rows)-1]["{#PORT}"] != "30000" {
+		t.Fatalf("after the changes: %d rows, first %v, last %v", len(rows), rows[0], rows[len(rows)-1])
+	}
+	if r := rows[2]; !reflect.DeepEqual(r, port("20003", "127.0.0.1", "4", self, "1")) {
+		t.Errorf("port 20003 after its IPv6 listener closed: %v", r)
+	}
+
+	// UDP: bound sockets are ports, a connected one is not.
+	l.open(true, "127.0.0.1:5353", "[::]:5353", "192.0.2.1:161")
+	err = ns.Do(func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		l.fds["udp-connected"] = fd
+		return unix.Connect(fd, &unix.SockaddrInet4{Port: 53, Addr: [4]byte{127, 0, 0, 1}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantUDP := []lldRow{port("161", "192.0.2.1", "4", self, "0"), port("5353", "127.0.0.1,::", "4,6", self, "0")}
+	udp := exportIn(t, ns, viaNetlink, "udp.port.discovery")
+	if got := decodeLLD(t, udp); !reflect.DeepEqual(got, wantUDP) {
+		t.Errorf("udp.port.discovery: %v, want %v", got, wantUDP)
+	}
+	if pr := exportIn(t, ns, viaProc, "udp.port.discovery"); pr != udp {
+		t.Errorf("udp over /proc: %s, netlink %s", pr, udp)
+	}
+	if ss := ssPorts(t, ns, "-uln"); !reflect.DeepEqual(ss, []string{"161", "5353"}) {
+		t.Errorf("ss -uln shows ports %v", ss)
+	}
+}
+
+// TestIntegrationPortDiscoveryIPv6Disabled runs discovery in a namespace
+// with IPv6 disabled.
+func TestIntegrationPortDiscoveryIPv6Disabled(t *testing.T) {
+	ns := testnet.New(t)
+	for _, k := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6", "net.ipv6.conf.lo.disable_ipv6"} {
+		if err := ns.Sysctl(k, "1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := newNSListeners(t, ns)
+	l.open(false, "127.0.0.1:7000", "0.0.0.0:7001")
+	l.open(true, "127.0.0.1:7002")
+	cfg := DefaultConfig()
+	cfg.CacheTTL = 0
+	e, err := newExporter(cfg, NopLogger{}, sockets.NewNetlink())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := decodeLLD(t, exportIn(t, ns, e, "tcp.port.discovery"))
+	if !reflect.DeepEqual(rowPorts(rows), []string{"7000", "7001"}) || rows[0]["{#LOOPBACK}"] != "1" || rows[1]["{#LOOPBACK}"] != "0" {
+		t.Errorf("tcp.port.discovery without IPv6: %v", rows)
+	}
+	if rows := decodeLLD(t, exportIn(t, ns, e, "udp.port.discovery")); !reflect.DeepEqual(rowPorts(rows), []string{"7002"}) {
+		t.Errorf("udp.port.discovery without IPv6: %v", rows)
+	}
+	var get string
+	if err := ns.Do(func() error {
+		var err error
+		get, err = e.Export(context.Background(), "tcp.port.get", []string{"7001"})
+		return err
+	}); err != nil || !strings.HasPrefix(get, `{"port":7001,"listening":1,"listeners":1,"accept_queue":0,"backlog":16,`) {
+		t.Errorf("tcp.port.get[7001] without IPv6: %s, %v", get, err)
+	}
+}
+
+// BenchmarkPortDiscoveryScale shows that the cost of tcp.port.discovery
+// follows the number of listeners, not of all sockets: 20 listening ports,
+// then 10k and 100k non-listening sockets (TIME_WAIT + LAST_ACK pairs held
+// by nftables, no fd) in a private namespace, netlink source, process names
+// included; tcp.status.get (a full-table read) beside it for contrast. Run:
+// go test -run '^$' -bench PortDiscoveryScale -benchtime=20x ./internal/metrics/
+// (root; about 10 s to build the sockets).
+func BenchmarkPortDiscoveryScale(b *testing.B) {
+	ns := testnet.New(b)
+	l := newNSListeners(b, ns)
+	for i := range 20 {
+		l.open(false, fmt.Sprintf("127.0.0.1:%d", 9000+i))
+	}
+	cfg := DefaultConfig()
+	cfg.CacheTTL = 0
+	e, err := newExporter(cfg, NopLogger{}, sockets.NewNetlink())
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Also time a full-table read at each size, for comparison.
+	bench := func(b *testing.B, key string, params []string) {
+		err := ns.Do(func() error {
+			b.ResetTimer()
+			for range b.N {
+				if _, err := e.Export(context.Background(), key, params); err != nil {
+					return err
+				}
+			}
+			b.StopTimer()
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	held := 0
+	for i, target := range []int{0, 10_000, 100_000} {
+		// Each connection leaves a TIME_WAIT server side and a LAST_ACK
+		// client: two sockets. One port per 25k pairs keeps the client
+		// ports of a server port distinct.
+		for p := 0; held < target; p++ {
+			n := min(25_000, (target-held)/2)
+			holdLastAck(b, ns, uint16(9100+10*i+p), n)
+			held += 2 * n
+		}
+		b.Run(fmt.Sprintf("sockets=%d/tcp.port.discovery", held), func(b *testing.B) { bench(b, "tcp.port.discovery", nil) })
+		b.Run(fmt.Sprintf("sockets=%d/tcp.status.get", held), func(b *testing.B) { bench(b, "tcp.status.get", nil) })
+	}
+}
+
+// holdLastAck makes n connections to 127.0.0.1:port that the server closes
+// first while nftables drops the server's final ACK: n TIME_WAIT server
+// sides and n LAST_ACK clients, held as long as the namespace (its
+// tcp_rto_max_ms keeps the clients' FIN retransmissions, which restart the
+// TIME_WAIT timers, under 60 s apart). No fd stays open. Go's net package
+// does the I/O, so signals cannot interrupt a connect.
+func holdLastAck(b *testing.B, ns *testnet.NS, port uint16, n int) {
+	b.Helper()
+	if err := ns.Drop(fmt.Sprintf("tcp sport %d tcp flags & (fin | syn | rst | ack) == ack", port)); err != nil {
+		b.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(int(port))
+	err := ns.Do(func() error {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		for done := 0; done < n; {
+			k := min(1000, n-done)
+			clients := make([]net.Conn, 0, k)
+			for range k {
+				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					return err
+				}
+				clients = append(clients, c)
+			}
+			for range k {
+				s, err := ln.Accept()
+				if err != nil {
+					return err
+				}
+				s.Close()
+			}
+			for _, c := range clients {
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+					return fmt.Errorf("waiting for the server's FIN: %v", err)
+				}
+				c.Close()
+			}
+			done += k
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The listener is closed: wait until ss shows the pairs.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := ns.SSCounts("-tan", "sport", "=", ":"+strconv.Itoa(int(port)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if c[sockets.TimeWait] == uint64(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("port %d: %d TIME_WAIT, want %d", port, c[sockets.TimeWait], n)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
