@@ -169,8 +169,9 @@ type Socket struct {
 	LocalAddr  netip.Addr // with FieldLocalAddr
 	RemoteAddr netip.Addr // with FieldRemote
 	// RQueue and WQueue are, for a listener, the current accept queue and its
-	// backlog limit (ss -l Recv-Q/Send-Q); otherwise the receive and send queue
-	// byte counts. With FieldQueues.
+	// backlog limit (ss -l Recv-Q/Send-Q; the /proc source cannot see the
+	// backlog and reports 0); otherwise the receive and send queue byte
+	// counts. With FieldQueues.
 	RQueue uint32
 	WQueue uint32
 	Inode  uint64 // with FieldInode; 0 for time-wait and request sockets
