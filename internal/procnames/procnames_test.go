@@ -323,3 +323,45 @@ func TestIntegrationPrivileges(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkScan measures a scan of the machine's /proc while this process
+// holds 0, 1000 and 10000 extra socket descriptors: the cost of process
+// names is one readlink per open file of every process, whatever kind of
+// file. Run: go test -run '^$' -bench Scan ./internal/procnames/
+func BenchmarkScan(b *testing.B) {
+	l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	rc, err := l.SyscallConn()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var st syscall.Stat_t
+	rc.Control(func(fd uintptr) { syscall.Fstat(int(fd), &st) })
+	want := set(st.Ino)
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			syscall.Close(fd)
+		}
+	}()
+	for _, extra := range []int{0, 1000, 10000} {
+		for len(fds) < extra {
+			fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fds = append(fds, fd)
+		}
+		b.Run(fmt.Sprintf("extra-fds=%d", extra), func(b *testing.B) {
+			for b.Loop() {
+				res, err := Scan(context.Background(), "/proc", want)
+				if err != nil || len(res.Names[st.Ino]) != 1 {
+					b.Fatalf("scan: %+v, %v", res, err)
+				}
+			}
+		})
+	}
+}
