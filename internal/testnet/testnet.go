@@ -73,7 +73,7 @@ func Require(t testing.TB, tools ...string) {
 }
 
 // NS is a network namespace created for one test, with lo up and the
-// sysctls of DefaultSysctls applied.
+// namespace sysctls of New applied.
 type NS struct {
 	// Name is the namespace name, as `ip netns` lists it.
 	Name string
@@ -91,12 +91,12 @@ type NS struct {
 	nftReady bool
 }
 
-// DefaultSysctls are applied in every new namespace: wide ranges and
+// defaultSysctls are applied in every new namespace: wide ranges and
 // backlogs, no syncookies (so SYN_RECV can be held), many retries and a long
 // FIN timeout so held states do not time out during a test, and a short
 // maximum RTO so retransmissions keep TIME_WAIT alive. A sysctl the kernel
 // lacks is ignored.
-var DefaultSysctls = map[string]string{
+var defaultSysctls = map[string]string{
 	"net.ipv4.ip_local_port_range":   "32768 65535",
 	"net.core.somaxconn":             "65535",
 	"net.ipv4.tcp_max_syn_backlog":   "262144",
@@ -111,9 +111,12 @@ var DefaultSysctls = map[string]string{
 	"net.ipv6.conf.all.disable_ipv6": "0",
 }
 
-// New creates a uniquely named namespace, brings lo up and applies
-// DefaultSysctls. It skips t when the machine cannot (see Require); other
-// failures fail t. Cleanup is registered with t.Cleanup.
+// New creates a uniquely named namespace, brings lo up and sets its
+// sysctls for holding states: ephemeral ports 32768-65535 (server ports
+// handed out by the builders start at 10000), syncookies off, large
+// backlogs, many retries, tcp_fin_timeout 3600, tcp_rto_max_ms 50000. It
+// skips t when the machine cannot (see Require); other failures fail t.
+// Cleanup is registered with t.Cleanup.
 func New(t testing.TB) *NS {
 	t.Helper()
 	Require(t, "ip", "nft", "ss")
@@ -139,7 +142,7 @@ func New(t testing.TB) *NS {
 		t.Fatalf("lo up in %s: %v: %s", ns.Name, err, out)
 	}
 	if err := ns.Do(func() error {
-		for k, v := range DefaultSysctls {
+		for k, v := range defaultSysctls {
 			if err := writeSysctl(k, v); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
