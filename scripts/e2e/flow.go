@@ -1,0 +1,340 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// runAll starts the shared PostgreSQL cluster and tests each version in
+// turn; a version's processes are stopped before the next one starts.
+func runAll(ctx context.Context, o *options, ps *procs) error {
+	t0 := time.Now()
+	pg, err := startPostgres(ctx, ps, o.work)
+	if err != nil {
+		return err
+	}
+	logf("PostgreSQL 15 up (socket %s, port %d) in %.1fs", pg.sock, pg.port, time.Since(t0).Seconds())
+	bin := ""
+	if !o.importOnly {
+		if bin, err = installBinaries(o); err != nil {
+			return err
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(o.templates, "*.xml"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no templates in %s", o.templates)
+	}
+	for _, v := range o.versions {
+		tv := time.Now()
+		if err := runVersion(ctx, o, ps, pg, layoutFor(o, v), bin, files); err != nil {
+			return fmt.Errorf("Zabbix %s: %w", v, err)
+		}
+		logf("Zabbix %s: PASS in %.0fs", v, time.Since(tv).Seconds())
+		if o.serve {
+			return nil
+		}
+	}
+	logf("PASS: %d version(s) in %.0fs", len(o.versions), time.Since(t0).Seconds())
+	return nil
+}
+
+// installBinaries copies the plugin and the helper where the zabbix user
+// can run them (the work directory, mode 0755).
+func installBinaries(o *options) (string, error) {
+	bin := filepath.Join(o.work, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return "", err
+	}
+	for _, name := range []string{"zabbix-agent2-plugin-tcpstatus", "tcpstatus-discovery"} {
+		b, err := os.ReadFile(filepath.Join(o.bin, name))
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(bin, name), b, 0o755); err != nil {
+			return "", err
+		}
+	}
+	return bin, nil
+}
+
+// target is one monitored host: an agent and the template linked to it.
+type target struct {
+	agent    *agent
+	template string // technical name
+	hostid   string
+	items    map[string]item // by key
+}
+
+type item struct {
+	ItemID    string `json:"itemid"`
+	Key       string `json:"key_"`
+	Name      string `json:"name"`
+	Type      string `json:"type"`
+	LastValue string `json:"lastvalue"`
+	LastClock string `json:"lastclock"`
+	State     string `json:"state"`
+	Error     string `json:"error"`
+	Flags     string `json:"flags"`
+	Status    string `json:"status"`
+}
+
+func (i item) hasValue() bool { return i.LastClock != "" && i.LastClock != "0" }
+
+// Item types that check-now accepts and the server polls.
+func (i item) pollable() bool { return i.Type == "0" || i.Type == "15" }
+
+type trigger struct {
+	TriggerID   string `json:"triggerid"`
+	Description string `json:"description"`
+	Value       string `json:"value"`
+	State       string `json:"state"`
+	Error       string `json:"error"`
+}
+
+func runVersion(ctx context.Context, o *options, ps *procs, pg *postgres, l layout, bin string, files []string) error {
+	mark := ps.len()
+	defer ps.stopAll(mark)
+	work := filepath.Join(o.work, l.version)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	t := time.Now()
+	db := "zabbix" + strings.ReplaceAll(l.version, ".", "")
+	if err := pg.createDB(ctx, db, l.schema); err != nil {
+		return err
+	}
+	logf("Zabbix %s: database %s loaded in %.1fs", l.version, db, time.Since(t).Seconds())
+	t = time.Now()
+	z, err := startZabbix(ctx, ps, l, work, db, pg)
+	if err != nil {
+		return err
+	}
+	logf("Zabbix %s: server (trapper %d) and frontend %s up, API %s, in %.1fs", l.version, z.serverPort, z.api.url, z.api.version, time.Since(t).Seconds())
+	defer func() {
+		if out := grepLog(z.serverLog, "cannot", "error", "failed"); out != "" {
+			logf("Zabbix %s: server log, lines with errors:\n%s", l.version, out)
+		}
+	}()
+	// The shipped "Zabbix server" host polls 127.0.0.1:10050.
+	if err := z.api.call(ctx, "host.update", map[string]any{"hostid": "10084", "status": 1}, nil); err != nil {
+		return err
+	}
+
+	names := map[string]string{} // file → template technical name
+	for _, f := range files {
+		name, err := importTemplate(ctx, z, f)
+		if err != nil && o.serve {
+			logf("%v", err)
+		} else if err != nil {
+			return err
+		}
+		names[filepath.Base(f)] = name
+	}
+
+	if o.importOnly && !o.serve {
+		return nil
+	}
+	if o.importOnly {
+		logf("serving: frontend http://127.0.0.1:%d/ (Admin/zabbix), work %s; Ctrl-C stops", z.webPort, o.work)
+		<-ctx.Done()
+		return nil
+	}
+	zbx, err := lookupAccount("zabbix")
+	if err != nil {
+		return err
+	}
+	a2, err := startAgent2(ctx, ps, l, work, filepath.Join(bin, "zabbix-agent2-plugin-tcpstatus"), zbx)
+	if err != nil {
+		return err
+	}
+	ad, err := startAgentd(ctx, ps, l, work, o.userParams, filepath.Join(bin, "tcpstatus-discovery"), zbx)
+	if err != nil {
+		return err
+	}
+	logf("Zabbix %s: agent 2 on port %d (plugin %s), classic agent on port %d", l.version, a2.port, filepath.Join(bin, "zabbix-agent2-plugin-tcpstatus"), ad.port)
+
+	socks, err := openTestSockets()
+	if err != nil {
+		return err
+	}
+	defer socks.close()
+	logf("test sockets: app port %d with %d CLOSE_WAIT, port %d to close and reopen, port %d with a full accept queue (backlog %d)",
+		socks.appPort(), closeWaitN, socks.gonePort, socks.fullPort, fullBacklog)
+
+	targets := []*target{
+		{agent: a2, template: names["tcpstatus_agent2.xml"]},
+		{agent: ad, template: names["tcpstatus_agent.xml"]},
+	}
+	for _, tg := range targets {
+		if tg.template == "" {
+			return fmt.Errorf("no template for %s among %v", tg.agent.kind, names)
+		}
+		if err := createHost(ctx, z, tg, socks); err != nil {
+			return err
+		}
+	}
+	if o.serve {
+		logf("serving: frontend http://127.0.0.1:%d/ (Admin/zabbix), work %s; Ctrl-C stops", z.webPort, o.work)
+		<-ctx.Done()
+		return nil
+	}
+	return scenario(ctx, z, targets, socks)
+}
+
+// importTemplate imports one file; any error fails the run. On 6.0 the
+// file must then compare clean (importcompare gives no changes), which
+// proves its layout is the one configuration.export writes.
+func importTemplate(ctx context.Context, z *zabbix, file string) (string, error) {
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	name := technicalName(string(src))
+	t := time.Now()
+	params := map[string]any{"format": "xml", "source": string(src), "rules": importRules(z.api.version)}
+	var ok bool
+	if err := z.api.call(ctx, "configuration.import", params, &ok); err != nil {
+		return "", fmt.Errorf("import %s: %w", filepath.Base(file), err)
+	}
+	logf("Zabbix %s: imported %s (%q) in %.1fs", z.l.version, filepath.Base(file), name, time.Since(t).Seconds())
+	var diff json.RawMessage
+	if err := z.api.call(ctx, "configuration.importcompare", params, &diff); err != nil {
+		return "", fmt.Errorf("importcompare %s: %w", filepath.Base(file), err)
+	}
+	if s := string(diff); s != "[]" && s != "{}" {
+		dump := filepath.Join(z.work, filepath.Base(file)+".importcompare.json")
+		_ = os.WriteFile(dump, diff, 0o644)
+		if z.l.version == "6.0" {
+			return "", fmt.Errorf("%s differs from its import (not in export layout): %.3000s", filepath.Base(file), diff)
+		}
+		logf("Zabbix %s: %s compares with changes after conversion: %.1500s", z.l.version, filepath.Base(file), diff)
+	} else {
+		logf("Zabbix %s: %s compares clean after import", z.l.version, filepath.Base(file))
+	}
+	// Importing again must change nothing and fail on nothing.
+	if err := z.api.call(ctx, "configuration.import", params, &ok); err != nil {
+		return "", fmt.Errorf("re-import %s: %w", filepath.Base(file), err)
+	}
+	return name, nil
+}
+
+func technicalName(xml string) string {
+	i := strings.Index(xml, "<template>")
+	if i < 0 {
+		return ""
+	}
+	rest := xml[i+len("<template>"):]
+	j := strings.Index(rest, "<template>")
+	k := strings.Index(rest, "</template>")
+	if j < 0 || k < 0 || k < j {
+		return ""
+	}
+	return rest[j+len("<template>") : k]
+}
+
+func importRules(version string) map[string]any {
+	both := map[string]bool{"createMissing": true, "updateExisting": true}
+	rules := map[string]any{
+		"templates":          both,
+		"templateDashboards": both,
+		"templateLinkage":    map[string]bool{"createMissing": true},
+		"items":              both,
+		"discoveryRules":     both,
+		"triggers":           both,
+		"graphs":             both,
+		"httptests":          both,
+		"valueMaps":          both,
+	}
+	if strings.HasPrefix(version, "6.0") {
+		rules["groups"] = map[string]bool{"createMissing": true}
+	} else {
+		rules["template_groups"] = both
+		rules["host_groups"] = both
+	}
+	return rules
+}
+
+// createHost creates the host of one agent with the template linked and
+// the macros the scenario starts from: discovery limited to the test's
+// ports, CLOSE_WAIT thresholds out of reach (lowered later).
+func createHost(ctx context.Context, z *zabbix, tg *target, s *testSockets) error {
+	var tmpl []struct {
+		TemplateID string `json:"templateid"`
+	}
+	if err := z.api.call(ctx, "template.get", map[string]any{"filter": map[string]any{"host": tg.template}, "output": []string{"templateid"}}, &tmpl); err != nil {
+		return err
+	}
+	if len(tmpl) != 1 {
+		return fmt.Errorf("template %q: %d found", tg.template, len(tmpl))
+	}
+	var groups []struct {
+		GroupID string `json:"groupid"`
+	}
+	if err := z.api.call(ctx, "hostgroup.get", map[string]any{"filter": map[string]any{"name": "Linux servers"}, "output": []string{"groupid"}}, &groups); err != nil {
+		return err
+	}
+	if len(groups) != 1 {
+		return fmt.Errorf("host group Linux servers: %d found", len(groups))
+	}
+	app := strconv.Itoa(s.appPort())
+	var res struct {
+		HostIDs []string `json:"hostids"`
+	}
+	err := z.api.call(ctx, "host.create", map[string]any{
+		"host":       tg.agent.hostname,
+		"groups":     []any{map[string]string{"groupid": groups[0].GroupID}},
+		"templates":  []any{map[string]string{"templateid": tmpl[0].TemplateID}},
+		"interfaces": []any{map[string]any{"type": 1, "main": 1, "useip": 1, "ip": "127.0.0.1", "dns": "", "port": strconv.Itoa(tg.agent.port)}},
+		"macros": []any{
+			map[string]string{"macro": "{$TCP.PORT.MATCHES}", "value": "^(" + strings.Join(s.ports(), "|") + ")$"},
+			map[string]string{"macro": "{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"" + app + "\"}", "value": "100000"},
+			map[string]string{"macro": "{$TCP.CLOSE_WAIT.MAX.WARN}", "value": "100000"},
+		},
+	}, &res)
+	if err != nil {
+		return err
+	}
+	tg.hostid = res.HostIDs[0]
+	logf("Zabbix %s: host %s (%s, port %d) linked to %q", z.l.version, tg.agent.hostname, tg.agent.kind, tg.agent.port, tg.template)
+	return nil
+}
+
+func grepLog(path string, words ...string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		l := strings.ToLower(line)
+		for _, w := range words {
+			if strings.Contains(l, w) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	if len(out) > 40 {
+		out = append(out[:40], fmt.Sprintf("... %d more", len(out)-40))
+	}
+	return strings.Join(out, "\n")
+}
+
+func lookPath(name string) (string, error) { return exec.LookPath(name) }
+
+func sortedKeys[M ~map[string]V, V any](m M) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,158 @@
+// Command e2e proves the templates on real Zabbix servers. For each Zabbix
+// version (6.0 from bookworm, 7.0 unpacked from bookworm-backports) it runs a
+// private PostgreSQL cluster, the server, the frontend (PHP's built-in web
+// server, for the API), agent 2 with the plugin and the classic agent with
+// the UserParameter file and the helper; imports every template through
+// configuration.import, links each to a host, forces checks and asserts that
+// every item (discovered ones included) has a value and none is unsupported,
+// that discovery found the test's ports and the machine's disks, and that
+// triggers go to PROBLEM when the test creates their condition and back to OK
+// when it removes it.
+//
+// Run as root: go run ./scripts/e2e (scripts/test.d/80-e2e.sh does, after
+// installing the packages and unpacking 7.0). -serve leaves one stack
+// running for manual inspection until interrupted.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var start = time.Now()
+
+// logf prints one timestamped progress line (seconds since start).
+func logf(format string, args ...any) {
+	fmt.Printf("[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+type options struct {
+	versions   []string
+	cache      string
+	bin        string
+	templates  string
+	userParams string
+	work       string
+	keep       bool
+	serve      bool
+	importOnly bool
+	require    bool
+}
+
+func main() {
+	if err := runMain(os.Args[1:], os.Stdout); err != nil {
+		if errors.Is(err, errSkip) {
+			fmt.Println("SKIP:", err)
+			return
+		}
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		os.Exit(1)
+	}
+}
+
+func runMain(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("e2e", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	var o options
+	versions := fs.String("versions", "6.0,7.0", "Zabbix versions to test, comma-separated")
+	fs.StringVar(&o.cache, "cache", envOr("TCPSTATUS_CACHE", "/var/cache/tcpstatus-test"), "directory with the unpacked 7.0 packages (e2e-7.0/)")
+	fs.StringVar(&o.bin, "bin", "bin", "directory with zabbix-agent2-plugin-tcpstatus and tcpstatus-discovery (make build)")
+	fs.StringVar(&o.templates, "templates", "templates", "directory with the template XML files")
+	fs.StringVar(&o.userParams, "userparams", "scripts/userparameter_tcpstatus.conf", "UserParameter file for the classic agent")
+	fs.StringVar(&o.work, "work", "", "work directory (default: a new one under /tmp)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, configs, database) after the run")
+	fs.BoolVar(&o.serve, "serve", false, "bring up the first version, import and link, print the URL and wait for Ctrl-C")
+	fs.BoolVar(&o.importOnly, "import-only", false, "only import the templates into each version (no agents, no values)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	o.versions = strings.Split(*versions, ",")
+	o.require = os.Getenv("TCPSTATUS_REQUIRE_AGENT") == "1"
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if err := preflight(&o); err != nil {
+		if o.require {
+			return fmt.Errorf("TCPSTATUS_REQUIRE_AGENT=1 and %w", err)
+		}
+		return fmt.Errorf("%w: %v", errSkip, err)
+	}
+	if o.work == "" {
+		w, err := os.MkdirTemp("", "tcpstatus-e2e.")
+		if err != nil {
+			return err
+		}
+		o.work = w
+	}
+	if err := os.Chmod(o.work, 0o755); err != nil {
+		return err
+	}
+	ps := &procs{pgidLog: filepath.Join(o.work, "pgids")}
+	defer func() {
+		ps.stopAll(0)
+		if o.keep {
+			logf("work directory kept: %s", o.work)
+		} else {
+			os.RemoveAll(o.work)
+		}
+	}()
+	logf("work directory %s", o.work)
+	return runAll(ctx, &o, ps)
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// layoutFor maps a version to where its files are.
+func layoutFor(o *options, version string) layout {
+	if version == "6.0" {
+		return newLayout(version, "")
+	}
+	return newLayout(version, filepath.Join(o.cache, "e2e-"+version))
+}
+
+// preflight checks what the run needs before starting anything.
+func preflight(o *options) error {
+	if os.Geteuid() != 0 {
+		return errors.New("not root")
+	}
+	var missing []string
+	for _, v := range o.versions {
+		missing = append(missing, layoutFor(o, v).missing()...)
+	}
+	need := []string{filepath.Join(pgBin, "initdb")}
+	if !o.importOnly {
+		need = append(need, filepath.Join(o.bin, "zabbix-agent2-plugin-tcpstatus"), filepath.Join(o.bin, "tcpstatus-discovery"), o.userParams)
+	}
+	for _, p := range need {
+		if _, err := os.Stat(p); err != nil {
+			missing = append(missing, p)
+		}
+	}
+	for _, c := range []string{"psql", "php", "cp"} {
+		if _, err := lookPath(c); err != nil {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing: %s (run scripts/install-deps.sh, scripts/test.d/80-e2e.sh installs the rest; make build)", strings.Join(missing, ", "))
+	}
+	return nil
+}

@@ -1,0 +1,637 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// variant is what differs between the two templates: the agent that
+// answers the keys. The keys, and so every item, trigger and graph, are
+// the same.
+type variant struct {
+	file    string // base name under templates/
+	name    string
+	agent   string // "Zabbix agent 2" or "Zabbix agent"
+	source  string // what answers the keys, for descriptions
+	setup   string // README setup section
+	nodata  string // the no-data trigger's name
+	example string // a key as typed in zabbix_get, for the README
+}
+
+var variants = []variant{
+	{
+		file:   "tcpstatus_agent2",
+		name:   "Linux TCP status by Zabbix agent 2",
+		agent:  "Zabbix agent 2",
+		source: "the TCPStatus plugin of Zabbix agent 2",
+		nodata: "TCP: No data from the TCPStatus plugin",
+		setup: "1. Install the plugin binary, e.g. `/usr/libexec/zabbix/zabbix-agent2-plugin-tcpstatus`, executable by the user the agent runs as.\n" +
+			"2. Register it in the agent 2 configuration (e.g. `/etc/zabbix/zabbix_agent2.d/plugins.d/tcpstatus.conf`):\n\n" +
+			"   ```\n   Plugins.TCPStatus.System.Path=/usr/libexec/zabbix/zabbix-agent2-plugin-tcpstatus\n   ```\n\n" +
+			"3. Restart the agent and check a key: `zabbix_get -s <host> -k tcp.status.get`.\n" +
+			"4. Import `tcpstatus_agent2.xml` (Data collection → Templates → Import) and link the template to the host.\n" +
+			"5. Adjust the macros below on the host (thresholds, discovery filters); per-port and per-disk thresholds go in context macros such as `{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"8080\"}`.",
+	},
+	{
+		file:   "tcpstatus_agent",
+		name:   "Linux TCP status by Zabbix agent",
+		agent:  "Zabbix agent",
+		source: "the tcpstatus-discovery helper run by the classic Zabbix agent through UserParameters",
+		nodata: "TCP: No data from the tcpstatus-discovery helper",
+		setup: "1. Install the helper, e.g. `/usr/local/bin/tcpstatus-discovery`, executable by the user the agent runs as.\n" +
+			"2. Install `scripts/userparameter_tcpstatus.conf` into the agent's include directory (e.g. `/etc/zabbix/zabbix_agentd.conf.d/`); it maps every key of this template to the helper. Fix the helper's path in it if you installed it elsewhere.\n" +
+			"3. Restart the agent and check a key: `zabbix_get -s <host> -k tcp.status.get`. Raise the agent's `Timeout` if discovery on a busy host needs longer than 3 s.\n" +
+			"4. Import `tcpstatus_agent.xml` (Data collection → Templates → Import) and link the template to the host.\n" +
+			"5. Adjust the macros below on the host (thresholds, discovery filters); per-port and per-disk thresholds go in context macros such as `{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"8080\"}`.",
+	},
+}
+
+// tcpStates are the socket states of tcp.status.get, in its order, with
+// the names operators know from ss/netstat.
+var tcpStates = [][2]string{
+	{"established", "ESTABLISHED"}, {"syn_sent", "SYN_SENT"}, {"syn_recv", "SYN_RECV"},
+	{"fin_wait1", "FIN_WAIT1"}, {"fin_wait2", "FIN_WAIT2"}, {"time_wait", "TIME_WAIT"},
+	{"close", "CLOSE"}, {"close_wait", "CLOSE_WAIT"}, {"last_ack", "LAST_ACK"},
+	{"listen", "LISTEN"}, {"closing", "CLOSING"},
+}
+
+var stateColors = []string{
+	"1A7C11", "F63100", "2774A4", "A54F10", "FC6EA3", "6C59DC",
+	"AC8C14", "611F27", "F230E0", "5CCD18", "BB2A02",
+}
+
+func jsonpath(p string) Step { return Step{Type: "JSONPATH", Params: []string{p}} }
+
+var (
+	perSecond = Step{Type: "CHANGE_PER_SECOND", Params: []string{""}}
+	heartbeat = Step{Type: "DISCARD_UNCHANGED_HEARTBEAT", Params: []string{"1h"}}
+)
+
+func multiplier(f string) Step { return Step{Type: "MULTIPLIER", Params: []string{f}} }
+
+func tags(kv ...string) []Tag {
+	var out []Tag
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, Tag{kv[i], kv[i+1]})
+	}
+	return out
+}
+
+// dep makes a dependent item of master.
+func dep(master, key, name, units, valueType, desc string, steps ...Step) *Item {
+	return &Item{
+		Name: name, Type: "DEPENDENT", Key: key, Delay: "0", History: "7d",
+		ValueType: valueType, Units: units, Description: desc, Pre: steps, Master: master,
+	}
+}
+
+// counter is a kernel counter from tcp.kernel.get as a rate.
+type counter struct {
+	group, name, label, desc string
+}
+
+var netstatRates = []counter{
+	{"Tcp", "ActiveOpens", "Active opens", "Connections this host opened (SYN_SENT from CLOSED), per second."},
+	{"Tcp", "PassiveOpens", "Passive opens", "Connections this host accepted (SYN_RECV from LISTEN), per second."},
+	{"Tcp", "AttemptFails", "Failed connection attempts", "Connection attempts that failed (SYN_SENT/SYN_RECV back to CLOSED or LISTEN), per second."},
+	{"Tcp", "EstabResets", "Resets of established connections", "Connections reset from ESTABLISHED or CLOSE_WAIT, per second."},
+	{"Tcp", "InSegs", "Segments received", "TCP segments received, errors included, per second."},
+	{"Tcp", "OutSegs", "Segments sent", "TCP segments sent, retransmissions excluded, per second."},
+	{"Tcp", "RetransSegs", "Segments retransmitted", "TCP segments retransmitted, per second."},
+	{"Tcp", "InErrs", "Segments received in error", "TCP segments received with errors (bad checksum, ...), per second."},
+	{"Tcp", "OutRsts", "Resets sent", "TCP segments sent with the RST flag, per second."},
+	{"TcpExt", "ListenOverflows", "Listen queue overflows", "Connections dropped because a listener's accept queue was full (TcpExt ListenOverflows), per second. The application does not accept fast enough or its backlog is too small."},
+	{"TcpExt", "ListenDrops", "Listen drops", "Connection requests a listener dropped for any reason, overflows included (TcpExt ListenDrops), per second."},
+	{"TcpExt", "SyncookiesSent", "SYN cookies sent", "SYN cookies sent because a SYN queue was full (TcpExt SyncookiesSent), per second. Sustained values mean a SYN flood or a listener that cannot keep up."},
+	{"TcpExt", "SyncookiesRecv", "SYN cookies received", "Valid SYN cookies received back (TcpExt SyncookiesRecv), per second."},
+	{"TcpExt", "SyncookiesFailed", "SYN cookies failed", "Invalid SYN cookies received (TcpExt SyncookiesFailed), per second."},
+	{"TcpExt", "TCPTimeWaitOverflow", "TIME_WAIT overflows", "TIME_WAIT sockets the kernel could not create because tcp_max_tw_buckets was reached (TcpExt TCPTimeWaitOverflow), per second; the kernel logs \"time wait bucket table overflow\"."},
+	{"TcpExt", "TW", "TIME_WAIT sockets finished", "TIME_WAIT sockets that completed their timeout (TcpExt TW), per second."},
+	{"TcpExt", "TCPAbortOnMemory", "Aborts on memory pressure", "Connections aborted because of memory pressure or too many orphans (TcpExt TCPAbortOnMemory), per second."},
+	{"TcpExt", "TCPAbortOnTimeout", "Aborts on timeout", "Connections aborted after too many retransmissions or keepalive probes (TcpExt TCPAbortOnTimeout), per second."},
+	{"TcpExt", "TCPReqQFullDrop", "SYN queue full drops", "Connection requests dropped because the SYN queue was full and SYN cookies are off (TcpExt TCPReqQFullDrop), per second."},
+}
+
+type field struct {
+	name, label, units, desc, valueMap string
+}
+
+var sockstatFields = []field{
+	{"sockets_used", "Sockets in use, all protocols", "", "Sockets of all protocols in use (/proc/net/sockstat \"sockets: used\").", ""},
+	{"tcp_inuse", "IPv4 sockets in use", "", "IPv4 TCP sockets in use, TIME_WAIT excluded (/proc/net/sockstat \"TCP: inuse\").", ""},
+	{"tcp6_inuse", "IPv6 sockets in use", "", "IPv6 TCP sockets in use (/proc/net/sockstat6 \"TCP6: inuse\").", ""},
+	{"tcp_orphan", "Orphaned sockets", "", "TCP sockets no longer attached to a process, still finishing their close (/proc/net/sockstat \"TCP: orphan\"). Limited by net.ipv4.tcp_max_orphans.", ""},
+	{"tcp_tw", "TIME_WAIT sockets (kernel count)", "", "TIME_WAIT sockets as the kernel counts them against net.ipv4.tcp_max_tw_buckets (/proc/net/sockstat \"TCP: tw\").", ""},
+	{"tcp_alloc", "Allocated sockets", "", "TCP sockets allocated, including ones not yet or no longer in a table (/proc/net/sockstat \"TCP: alloc\").", ""},
+	{"tcp_mem", "Memory in use", "!pages", "Memory TCP uses, in pages, to compare with net.ipv4.tcp_mem (/proc/net/sockstat \"TCP: mem\").", ""},
+}
+
+var limitFields = []field{
+	{"tcp_max_tw_buckets", "tcp_max_tw_buckets", "", "net.ipv4.tcp_max_tw_buckets: most TIME_WAIT sockets the kernel keeps; beyond it they are destroyed early.", ""},
+	{"tcp_max_orphans", "tcp_max_orphans", "", "net.ipv4.tcp_max_orphans: most orphaned sockets; beyond it they are reset.", ""},
+	{"tcp_max_syn_backlog", "tcp_max_syn_backlog", "", "net.ipv4.tcp_max_syn_backlog: size of each listener's SYN queue.", ""},
+	{"tcp_syncookies", "tcp_syncookies", "", "net.ipv4.tcp_syncookies: 0 off, 1 when a SYN queue overflows, 2 always.", "Linux::TCP syncookies"},
+	{"tcp_fin_timeout", "tcp_fin_timeout", "s", "net.ipv4.tcp_fin_timeout: how long an orphaned connection stays in FIN_WAIT2.", ""},
+	{"tcp_tw_reuse", "tcp_tw_reuse", "", "net.ipv4.tcp_tw_reuse: whether new outgoing connections may reuse TIME_WAIT sockets.", "Linux::TCP TIME_WAIT reuse"},
+	{"tcp_keepalive_time", "tcp_keepalive_time", "s", "net.ipv4.tcp_keepalive_time: idle time before the first keepalive probe.", ""},
+	{"tcp_keepalive_intvl", "tcp_keepalive_intvl", "s", "net.ipv4.tcp_keepalive_intvl: time between keepalive probes.", ""},
+	{"tcp_keepalive_probes", "tcp_keepalive_probes", "", "net.ipv4.tcp_keepalive_probes: unanswered probes before a connection is dropped.", ""},
+	{"ip_local_port_range_min", "ip_local_port_range, first port", "", "net.ipv4.ip_local_port_range: first port for outgoing connections.", ""},
+	{"ip_local_port_range_max", "ip_local_port_range, last port", "", "net.ipv4.ip_local_port_range: last port for outgoing connections.", ""},
+	{"tcp_mem_min", "tcp_mem, low", "!pages", "net.ipv4.tcp_mem, first value: below it TCP does not regulate its memory.", ""},
+	{"tcp_mem_pressure", "tcp_mem, pressure", "!pages", "net.ipv4.tcp_mem, second value: above it TCP moderates its memory use.", ""},
+	{"tcp_mem_max", "tcp_mem, high", "!pages", "net.ipv4.tcp_mem, third value: most pages TCP may use.", ""},
+	{"somaxconn", "somaxconn", "", "net.core.somaxconn: largest accept queue (listen backlog) an application can ask for.", ""},
+}
+
+func build(v variant) *Template {
+	T := v.name
+	ref := func(key string) string { return "/" + T + "/" + key }
+	t := &Template{
+		Tech:  T,
+		Name:  T,
+		Group: "Templates/Operating systems",
+		Description: "TCP socket states, listening ports and their accept queues, kernel TCP counters and limits, and disk I/O of a Linux host, collected by " + v.source + ".\n\n" +
+			"Replaces netstat/ss pipelines in UserParameters: one request per interval returns every state as JSON, dependent items split it.\n\n" +
+			"Setup and macros: templates/" + v.file + ".README.md.",
+		Tags: tags("class", "os", "target", "linux"),
+	}
+
+	// ---- socket states ------------------------------------------------
+	t.Items = append(t.Items, &Item{
+		Name: "TCP: Get socket states", Key: "tcp.status.get", Delay: "1m", History: "1h", Trends: "0", ValueType: "TEXT",
+		Description: "Number of TCP sockets in every state and their total, as JSON, from " + v.source + ". Master item of the \"TCP: Sockets in ...\" items.",
+		Tags:        tags("component", "raw"),
+	})
+	for _, s := range tcpStates {
+		t.Items = append(t.Items, dep("tcp.status.get", "tcp.state["+s[0]+"]", "TCP: Sockets in "+s[1], "", "",
+			"TCP sockets (IPv4 and IPv6) in the "+s[1]+" state.", jsonpath("$."+s[0])))
+		t.Items[len(t.Items)-1].Tags = tags("component", "network")
+	}
+	t.Items = append(t.Items, dep("tcp.status.get", "tcp.state[total]", "TCP: Sockets, total", "", "",
+		"TCP sockets (IPv4 and IPv6) in any state.", jsonpath("$.total")))
+	t.Items[len(t.Items)-1].Tags = tags("component", "network")
+
+	// ---- kernel counters ----------------------------------------------
+	t.Items = append(t.Items, &Item{
+		Name: "TCP: Get kernel counters", Key: "tcp.kernel.get", Delay: "1m", History: "1h", Trends: "0", ValueType: "TEXT",
+		Description: "Kernel socket statistics (/proc/net/sockstat, sockstat6) and TCP counters (/proc/net/snmp, /proc/net/netstat) as JSON. Master item of the sockstat and counter items.",
+		Tags:        tags("component", "raw"),
+	})
+	for _, f := range sockstatFields {
+		it := dep("tcp.kernel.get", "tcp.sockstat["+f.name+"]", "TCP: "+f.label, f.units, "", f.desc, jsonpath("$.sockstat."+f.name))
+		it.Tags = tags("component", "network")
+		t.Items = append(t.Items, it)
+	}
+	{
+		it := dep("tcp.kernel.get", "tcp.netstat[Tcp.CurrEstab]", "TCP: Connections in ESTABLISHED or CLOSE_WAIT (kernel)", "", "",
+			"Connections currently in ESTABLISHED or CLOSE_WAIT as the kernel counts them (Tcp CurrEstab).", jsonpath("$.Tcp.CurrEstab"))
+		it.Tags = tags("component", "network")
+		t.Items = append(t.Items, it)
+	}
+	for _, c := range netstatRates {
+		it := dep("tcp.kernel.get", "tcp.netstat.rate["+c.group+"."+c.name+"]", "TCP: "+c.label+" per second", "!/s", "FLOAT",
+			c.desc, jsonpath("$."+c.group+"."+c.name), perSecond)
+		it.Tags = tags("component", "network")
+		t.Items = append(t.Items, it)
+	}
+
+	// ---- kernel limits ------------------------------------------------
+	t.Items = append(t.Items, &Item{
+		Name: "TCP: Get kernel limits", Key: "tcp.limits.get", Delay: "5m", History: "1h", Trends: "0", ValueType: "TEXT",
+		Description: "TCP sysctls (/proc/sys/net/ipv4, net.core.somaxconn) as JSON. Master item of the limit items.",
+		Tags:        tags("component", "raw"),
+	})
+	for _, f := range limitFields {
+		it := dep("tcp.limits.get", "tcp.limit["+f.name+"]", "TCP: Limit "+f.label, f.units, "", f.desc, jsonpath("$."+f.name), heartbeat)
+		it.ValueMap = f.valueMap
+		it.Tags = tags("component", "system")
+		t.Items = append(t.Items, it)
+	}
+	pct := func(num, den string) string {
+		return fmt.Sprintf("100*last(//%s)/(last(//%s)+(last(//%s)=0))", num, den, den)
+	}
+	t.Items = append(t.Items,
+		&Item{
+			Name: "TCP: TIME_WAIT sockets, in % of tcp_max_tw_buckets", Type: "CALCULATED", Key: "tcp.time_wait.pused",
+			Delay: "1m", History: "7d", ValueType: "FLOAT", Units: "%",
+			Params:      pct("tcp.sockstat[tcp_tw]", "tcp.limit[tcp_max_tw_buckets]"),
+			Description: "TIME_WAIT sockets (kernel count) in percent of net.ipv4.tcp_max_tw_buckets. At 100% new TIME_WAIT sockets are destroyed at once and TcpExt TCPTimeWaitOverflow grows.",
+			Tags:        tags("component", "network"),
+		},
+		&Item{
+			Name: "TCP: Orphaned sockets, in % of tcp_max_orphans", Type: "CALCULATED", Key: "tcp.orphan.pused",
+			Delay: "1m", History: "7d", ValueType: "FLOAT", Units: "%",
+			Params:      pct("tcp.sockstat[tcp_orphan]", "tcp.limit[tcp_max_orphans]"),
+			Description: "Orphaned sockets in percent of net.ipv4.tcp_max_orphans. Near 100% the kernel resets connections and logs \"too many orphaned sockets\".",
+			Tags:        tags("component", "network"),
+		},
+	)
+
+	// ---- top remote addresses -----------------------------------------
+	t.Items = append(t.Items, &Item{
+		Name: "TCP: Top remote addresses", Key: "tcp.remote.top[{$TCP.REMOTE.TOP.COUNT},{$TCP.REMOTE.TOP.STATE}]",
+		Delay: "5m", History: "7d", Trends: "0", ValueType: "TEXT",
+		Description: "The {$TCP.REMOTE.TOP.COUNT} remote addresses with the most TCP sockets in state {$TCP.REMOTE.TOP.STATE}, as JSON [{\"address\":...,\"count\":...}], most first. Shows who holds the connections when a state count is high.",
+		Tags:        tags("component", "network"),
+	})
+
+	// ---- host triggers ------------------------------------------------
+	twCrit := &Trigger{
+		Expr:      "min(" + ref("tcp.state[time_wait]") + ",5m)>{$TCP.TIME_WAIT.MAX.CRIT}",
+		Name:      "TCP: Critically many TIME_WAIT sockets",
+		EventName: "TCP: Critically many TIME_WAIT sockets (over {$TCP.TIME_WAIT.MAX.CRIT} for 5m)",
+		Opdata:    "TIME_WAIT: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
+		Description: "Many connections closed by this host wait out TIME_WAIT. Each holds a local port: outgoing connections to one destination can run out of ports. " +
+			"Usually a client that opens a new connection per request; use keepalive/connection pools.",
+		Tags: tags("scope", "capacity"),
+	}
+	twWarn := &Trigger{
+		Expr:      "min(" + ref("tcp.state[time_wait]") + ",5m)>{$TCP.TIME_WAIT.MAX.WARN}",
+		Name:      "TCP: Too many TIME_WAIT sockets",
+		EventName: "TCP: Too many TIME_WAIT sockets (over {$TCP.TIME_WAIT.MAX.WARN} for 5m)",
+		Opdata:    "TIME_WAIT: {ITEM.LASTVALUE1}", Priority: "WARNING",
+		Description: twCrit.Description, DependsOn: []*Trigger{twCrit}, Tags: tags("scope", "capacity"),
+	}
+	twpCrit := &Trigger{
+		Expr:      "min(" + ref("tcp.time_wait.pused") + ",5m)>{$TCP.TIME_WAIT.PUSED.MAX.CRIT}",
+		Name:      "TCP: TIME_WAIT buckets almost exhausted",
+		EventName: "TCP: TIME_WAIT buckets almost exhausted (over {$TCP.TIME_WAIT.PUSED.MAX.CRIT}% of tcp_max_tw_buckets for 5m)",
+		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
+		Description: "TIME_WAIT sockets approach net.ipv4.tcp_max_tw_buckets. At the limit the kernel destroys new TIME_WAIT sockets at once, and late segments of old connections can corrupt new ones.",
+		Tags:        tags("scope", "capacity"),
+	}
+	twpWarn := &Trigger{
+		Expr:      "min(" + ref("tcp.time_wait.pused") + ",5m)>{$TCP.TIME_WAIT.PUSED.MAX.WARN}",
+		Name:      "TCP: TIME_WAIT buckets running low",
+		EventName: "TCP: TIME_WAIT buckets running low (over {$TCP.TIME_WAIT.PUSED.MAX.WARN}% of tcp_max_tw_buckets for 5m)",
+		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "WARNING",
+		Description: twpCrit.Description, DependsOn: []*Trigger{twpCrit}, Tags: tags("scope", "capacity"),
+	}
+	twOverflow := &Trigger{
+		Expr:      "avg(" + ref("tcp.netstat.rate[TcpExt.TCPTimeWaitOverflow]") + ",5m)>{$TCP.TW_OVERFLOW.RATE.MAX.WARN}",
+		Name:      "TCP: TIME_WAIT bucket table overflows",
+		EventName: "TCP: TIME_WAIT bucket table overflows (over {$TCP.TW_OVERFLOW.RATE.MAX.WARN}/s in 5m)",
+		Opdata:    "Overflows: {ITEM.LASTVALUE1}", Priority: "WARNING",
+		Description: "The kernel is dropping TIME_WAIT sockets because net.ipv4.tcp_max_tw_buckets is reached (\"time wait bucket table overflow\"). Reduce short-lived connections or raise the limit.",
+		Tags:        tags("scope", "capacity"),
+	}
+	cwCrit := &Trigger{
+		Expr:      "min(" + ref("tcp.state[close_wait]") + ",5m)>{$TCP.CLOSE_WAIT.MAX.CRIT}",
+		Name:      "TCP: Critically many CLOSE_WAIT sockets",
+		EventName: "TCP: Critically many CLOSE_WAIT sockets (over {$TCP.CLOSE_WAIT.MAX.CRIT} for 5m)",
+		Opdata:    "CLOSE_WAIT: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
+		Description: "The peers closed these connections but the local application has not closed its sockets: a descriptor leak or a stuck application. " +
+			"CLOSE_WAIT never times out; the per-port items and the Top remote addresses item show which service.",
+		Tags: tags("scope", "performance"),
+	}
+	cwWarn := &Trigger{
+		Expr:      "min(" + ref("tcp.state[close_wait]") + ",5m)>{$TCP.CLOSE_WAIT.MAX.WARN}",
+		Name:      "TCP: Too many CLOSE_WAIT sockets",
+		EventName: "TCP: Too many CLOSE_WAIT sockets (over {$TCP.CLOSE_WAIT.MAX.WARN} for 5m)",
+		Opdata:    "CLOSE_WAIT: {ITEM.LASTVALUE1}", Priority: "WARNING",
+		Description: cwCrit.Description, DependsOn: []*Trigger{cwCrit}, Tags: tags("scope", "performance"),
+	}
+	synRecv := &Trigger{
+		Expr:      "min(" + ref("tcp.state[syn_recv]") + ",5m)>{$TCP.SYN_RECV.MAX.WARN}",
+		Name:      "TCP: Too many SYN_RECV sockets",
+		EventName: "TCP: Too many SYN_RECV sockets (over {$TCP.SYN_RECV.MAX.WARN} for 5m)",
+		Opdata:    "SYN_RECV: {ITEM.LASTVALUE1}", Priority: "WARNING",
+		Description: "Many half-open connections wait for the client's final ACK: a SYN flood, or clients on a lossy path.",
+		Tags:        tags("scope", "availability"),
+	}
+	cookies := &Trigger{
+		Expr:      "avg(" + ref("tcp.netstat.rate[TcpExt.SyncookiesSent]") + ",5m)>{$TCP.SYNCOOKIES.RATE.MAX.WARN}",
+		Name:      "TCP: SYN cookies are being sent",
+		EventName: "TCP: SYN cookies are being sent (over {$TCP.SYNCOOKIES.RATE.MAX.WARN}/s in 5m)",
+		Opdata:    "Sent: {ITEM.LASTVALUE1}", Priority: "WARNING",
+		Description: "A listener's SYN queue overflowed and the kernel answers with SYN cookies: a SYN flood, or more connection attempts than net.ipv4.tcp_max_syn_backlog allows.",
+		Tags:        tags("scope", "availability"),
+	}
+	overflows := &Trigger{
+		Expr:      "avg(" + ref("tcp.netstat.rate[TcpExt.ListenOverflows]") + ",5m)>{$TCP.LISTEN_OVERFLOWS.RATE.MAX.WARN}",
+		Name:      "TCP: Accept queues are overflowing",
+		EventName: "TCP: Accept queues are overflowing (over {$TCP.LISTEN_OVERFLOWS.RATE.MAX.WARN}/s in 5m)",
+		Opdata:    "Overflows: {ITEM.LASTVALUE1}", Priority: "WARNING",
+		Description: "Connections are dropped because an application does not accept() them fast enough or its listen backlog is too small (capped by net.core.somaxconn). The per-port accept queue items show which port.",
+		Tags:        tags("scope", "performance"),
+	}
+	orphCrit := &Trigger{
+		Expr:      "min(" + ref("tcp.orphan.pused") + ",5m)>{$TCP.ORPHAN.PUSED.MAX.CRIT}",
+		Name:      "TCP: Orphaned sockets almost at tcp_max_orphans",
+		EventName: "TCP: Orphaned sockets almost at tcp_max_orphans (over {$TCP.ORPHAN.PUSED.MAX.CRIT}% for 5m)",
+		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
+		Description: "Sockets closed by applications but not yet finished approach net.ipv4.tcp_max_orphans; beyond it the kernel resets connections (\"too many orphaned sockets\").",
+		Tags:        tags("scope", "capacity"),
+	}
+	orphWarn := &Trigger{
+		Expr:      "min(" + ref("tcp.orphan.pused") + ",5m)>{$TCP.ORPHAN.PUSED.MAX.WARN}",
+		Name:      "TCP: Orphaned sockets running high",
+		EventName: "TCP: Orphaned sockets running high (over {$TCP.ORPHAN.PUSED.MAX.WARN}% of tcp_max_orphans for 5m)",
+		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "WARNING",
+		Description: orphCrit.Description, DependsOn: []*Trigger{orphCrit}, Tags: tags("scope", "capacity"),
+	}
+	nodata := &Trigger{
+		Expr:      "nodata(" + ref("tcp.status.get") + ",{$TCP.NODATA.TIMEOUT})=1",
+		Name:      v.nodata,
+		EventName: v.nodata + " (for {$TCP.NODATA.TIMEOUT})",
+		Priority:  "AVERAGE",
+		Description: "tcp.status.get has returned nothing for {$TCP.NODATA.TIMEOUT}: the agent is down or unreachable, or the key is not supported (check the item's error). " +
+			"All items of this template depend on the same source.",
+		Tags: tags("scope", "availability"),
+	}
+	t.Triggers = []*Trigger{twWarn, twCrit, twpWarn, twpCrit, twOverflow, cwWarn, cwCrit, synRecv, cookies, overflows, orphWarn, orphCrit, nodata}
+
+	// ---- host graphs ----------------------------------------------------
+	states := &Graph{Name: "TCP: Socket states", Type: "STACKED"}
+	for i, s := range tcpStates {
+		states.Items = append(states.Items, GraphItem{Key: "tcp.state[" + s[0] + "]", Color: stateColors[i], DrawType: "FILLED_REGION"})
+	}
+	t.Graphs = []*Graph{
+		states,
+		{Name: "TCP: Connection rates", Items: []GraphItem{
+			{Key: "tcp.netstat.rate[Tcp.ActiveOpens]", Color: "1A7C11"},
+			{Key: "tcp.netstat.rate[Tcp.PassiveOpens]", Color: "2774A4"},
+			{Key: "tcp.netstat.rate[Tcp.AttemptFails]", Color: "F63100"},
+			{Key: "tcp.netstat.rate[Tcp.EstabResets]", Color: "A54F10"},
+		}},
+		{Name: "TCP: Queue overflows and SYN cookies", Items: []GraphItem{
+			{Key: "tcp.netstat.rate[TcpExt.ListenOverflows]", Color: "F63100"},
+			{Key: "tcp.netstat.rate[TcpExt.ListenDrops]", Color: "A54F10"},
+			{Key: "tcp.netstat.rate[TcpExt.SyncookiesSent]", Color: "2774A4"},
+			{Key: "tcp.netstat.rate[TcpExt.TCPReqQFullDrop]", Color: "FC6EA3"},
+			{Key: "tcp.netstat.rate[TcpExt.TCPTimeWaitOverflow]", Color: "6C59DC"},
+		}},
+		{Name: "TCP: Segments", Items: []GraphItem{
+			{Key: "tcp.netstat.rate[Tcp.InSegs]", Color: "1A7C11"},
+			{Key: "tcp.netstat.rate[Tcp.OutSegs]", Color: "2774A4"},
+			{Key: "tcp.netstat.rate[Tcp.RetransSegs]", Color: "F63100", Right: true},
+			{Key: "tcp.netstat.rate[Tcp.InErrs]", Color: "A54F10", Right: true},
+		}},
+		{Name: "TCP: Usage of kernel limits", Items: []GraphItem{
+			{Key: "tcp.time_wait.pused", Color: "6C59DC"},
+			{Key: "tcp.orphan.pused", Color: "F63100"},
+		}},
+	}
+
+	t.Rules = []*Rule{portRule(v, ref), diskRule(ref)}
+
+	t.Dashboards = []*Dashboard{{
+		Name: "TCP status",
+		Pages: []Page{
+			{Name: "Connections", Widgets: []Widget{
+				{Graph: "TCP: Socket states", W: 12, H: 5},
+				{Graph: "TCP: Connection rates", X: 12, W: 12, H: 5},
+				{Graph: "TCP: Queue overflows and SYN cookies", Y: 5, W: 12, H: 5},
+				{Graph: "TCP: Usage of kernel limits", X: 12, Y: 5, W: 12, H: 5},
+				{Graph: "TCP: Segments", Y: 10, W: 24, H: 5},
+			}},
+			{Name: "Ports", Widgets: []Widget{
+				{Graph: "Port {#PORT}: Socket states", Prototype: true, W: 12, H: 10},
+				{Graph: "Port {#PORT}: Accept queue", Prototype: true, X: 12, W: 12, H: 10},
+			}},
+			{Name: "Disks", Widgets: []Widget{
+				{Graph: "{#DEVNAME}: Disk read/write rates", Prototype: true, W: 12, H: 5},
+				{Graph: "{#DEVNAME}: Disk read/write throughput", Prototype: true, X: 12, W: 12, H: 5},
+				{Graph: "{#DEVNAME}: Disk utilization and queue", Prototype: true, Y: 5, W: 12, H: 5},
+				{Graph: "{#DEVNAME}: Disk average waiting time", Prototype: true, X: 12, Y: 5, W: 12, H: 5},
+			}},
+		},
+	}}
+
+	t.ValueMaps = []*ValueMap{
+		{Name: "Linux::TCP TIME_WAIT reuse", Mappings: [][2]string{{"0", "Disabled"}, {"1", "Enabled"}, {"2", "Loopback only"}}},
+		{Name: "Linux::TCP syncookies", Mappings: [][2]string{{"0", "Disabled"}, {"1", "When a SYN queue overflows"}, {"2", "Always"}}},
+		{Name: "TCP::Port listening", Mappings: [][2]string{{"0", "Not listening"}, {"1", "Listening"}}},
+	}
+
+	t.Macros = macros()
+	return t
+}
+
+func portRule(v variant, ref func(string) string) *Rule {
+	r := &Rule{
+		Name: "Listening TCP ports discovery", Key: "tcp.port.discovery", Delay: "1h", Lifetime: "7d",
+		Description: "Local TCP ports with a listener, with their addresses, families and process names. " +
+			"Filter with {$TCP.PORT.MATCHES}/{$TCP.PORT.NOT_MATCHES} (port number) and {$TCP.PORT.PROCESS.MATCHES}/{$TCP.PORT.PROCESS.NOT_MATCHES} (process name). " +
+			"A port that stops listening keeps its items for 7 days, so \"Not listening\" can fire.",
+		Filter: []Cond{
+			{Macro: "{#PORT}", Value: "{$TCP.PORT.MATCHES}"},
+			{Macro: "{#PORT}", Value: "{$TCP.PORT.NOT_MATCHES}", Operator: "NOT_MATCHES_REGEX"},
+			{Macro: "{#PROCESS}", Value: "{$TCP.PORT.PROCESS.MATCHES}"},
+			{Macro: "{#PROCESS}", Value: "{$TCP.PORT.PROCESS.NOT_MATCHES}", Operator: "NOT_MATCHES_REGEX"},
+		},
+		Pre: []Step{{Type: "DISCARD_UNCHANGED_HEARTBEAT", Params: []string{"1d"}}},
+	}
+	master := "tcp.port.get[{#PORT}]"
+	portTags := func(kv ...string) []Tag { return append(tags(kv...), Tag{"port", "{#PORT}"}) }
+	r.Items = append(r.Items, &Item{
+		Name: "Port {#PORT}: Get data", Key: master, Delay: "1m", History: "1h", Trends: "0", ValueType: "TEXT",
+		Description: "Listener and socket states of local port {#PORT} ({#PROCESS} on {#ADDRESS}) as JSON. Master item of the port's items.",
+		Tags:        portTags("component", "raw"),
+	})
+	add := func(it *Item) {
+		it.Tags = portTags("component", "network")
+		r.Items = append(r.Items, it)
+	}
+	add(dep(master, "tcp.port.listening[{#PORT}]", "Port {#PORT}: Listening", "", "",
+		"Whether a socket listens on local port {#PORT}.", jsonpath("$.listening")))
+	r.Items[len(r.Items)-1].ValueMap = "TCP::Port listening"
+	add(dep(master, "tcp.port.listeners[{#PORT}]", "Port {#PORT}: Listeners", "", "",
+		"Listening sockets on local port {#PORT} (one per address and family, more with SO_REUSEPORT).", jsonpath("$.listeners")))
+	add(dep(master, "tcp.port.accept_queue[{#PORT}]", "Port {#PORT}: Accept queue", "", "",
+		"Connections established but not yet accepted by the application, summed over the port's listeners.", jsonpath("$.accept_queue")))
+	add(dep(master, "tcp.port.backlog[{#PORT}]", "Port {#PORT}: Accept queue limit", "", "",
+		"Listen backlog (accept queue limit) of the port's listeners, summed: the application's listen() argument capped by net.core.somaxconn.", jsonpath("$.backlog")))
+	add(dep(master, "tcp.port.accept_queue.pused[{#PORT}]", "Port {#PORT}: Accept queue, in % of limit", "%", "FLOAT",
+		"Fill of the fullest listener's accept queue in percent of its backlog. At 100% new connections are dropped (TcpExt ListenOverflows).", jsonpath("$.accept_queue_pused")))
+	for _, s := range tcpStates {
+		add(dep(master, "tcp.port.state[{#PORT},"+s[0]+"]", "Port {#PORT}: Sockets in "+s[1], "", "",
+			"TCP sockets with local port {#PORT} in the "+s[1]+" state.", jsonpath("$."+s[0])))
+	}
+	add(dep(master, "tcp.port.state[{#PORT},total]", "Port {#PORT}: Sockets, total", "", "",
+		"TCP sockets with local port {#PORT} in any state.", jsonpath("$.total")))
+
+	aqCrit := &Trigger{
+		Expr:      "min(" + ref("tcp.port.accept_queue.pused[{#PORT}]") + ",5m)>{$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT:\"{#PORT}\"}",
+		Name:      "Port {#PORT}: Accept queue almost full",
+		EventName: "Port {#PORT}: Accept queue almost full (over {$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT:\"{#PORT}\"}% for 5m)",
+		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
+		Description: "{#PROCESS} does not accept connections on port {#PORT} as fast as they arrive; when the queue is full the kernel drops new ones. Check the application, or raise its backlog (and net.core.somaxconn).",
+		Tags:        tags("scope", "performance"),
+	}
+	aqWarn := &Trigger{
+		Expr:      "min(" + ref("tcp.port.accept_queue.pused[{#PORT}]") + ",5m)>{$TCP.PORT.ACCEPTQ.PUSED.MAX.WARN:\"{#PORT}\"}",
+		Name:      "Port {#PORT}: Accept queue filling up",
+		EventName: "Port {#PORT}: Accept queue filling up (over {$TCP.PORT.ACCEPTQ.PUSED.MAX.WARN:\"{#PORT}\"}% for 5m)",
+		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "WARNING",
+		Description: aqCrit.Description, DependsOn: []*Trigger{aqCrit}, Tags: tags("scope", "performance"),
+	}
+	cw := &Trigger{
+		Expr:      "min(" + ref("tcp.port.state[{#PORT},close_wait]") + ",5m)>{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"{#PORT}\"}",
+		Name:      "Port {#PORT}: Too many CLOSE_WAIT sockets",
+		EventName: "Port {#PORT}: Too many CLOSE_WAIT sockets (over {$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"{#PORT}\"} for 5m)",
+		Opdata:    "CLOSE_WAIT: {ITEM.LASTVALUE1}", Priority: "WARNING",
+		Description: "Peers closed connections to port {#PORT} but {#PROCESS} has not closed its sockets: a descriptor leak or stuck workers in the application.",
+		Tags:        tags("scope", "performance"),
+	}
+	gone := &Trigger{
+		Expr:     "last(" + ref("tcp.port.listening[{#PORT}]") + ")=0",
+		Name:     "Port {#PORT}: Not listening",
+		Opdata:   "Listening: {ITEM.LASTVALUE1}",
+		Priority: "AVERAGE", ManualClose: true,
+		Description: "Nothing listens on port {#PORT} any more ({#PROCESS} on {#ADDRESS} did when it was discovered): the service stopped or moved. " +
+			"If it is gone for good, close the problem; the port's items are deleted 7 days after discovery stops finding it.",
+		Tags: tags("scope", "availability"),
+	}
+	r.Triggers = []*Trigger{aqWarn, aqCrit, cw, gone}
+
+	st := &Graph{Name: "Port {#PORT}: Socket states", Type: "STACKED"}
+	for i, s := range tcpStates {
+		if s[0] == "listen" {
+			continue
+		}
+		st.Items = append(st.Items, GraphItem{Key: "tcp.port.state[{#PORT}," + s[0] + "]", Color: stateColors[i], DrawType: "FILLED_REGION"})
+	}
+	r.Graphs = []*Graph{st,
+		{Name: "Port {#PORT}: Accept queue", Items: []GraphItem{
+			{Key: "tcp.port.accept_queue[{#PORT}]", Color: "F63100"},
+			{Key: "tcp.port.backlog[{#PORT}]", Color: "2774A4"},
+		}},
+	}
+	return r
+}
+
+func diskRule(ref func(string) string) *Rule {
+	r := &Rule{
+		Name: "Block devices discovery", Key: "disk.discovery", Delay: "1h", Lifetime: "7d",
+		Description: "Block devices from sysfs. By default whole disks only ({$DISK.DEVTYPE.MATCHES}), without loop, RAM, zram, optical, floppy, NBD and device-mapper devices ({$DISK.DEVNAME.NOT_MATCHES}). A device that disappears keeps its items for 7 days.",
+		Filter: []Cond{
+			{Macro: "{#DEVNAME}", Value: "{$DISK.DEVNAME.MATCHES}"},
+			{Macro: "{#DEVNAME}", Value: "{$DISK.DEVNAME.NOT_MATCHES}", Operator: "NOT_MATCHES_REGEX"},
+			{Macro: "{#DEVTYPE}", Value: "{$DISK.DEVTYPE.MATCHES}"},
+		},
+		Pre: []Step{{Type: "DISCARD_UNCHANGED_HEARTBEAT", Params: []string{"1d"}}},
+	}
+	master := "disk.get[{#DEVNAME}]"
+	diskTags := func(kv ...string) []Tag { return append(tags(kv...), Tag{"disk", "{#DEVNAME}"}) }
+	r.Items = append(r.Items, &Item{
+		Name: "{#DEVNAME}: Get stats", Key: master, Delay: "1m", History: "1h", Trends: "0", ValueType: "TEXT",
+		Description: "I/O counters of {#DEVNAME} from /proc/diskstats as JSON. Master item of the disk's items.",
+		Tags:        diskTags("component", "raw"),
+	})
+	add := func(it *Item) {
+		it.Tags = diskTags("component", "storage")
+		r.Items = append(r.Items, it)
+	}
+	for _, d := range []struct{ dir, Dir string }{{"read", "Read"}, {"write", "Write"}} {
+		add(dep(master, "disk."+d.dir+".rate[{#DEVNAME}]", "{#DEVNAME}: Disk "+d.dir+" rate", "!r/s", "FLOAT",
+			d.Dir+" requests completed per second (r/s, w/s in iostat).", jsonpath("$."+d.dir+"_ios"), perSecond))
+		add(dep(master, "disk."+d.dir+".bytes.rate[{#DEVNAME}]", "{#DEVNAME}: Disk "+d.dir+" throughput", "Bps", "FLOAT",
+			"Bytes "+map[string]string{"read": "read", "write": "written"}[d.dir]+" per second (512-byte sectors × 512).", jsonpath("$."+d.dir+"_sectors"), perSecond, multiplier("512")))
+		add(dep(master, "disk."+d.dir+".time.rate[{#DEVNAME}]", "{#DEVNAME}: Disk "+d.dir+" time", "!ms/s", "FLOAT",
+			"Milliseconds spent on "+d.dir+" requests per second of wall time, summed over requests in parallel. Divided by the request rate it gives the average wait.", jsonpath("$."+d.dir+"_ticks_ms"), perSecond))
+	}
+	add(dep(master, "disk.util[{#DEVNAME}]", "{#DEVNAME}: Disk utilization", "%", "FLOAT",
+		"Percent of time the device had I/O in flight (%util in iostat; io_ticks per second ÷ 10). Near 100% a single-queue disk is saturated; SSDs and arrays serve requests in parallel and can do more.", jsonpath("$.io_ticks_ms"), perSecond, multiplier("0.1")))
+	add(dep(master, "disk.queue[{#DEVNAME}]", "{#DEVNAME}: Disk average queue size", "", "FLOAT",
+		"Average number of requests queued or in service (aqu-sz in iostat; weighted time in queue per second ÷ 1000).", jsonpath("$.time_in_queue_ms"), perSecond, multiplier("0.001")))
+	add(dep(master, "disk.in_flight[{#DEVNAME}]", "{#DEVNAME}: Disk requests in flight", "", "",
+		"Requests issued to the device and not yet completed, at the moment of the check.", jsonpath("$.in_flight")))
+	for _, d := range []string{"read", "write"} {
+		rate := "disk." + d + ".rate[{#DEVNAME}]"
+		tm := "disk." + d + ".time.rate[{#DEVNAME}]"
+		add(&Item{
+			Name: "{#DEVNAME}: Disk " + d + " request avg waiting time", Type: "CALCULATED", Key: "disk." + d + ".await[{#DEVNAME}]",
+			Delay: "1m", History: "7d", ValueType: "FLOAT", Units: "!ms",
+			Params:      fmt.Sprintf("last(//%s)/(last(//%s)+(last(//%s)=0))", tm, rate, rate),
+			Description: "Average time a " + d + " request took, queueing included (" + d[:1] + "_await in iostat): time spent on " + d + "s ÷ " + d + "s completed, over the last interval; 0 when there were none.",
+		})
+	}
+
+	utilCrit := &Trigger{
+		Expr:      "min(" + ref("disk.util[{#DEVNAME}]") + ",15m)>{$DISK.UTIL.MAX.CRIT:\"{#DEVNAME}\"}",
+		Name:      "{#DEVNAME}: Disk utilization is critically high",
+		EventName: "{#DEVNAME}: Disk utilization is critically high (over {$DISK.UTIL.MAX.CRIT:\"{#DEVNAME}\"}% for 15m)",
+		Opdata:    "Utilization: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
+		Description: "{#DEVNAME} has had I/O in flight almost all the time for 15 minutes. For a single disk that means saturation: requests queue and latency grows.",
+		Tags:        tags("scope", "performance"),
+	}
+	utilWarn := &Trigger{
+		Expr:      "min(" + ref("disk.util[{#DEVNAME}]") + ",15m)>{$DISK.UTIL.MAX.WARN:\"{#DEVNAME}\"}",
+		Name:      "{#DEVNAME}: Disk utilization is high",
+		EventName: "{#DEVNAME}: Disk utilization is high (over {$DISK.UTIL.MAX.WARN:\"{#DEVNAME}\"}% for 15m)",
+		Opdata:    "Utilization: {ITEM.LASTVALUE1}", Priority: "WARNING",
+		Description: utilCrit.Description, DependsOn: []*Trigger{utilCrit}, Tags: tags("scope", "performance"),
+	}
+	await := &Trigger{
+		Expr: "min(" + ref("disk.read.await[{#DEVNAME}]") + ",15m)>{$DISK.READ.AWAIT.MAX.WARN:\"{#DEVNAME}\"} or " +
+			"min(" + ref("disk.write.await[{#DEVNAME}]") + ",15m)>{$DISK.WRITE.AWAIT.MAX.WARN:\"{#DEVNAME}\"}",
+		Name:      "{#DEVNAME}: Disk response time is high",
+		EventName: "{#DEVNAME}: Disk response time is high (read over {$DISK.READ.AWAIT.MAX.WARN:\"{#DEVNAME}\"}ms or write over {$DISK.WRITE.AWAIT.MAX.WARN:\"{#DEVNAME}\"}ms for 15m)",
+		Opdata:    "Read: {ITEM.LASTVALUE1}, write: {ITEM.LASTVALUE2}", Priority: "WARNING",
+		Description: "Requests to {#DEVNAME} take long on average, queueing included: the device is overloaded or failing.",
+		Tags:        tags("scope", "performance"),
+	}
+	r.Triggers = []*Trigger{utilWarn, utilCrit, await}
+
+	r.Graphs = []*Graph{
+		{Name: "{#DEVNAME}: Disk read/write rates", Items: []GraphItem{
+			{Key: "disk.read.rate[{#DEVNAME}]", Color: "1A7C11"},
+			{Key: "disk.write.rate[{#DEVNAME}]", Color: "2774A4"},
+		}},
+		{Name: "{#DEVNAME}: Disk read/write throughput", Items: []GraphItem{
+			{Key: "disk.read.bytes.rate[{#DEVNAME}]", Color: "1A7C11"},
+			{Key: "disk.write.bytes.rate[{#DEVNAME}]", Color: "2774A4"},
+		}},
+		{Name: "{#DEVNAME}: Disk average waiting time", Items: []GraphItem{
+			{Key: "disk.read.await[{#DEVNAME}]", Color: "1A7C11"},
+			{Key: "disk.write.await[{#DEVNAME}]", Color: "2774A4"},
+		}},
+		{Name: "{#DEVNAME}: Disk utilization and queue", Items: []GraphItem{
+			{Key: "disk.util[{#DEVNAME}]", Color: "F63100", DrawType: "FILLED_REGION"},
+			{Key: "disk.queue[{#DEVNAME}]", Color: "2774A4", Right: true},
+		}},
+	}
+	return r
+}
+
+func macros() []Macro {
+	ms := []Macro{
+		{"{$DISK.DEVNAME.MATCHES}", ".+", "Disk discovery: discover block devices whose name matches this regex."},
+		{"{$DISK.DEVNAME.NOT_MATCHES}", "^(loop|ram|zram|sr|fd|nbd|dm-)[0-9]+$", "Disk discovery: skip block devices whose name matches this regex (loop, RAM, zram, optical, floppy, NBD and device-mapper devices)."},
+		{"{$DISK.DEVTYPE.MATCHES}", "^disk$", "Disk discovery: discover devices whose type (disk or partition) matches this regex."},
+		{"{$DISK.READ.AWAIT.MAX.WARN}", "50", "Average read wait time in ms over 15 minutes above which \"Disk response time is high\" fires. Per disk: {$DISK.READ.AWAIT.MAX.WARN:\"<devname>\"}."},
+		{"{$DISK.UTIL.MAX.CRIT}", "95", "Disk utilization in % over 15 minutes above which \"Disk utilization is critically high\" fires. Per disk: {$DISK.UTIL.MAX.CRIT:\"<devname>\"}."},
+		{"{$DISK.UTIL.MAX.WARN}", "80", "Disk utilization in % over 15 minutes above which \"Disk utilization is high\" fires. Per disk: {$DISK.UTIL.MAX.WARN:\"<devname>\"}."},
+		{"{$DISK.WRITE.AWAIT.MAX.WARN}", "50", "Average write wait time in ms over 15 minutes above which \"Disk response time is high\" fires. Per disk: {$DISK.WRITE.AWAIT.MAX.WARN:\"<devname>\"}."},
+		{"{$TCP.CLOSE_WAIT.MAX.CRIT}", "1000", "CLOSE_WAIT sockets on the host, for 5 minutes, above which \"Critically many CLOSE_WAIT sockets\" fires."},
+		{"{$TCP.CLOSE_WAIT.MAX.WARN}", "100", "CLOSE_WAIT sockets on the host, for 5 minutes, above which \"Too many CLOSE_WAIT sockets\" fires."},
+		{"{$TCP.LISTEN_OVERFLOWS.RATE.MAX.WARN}", "0", "Accept queue overflows per second, averaged over 5 minutes, above which \"Accept queues are overflowing\" fires."},
+		{"{$TCP.NODATA.TIMEOUT}", "30m", "How long tcp.status.get may return nothing before the no-data trigger fires."},
+		{"{$TCP.ORPHAN.PUSED.MAX.CRIT}", "85", "Orphaned sockets in % of tcp_max_orphans, for 5 minutes, above which \"Orphaned sockets almost at tcp_max_orphans\" fires."},
+		{"{$TCP.ORPHAN.PUSED.MAX.WARN}", "50", "Orphaned sockets in % of tcp_max_orphans, for 5 minutes, above which \"Orphaned sockets running high\" fires."},
+		{"{$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT}", "95", "Accept queue fill in % of the backlog, for 5 minutes, above which \"Accept queue almost full\" fires. Per port: {$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT:\"<port>\"}."},
+		{"{$TCP.PORT.ACCEPTQ.PUSED.MAX.WARN}", "80", "Accept queue fill in % of the backlog, for 5 minutes, above which \"Accept queue filling up\" fires. Per port: {$TCP.PORT.ACCEPTQ.PUSED.MAX.WARN:\"<port>\"}."},
+		{"{$TCP.PORT.CLOSE_WAIT.MAX.WARN}", "50", "CLOSE_WAIT sockets on one port, for 5 minutes, above which the port's \"Too many CLOSE_WAIT sockets\" fires. Per port: {$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"<port>\"}."},
+		{"{$TCP.PORT.MATCHES}", ".+", "Port discovery: discover listening ports whose number matches this regex, e.g. ^(22|80|443)$."},
+		{"{$TCP.PORT.NOT_MATCHES}", "CHANGE_IF_NEEDED", "Port discovery: skip listening ports whose number matches this regex."},
+		{"{$TCP.PORT.PROCESS.MATCHES}", ".*", "Port discovery: discover listening ports whose process name matches this regex (the name is empty when the agent cannot see the process)."},
+		{"{$TCP.PORT.PROCESS.NOT_MATCHES}", "CHANGE_IF_NEEDED", "Port discovery: skip listening ports whose process name matches this regex."},
+		{"{$TCP.REMOTE.TOP.COUNT}", "10", "How many remote addresses the Top remote addresses item lists."},
+		{"{$TCP.REMOTE.TOP.STATE}", "established", "Which sockets the Top remote addresses item counts: a state name (established, close_wait, time_wait, ...) or all."},
+		{"{$TCP.SYN_RECV.MAX.WARN}", "200", "SYN_RECV sockets, for 5 minutes, above which \"Too many SYN_RECV sockets\" fires."},
+		{"{$TCP.SYNCOOKIES.RATE.MAX.WARN}", "0", "SYN cookies sent per second, averaged over 5 minutes, above which \"SYN cookies are being sent\" fires."},
+		{"{$TCP.TIME_WAIT.MAX.CRIT}", "50000", "TIME_WAIT sockets on the host, for 5 minutes, above which \"Critically many TIME_WAIT sockets\" fires."},
+		{"{$TCP.TIME_WAIT.MAX.WARN}", "20000", "TIME_WAIT sockets on the host, for 5 minutes, above which \"Too many TIME_WAIT sockets\" fires."},
+		{"{$TCP.TIME_WAIT.PUSED.MAX.CRIT}", "95", "TIME_WAIT sockets in % of tcp_max_tw_buckets, for 5 minutes, above which \"TIME_WAIT buckets almost exhausted\" fires."},
+		{"{$TCP.TIME_WAIT.PUSED.MAX.WARN}", "80", "TIME_WAIT sockets in % of tcp_max_tw_buckets, for 5 minutes, above which \"TIME_WAIT buckets running low\" fires."},
+		{"{$TCP.TW_OVERFLOW.RATE.MAX.WARN}", "0", "TIME_WAIT overflows per second, averaged over 5 minutes, above which \"TIME_WAIT bucket table overflows\" fires."},
+	}
+	for _, m := range ms {
+		if !strings.HasSuffix(m.Description, ".") {
+			panic("macro description without final period: " + m.Macro)
+		}
+	}
+	return ms
+}
