@@ -108,6 +108,9 @@ func (s *netlinkSource) Walk(ctx context.Context, q Query, visit func(*Socket)) 
 	if q.States == 0 {
 		w.mask = AllStates
 	}
+	if w.mask == 0 {
+		return nil // no reportable state asked
+	}
 
 	fd, err := openDiag(ctx)
 	if err != nil {
@@ -150,10 +153,8 @@ func (s *netlinkSource) Walk(ctx context.Context, q Query, visit func(*Socket)) 
 				// No IPv6 diag handler: a kernel without IPv6 has no such
 				// sockets, as a missing /proc/net/tcp6 says.
 				continue
-			case ke.refused() || ke.errno == unix.EACCES || ke.errno == unix.EPERM:
-				if w.seen == 0 {
-					return fmt.Errorf("%w: %w", ErrUnsupported, err)
-				}
+			case ke.unsupported() && w.seen == 0:
+				return fmt.Errorf("%w: %w", ErrUnsupported, err)
 			}
 		}
 		if err != nil {
@@ -202,10 +203,23 @@ func (e kernelError) Error() string { return "netlink sock_diag: " + e.errno.Err
 func (e kernelError) Unwrap() error { return e.errno }
 
 // refused reports whether the errno means "this request form is not
-// served" rather than a failure of the dump itself.
+// served" (a kernel without the legacy request answers EINVAL or
+// EOPNOTSUPP) rather than a failure of the dump itself.
 func (e kernelError) refused() bool {
 	switch e.errno {
 	case unix.EINVAL, unix.EOPNOTSUPP, unix.ENOENT, unix.EPROTONOSUPPORT, unix.EAFNOSUPPORT:
+		return true
+	}
+	return false
+}
+
+// unsupported reports whether the errno to a SOCK_DIAG_BY_FAMILY request
+// means this system does not serve it: no diag handler for the family or
+// protocol (ENOENT), or a security policy refusing it. EINVAL, a malformed
+// request, is not one.
+func (e kernelError) unsupported() bool {
+	switch e.errno {
+	case unix.ENOENT, unix.EOPNOTSUPP, unix.EPROTONOSUPPORT, unix.EAFNOSUPPORT, unix.EACCES, unix.EPERM:
 		return true
 	}
 	return false

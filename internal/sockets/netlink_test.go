@@ -259,6 +259,24 @@ func TestUnsupportedErrors(t *testing.T) {
 			t.Errorf("%v wrapped as unsupported", e)
 		}
 	}
+	// Kernel replies: which end the legacy request, which mean unsupported.
+	for _, tt := range []struct {
+		errno                  unix.Errno
+		refused, unsupportedOK bool
+	}{
+		{unix.EINVAL, true, false},
+		{unix.EOPNOTSUPP, true, true},
+		{unix.ENOENT, true, true},
+		{unix.EACCES, false, true},
+		{unix.EPERM, false, true},
+		{unix.ENOBUFS, false, false},
+		{unix.EINTR, false, false},
+	} {
+		e := kernelError{tt.errno}
+		if e.refused() != tt.refused || e.unsupported() != tt.unsupportedOK {
+			t.Errorf("%v: refused %v unsupported %v, want %v %v", tt.errno, e.refused(), e.unsupported(), tt.refused, tt.unsupportedOK)
+		}
+	}
 	// A bad query is the caller's error, not a reason to fall back.
 	for _, src := range []Source{NewNetlink(), NewProc(t.TempDir())} {
 		err := src.Walk(context.Background(), Query{Proto: 99}, func(*Socket) {})
