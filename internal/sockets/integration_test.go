@@ -89,13 +89,21 @@ func nonZero(c sockets.Counts) string {
 	return strings.TrimSpace(b.String())
 }
 
-// TestIntegrationCountsMatchSS compares every source with ss over a mix of
-// every state, both families and IPv4-mapped sockets: each state, each
-// family, each port, state masks, port+state, the total; and the sources
-// with each other.
-func TestIntegrationCountsMatchSS(t *testing.T) {
+// TestIntegrationMix builds one mix of every state, both families and
+// IPv4-mapped sockets, and checks the sources over it: counts against ss,
+// fields socket by socket, concurrent walks.
+func TestIntegrationMix(t *testing.T) {
 	ns := testnet.New(t)
 	held := buildMix(t, ns)
+	t.Run("counts", func(t *testing.T) { testCountsMatchSS(t, ns, held) })
+	t.Run("fields", func(t *testing.T) { testFieldsMatch(t, ns) })
+	t.Run("concurrent", func(t *testing.T) { testConcurrentWalks(t, ns, held) })
+}
+
+// testCountsMatchSS compares every source with ss: each state, each family,
+// ports, state masks, port+state, the total; so the sources also agree with
+// each other.
+func testCountsMatchSS(t *testing.T, ns *testnet.NS, held []testnet.Held) {
 	cs := counters(ns)
 
 	// The namespace holds exactly the mix.
@@ -225,13 +233,11 @@ func walkLines(t *testing.T, ns *testnet.NS, c counter, q sockets.Query) []strin
 	return lines
 }
 
-// TestIntegrationFieldsMatch walks the mix with every field and requires the
-// sources to agree socket by socket (addresses, ports, queues, inodes), and
-// ss to list the same local/remote pairs. Listener queues differ by design
-// and are set aside (see TestIntegrationListenerQueues).
-func TestIntegrationFieldsMatch(t *testing.T) {
-	ns := testnet.New(t)
-	buildMix(t, ns)
+// testFieldsMatch walks the mix with every field and requires the sources
+// to agree socket by socket (addresses, ports, queues, inodes), and ss to
+// list the same local/remote pairs. Listener queues differ by design and are
+// set aside (see TestIntegrationListenerQueues).
+func testFieldsMatch(t *testing.T, ns *testnet.NS) {
 	cs := counters(ns)
 	q := sockets.Query{Fields: sockets.FieldLocalAddr | sockets.FieldRemote | sockets.FieldQueues | sockets.FieldInode}
 	var base []string
@@ -415,12 +421,10 @@ func TestIntegrationUDP(t *testing.T) {
 	}
 }
 
-// TestIntegrationConcurrentWalks runs different queries in parallel on one
-// source of each kind; every result must equal the serial one. Meant for
-// go test -race.
-func TestIntegrationConcurrentWalks(t *testing.T) {
-	ns := testnet.New(t)
-	held := buildMix(t, ns)
+// testConcurrentWalks runs different queries in parallel on one source of
+// each kind; every result must equal the serial one. Meant for go test
+// -race.
+func testConcurrentWalks(t *testing.T, ns *testnet.NS, held []testnet.Held) {
 	queries := []sockets.Query{
 		{},
 		{Family: sockets.FamilyV4},
