@@ -88,8 +88,8 @@ chmod 0644 "$up_conf"
 share=$root/usr/share/$pkg
 install -d "$share/templates"
 shopt -s nullglob
-for f in templates/*; do
-  [ -f "$f" ] && install -m 0644 "$f" "$share/templates/"
+for f in templates/*.xml templates/*.yaml templates/*.md; do
+  install -m 0644 "$f" "$share/templates/"
 done
 shopt -u nullglob
 
