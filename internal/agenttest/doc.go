@@ -20,7 +20,7 @@
 // Requirements: root (to switch to user zabbix and to enter network
 // namespaces), the agents and zabbix_get as scripts/install-deps.sh installs
 // them (7.0 and zabbix_get under $TCPSTATUS_CACHE, default
-// /var/cache/tcpstatus-test), setpriv (util-linux) and, for InNetns, ip
-// (iproute2). When something is missing the test is skipped, or fails when
+// /var/cache/tcpstatus-test), setpriv and, for InNetns, nsenter (both
+// util-linux). When something is missing the test is skipped, or fails when
 // TCPSTATUS_REQUIRE_AGENT=1 (CI). Agents are not started in -short mode.
 package agenttest

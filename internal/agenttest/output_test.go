@@ -41,6 +41,17 @@ func TestParseTestOutput(t *testing.T) {
 			wantErr: "Invalid first parameter: unknown state.", notSupported: true},
 		{name: "-not supported, reason with brackets", key: "k", out: "k [m|ZBX_NOTSUPPORTED] [Unknown metric k[x]]\n",
 			wantErr: "Unknown metric k[x]", notSupported: true},
+		{name: "+6.0 log lines before the result", key: "agent.ping",
+			out: "2026/11/22 21:55:34.103157 failed to read response for plugin TCPStatus, failed to read type header, EOF\n" +
+				"2026/11/22 21:55:34.103253 failed to read response for plugin TCPStatus, failed to read type header, EOF\n" +
+				"agent.ping" + pad + "[s|1]\n", want: "1"},
+		{name: "+log lines after the result", key: key,
+			out: key + pad + "[s|7]\n2026/11/22 21:55:34.103253 failed to read response for plugin TCPStatus\n", want: "7"},
+		{name: "+a value line that looks like the key is not taken for the result", key: "k",
+			out: "k [s|k\nk]\n", want: "k\nk"},
+		{name: "-not supported after log lines", key: key,
+			out:     "2026/11/22 21:55:34.103253 x\n" + key + pad + "[m|ZBX_NOTSUPPORTED] [Too many parameters.]\n",
+			wantErr: "Too many parameters.", notSupported: true},
 		{name: "-other key", key: key, out: "agent.ping [s|1]\n", otherErr: true},
 		{name: "-garbage", key: key, out: key + " 5\n", otherErr: true},
 		{name: "-unknown type", key: key, out: key + " [x|5]\n", otherErr: true},
@@ -75,5 +86,32 @@ func checkParsed(t *testing.T, got string, err error, want, wantErr string, notS
 	}
 	if ns.Text != wantErr || err.Error() != wantErr {
 		t.Fatalf("NotSupported text %q; want %q", ns.Text, wantErr)
+	}
+}
+
+// TestStartRaceRe: the retried agent 2 6.0 panics are recognised, a plugin
+// that really died is not.
+func TestStartRaceRe(t *testing.T) {
+	tests := []struct {
+		name, out string
+		race      bool
+	}{
+		{"+daemon start, SIGCHLD reaped twice", "Press Ctrl+C to exit.\npanic: failed to obtain PID of dead child process: no child processes\n\n" +
+			"goroutine 23 [running]:\nmain.listenOnPluginFail(0x0?, {0xc0001a97a7, 0x9})\n", true},
+		{"+-t, half-built process handle", "panic: runtime error: invalid memory address or nil pointer dereference\n" +
+			"[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x992d54]\n\ngoroutine 23 [running]:\n" +
+			"zabbix.com/plugins/external.(*Plugin).CheckPid(...)\n\t/build/src/go/plugins/external/plugin.go:144\n" +
+			"main.checkExternalExit(0xc000229440?, 0xc00004875c?, {0xc0001a97a7?, 0x0?})\n", true},
+		{"-plugin died", "panic: plugin TCPStatus died\n\ngoroutine 23 [running]:\nmain.listenOnPluginFail(0x0?, {0xc0001a97a7, 0x9})\n", false},
+		{"-other nil dereference", "panic: runtime error: invalid memory address or nil pointer dereference\n" +
+			"goroutine 7 [running]:\nzabbix.com/plugins/external.(*pluginBroker).runReader(...)\n", false},
+		{"-clean run", "agent.ping                                    [s|1]\n", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := startRaceRe.MatchString(tc.out); got != tc.race {
+				t.Errorf("startRaceRe.MatchString = %v; want %v", got, tc.race)
+			}
+		})
 	}
 }

@@ -3,7 +3,6 @@ package agenttest_test
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -35,45 +34,57 @@ func stateNames() []string {
 func TestTCPStatusStateNames(t *testing.T) {
 	for _, v := range agenttest.Versions() {
 		t.Run(string(v), func(t *testing.T) {
+			t.Parallel()
 			a := agenttest.Start(t, v)
-			names := stateNames()
-			type result struct {
-				key, how, val string
-				err           error
+			var keys []string
+			for _, name := range stateNames() {
+				keys = append(keys, "tcp.status["+name+"]")
 			}
-			results := make(chan result, 2*len(names))
-			var wg sync.WaitGroup
-			sem := make(chan struct{}, 2) // -t runs start two plugin processes each
-			for _, name := range names {
-				key := "tcp.status[" + name + "]"
-				val, err := a.Get(key)
-				results <- result{key, "zabbix_get", val, err}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					sem <- struct{}{}
-					defer func() { <-sem }()
-					val, err := a.Test(key)
-					results <- result{key, "-t", val, err}
-				}()
-			}
-			wg.Wait()
-			close(results)
-			n := 0
-			for r := range results {
-				n++
-				if r.err != nil || !isUint(r.val) {
-					t.Errorf("%s %s = %q, %v; want an integer", r.how, r.key, r.val, r.err)
+			for _, key := range keys {
+				if val, err := a.Get(key); err != nil || !isUint(val) {
+					t.Errorf("zabbix_get %s = %q, %v; want an integer", key, val, err)
 				}
 			}
-			if n != 2*len(names) {
-				t.Fatalf("%d results for %d names", n, len(names))
+			for _, r := range testKeys(a, keys) {
+				if r.err != nil || !isUint(r.val) {
+					t.Errorf("-t %s = %q, %v; want an integer", r.key, r.val, r.err)
+				}
 			}
 			if err := a.Alive(); err != nil {
 				t.Fatal(err)
 			}
 		})
 	}
+}
+
+// testWorkers is how many -t runs go at once: a run takes about a second,
+// almost all of it waiting.
+const testWorkers = 16
+
+// result is the answer to one key.
+type result struct {
+	key, val string
+	err      error
+}
+
+// testKeys runs a.Test for every key, testWorkers at a time, and returns the
+// results in the order of keys.
+func testKeys(a *agenttest.Agent, keys []string) []result {
+	out := make([]result, len(keys))
+	sem := make(chan struct{}, testWorkers)
+	var wg sync.WaitGroup
+	for i, key := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			val, err := a.Test(key)
+			out[i] = result{key, val, err}
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // TestTCPStatusBadKeys: invalid parameters give the plugin's Zabbix-style
@@ -94,24 +105,29 @@ func TestTCPStatusBadKeys(t *testing.T) {
 		{"tcp.status.get[,x]", "Invalid second parameter: ", "x"},
 		{"tcp.status.get[1,2,3]", "Too many parameters.", ""},
 	}
+	check := func(t *testing.T, how, key, prefix, has, val string, err error) {
+		t.Helper()
+		var ns *agenttest.NotSupported
+		if !errors.As(err, &ns) {
+			t.Errorf("%s %s = %q, %v; want ZBX_NOTSUPPORTED", how, key, val, err)
+			return
+		}
+		if !strings.HasPrefix(ns.Text, prefix) || !strings.Contains(ns.Text, has) || !strings.HasSuffix(ns.Text, ".") {
+			t.Errorf("%s %s: error %q; want %q..., naming %q, ending with a period", how, key, ns.Text, prefix, has)
+		}
+	}
 	for _, v := range agenttest.Versions() {
 		t.Run(string(v), func(t *testing.T) {
+			t.Parallel()
 			a := agenttest.Start(t, v)
-			for _, tc := range tests {
-				for _, how := range []struct {
-					name string
-					f    func(string) (string, error)
-				}{{"zabbix_get", a.Get}, {"-t", a.Test}} {
-					val, err := how.f(tc.key)
-					var ns *agenttest.NotSupported
-					if !errors.As(err, &ns) {
-						t.Errorf("%s %s = %q, %v; want ZBX_NOTSUPPORTED", how.name, tc.key, val, err)
-						continue
-					}
-					if !strings.HasPrefix(ns.Text, tc.prefix) || !strings.Contains(ns.Text, tc.has) || !strings.HasSuffix(ns.Text, ".") {
-						t.Errorf("%s %s: error %q; want %q..., naming %q, ending with a period", how.name, tc.key, ns.Text, tc.prefix, tc.has)
-					}
-				}
+			keys := make([]string, len(tests))
+			for i, tc := range tests {
+				keys[i] = tc.key
+				val, err := a.Get(tc.key)
+				check(t, "zabbix_get", tc.key, tc.prefix, tc.has, val, err)
+			}
+			for i, r := range testKeys(a, keys) {
+				check(t, "-t", r.key, tests[i].prefix, tests[i].has, r.val, r.err)
 			}
 			if err := a.Alive(); err != nil {
 				t.Fatal(err)
@@ -121,13 +137,4 @@ func TestTCPStatusBadKeys(t *testing.T) {
 			}
 		})
 	}
-}
-
-func atoi(t *testing.T, s string) int {
-	t.Helper()
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		t.Fatalf("not an integer: %q", s)
-	}
-	return n
 }
