@@ -68,7 +68,8 @@ type Server struct {
 }
 
 // Serve runs the protocol on c until the agent sends Terminate or closes the
-// connection (both return nil) or the stream breaks (the read error is
+// connection (both return nil; after a Terminate with id 0, agent 6.0's,
+// Serve first waits up to half a second for the agent to hang up) or the stream breaks (the read error is
 // returned). It never stops on its own otherwise: bad requests are answered
 // with errors or logged, and panics of the handler become item errors.
 // Export calls still running when Serve returns see their context cancelled;
@@ -108,11 +109,43 @@ func (s *Server) Serve(c *Conn) error {
 			st.export(m)
 		case *TerminateRequest:
 			log.Debugf("terminate request received")
+			if m.ID == 0 {
+				awaitClose(c, terminateGrace)
+			}
 			return nil
 		default:
 			h := msg.Header()
 			log.Warningf("ignoring unexpected %s message with id %d", h.Type, h.ID)
 		}
+	}
+}
+
+// terminateGrace bounds the wait for the agent to hang up after a Terminate
+// with id 0. Agent 6.0 sends that and closes its end 2-80 ms later without
+// waiting for the plugin; a plugin that closes first makes it log a burst of
+// "failed to read response ... EOF" lines. Agent 7.0 numbers Terminate like
+// any request and keeps the connection open until the plugin exits, killing
+// it after PluginTimeout (1 s at the least), so that case returns at once.
+const terminateGrace = 500 * time.Millisecond
+
+// awaitClose reads and drops frames until the agent closes the connection,
+// for at most d. A read still blocked after d ends when the caller closes
+// the connection.
+func awaitClose(c *Conn, d time.Duration) {
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		for {
+			if _, err := ReadFrame(c.r); err != nil {
+				return
+			}
+		}
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-closed:
+	case <-t.C:
 	}
 }
 

@@ -37,6 +37,7 @@ func TestSessionRegistration60(t *testing.T) {
 	a.send(`{"id":2,"type":9,"private_options":` + protoDocTree + `}`)
 	golden(t, "validate_response_ok.bin", a.next())
 	a.send(`{"id":0,"type":5}`)
+	a.conn.Close() // agent 6.0 hangs up right after Terminate
 	if err := a.wait(); err != nil {
 		t.Fatalf("Serve after Terminate: %v", err)
 	}
@@ -100,6 +101,7 @@ func TestSessionOperational60(t *testing.T) {
 		t.Errorf("export 5: %+v", r)
 	}
 	a.send(`{"id":0,"type":5}`)
+	a.conn.Close() // agent 6.0 hangs up right after Terminate
 	if err := a.wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +161,38 @@ func deref(p *string) string {
 		return "<nil>"
 	}
 	return *p
+}
+
+// After a Terminate with id 0 (agent 6.0), Serve waits for the agent to hang
+// up, at most terminateGrace; after one with another id (agent 7.0, which
+// waits for the plugin to exit) it returns at once.
+func TestTerminateWaitsForHangUp(t *testing.T) {
+	cases := []struct {
+		name     string
+		req      string
+		closeAt  time.Duration // 0: never
+		min, max time.Duration
+	}{
+		{"+6.0 hangs up after 150ms", `{"id":0,"type":5}`, 150 * time.Millisecond, 150 * time.Millisecond, 450 * time.Millisecond},
+		{"+6.0 style, agent never hangs up", `{"id":0,"type":5}`, 0, terminateGrace, terminateGrace + 400*time.Millisecond},
+		{"+7.0 numbered Terminate", `{"id":4,"type":5}`, 0, 0, 100 * time.Millisecond},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := startAgent(t, &Server{Name: "X", Handler: &testHandler{}})
+			start := time.Now()
+			a.send(c.req)
+			if c.closeAt > 0 {
+				time.AfterFunc(c.closeAt, func() { a.conn.Close() })
+			}
+			if err := a.wait(); err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took < c.min || took > c.max {
+				t.Errorf("Serve returned after %v, want %v to %v", took, c.min, c.max)
+			}
+		})
+	}
 }
 
 // The agent closing the connection ends Serve without error, in the middle of
