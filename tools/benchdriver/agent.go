@@ -24,8 +24,29 @@ type agent struct {
 	plugin         string
 }
 
-// agentOptions are the Plugins.TCPStatus.* lines of the config.
+// startAgent starts a private agent with the plugin (if plugin is set) and
+// pluginOpts as its Plugins.TCPStatus.* options, and waits until it answers.
+// Agent 2 6.0.14 sometimes panics at start ("failed to obtain PID of dead
+// child process") when the registration plugin process exits while it
+// starts: that start is retried, up to 3 times.
 func startAgent(bin, zget, plugin, dir string, port int, pluginOpts map[string]string) (*agent, error) {
+	var err error
+	for try := 1; try <= 3; try++ {
+		var a *agent
+		if a, err = startAgentOnce(bin, zget, plugin, dir, port, pluginOpts); err == nil {
+			return a, nil
+		}
+		if !errors.Is(err, errAgentPanicked) {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "benchdriver: agent start %d: %v; retrying\n", try, err)
+	}
+	return nil, err
+}
+
+var errAgentPanicked = errors.New("agent panicked at start")
+
+func startAgentOnce(bin, zget, plugin, dir string, port int, pluginOpts map[string]string) (*agent, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -61,6 +82,11 @@ func startAgent(bin, zget, plugin, dir string, port int, pluginOpts map[string]s
 		}
 		select {
 		case <-a.done:
+			if strings.Contains(out.String(), "panic:") {
+				_, msg, _ := strings.Cut(out.String(), "panic:")
+				msg, _, _ = strings.Cut(msg, "\n")
+				return nil, fmt.Errorf("%w:%s", errAgentPanicked, msg)
+			}
 			log, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
 			return nil, fmt.Errorf("agent exited at start: %s\n%s", out.String(), tail(string(log), 2000))
 		case <-time.After(200 * time.Millisecond):

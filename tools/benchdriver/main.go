@@ -151,6 +151,7 @@ func outerMain(args []string) int {
 	zget := fs.String("zabbix-get", "", "zabbix_get binary (default: $ZABBIX_GET, the test cache, PATH)")
 	quick := fs.Bool("quick", false, "one interval per method (smoke run)")
 	only := fs.String("only", "", "method groups to run (ref,core,plugin,builtin,tools,profile); empty: all")
+	check := fs.Bool("check", false, "fail when a method's TIME_WAIT or total count disagrees with the load (smoke test)")
 	profiles := fs.Bool("profiles", true, "keep CPU profiles of the plugin's key handlers at the largest size in -out/pprof")
 	fs.Parse(args)
 	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "benchdriver: "+f+"\n", a...) }
@@ -202,6 +203,11 @@ func outerMain(args []string) int {
 			os.MkdirAll(pdir, 0o755)
 		}
 		r, interrupted := runSize(n, lg, self, binDir, *agentBin, zg, tmp, *only, pdir, light, heavy, sigs, logf)
+		if *check && r.Error == "" {
+			if errs := checkValues(r); len(errs) > 0 {
+				r.Error = "check: " + strings.Join(errs, "; ")
+			}
+		}
 		rep.Runs = append(rep.Runs, r)
 		if r.Error != "" {
 			failed = true
@@ -223,6 +229,36 @@ func outerMain(args []string) int {
 }
 
 // runSize builds the load of size n, measures, and tears the load down.
+// Methods whose Value is the TIME_WAIT count, and those whose Value is the
+// total number of sockets.
+var (
+	timeWaitMethods = []string{"plugin", "plugin-status-get", "plugin-state", "plugin-cached", "plugin-cached-x11",
+		"plugin-proc", "builtin-x11", "netstat-x11", "ss-x11", "ss-x1", "ss-state", "nl-ref-state", "core-netlink-state"}
+	totalMethods = []string{"nl-ref", "nl-ref-end", "core-netlink", "core-proc", "procfs"}
+)
+
+// checkValues compares what every method reported with the load: the
+// agents' own connections leave a few hundred TIME_WAIT sockets at most.
+func checkValues(r Run) []string {
+	var errs []string
+	cmp := func(methods []string, want uint64) {
+		for _, m := range methods {
+			res, ok := find(r.Results, m)
+			if !ok {
+				errs = append(errs, m+": not measured")
+				continue
+			}
+			got, err := strconv.ParseUint(res.Value, 10, 64)
+			if err != nil || got+50 < want || got > want+want/50+500 {
+				errs = append(errs, fmt.Sprintf("%s: reported %q, load has %d", m, res.Value, want))
+			}
+		}
+	}
+	cmp(timeWaitMethods, r.Load.Counts["time_wait"])
+	cmp(totalMethods, r.Load.Counts["total"])
+	return errs
+}
+
 func largest(sizes string) int {
 	m := 0
 	for _, s := range strings.Split(sizes, ",") {

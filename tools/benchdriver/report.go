@@ -93,6 +93,7 @@ func markdown(rep Report) string {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "- %s: %s\n", k, rep.Machine[k])
 	}
+	b.WriteString(summary(rep))
 	for _, run := range rep.Runs {
 		fmt.Fprintf(&b, "\n### %d sockets (nominal %d)\n\n", run.Sockets, run.Nominal)
 		if run.Error != "" {
@@ -117,6 +118,76 @@ func markdown(rep Report) string {
 		b.WriteString(targets(run.Results))
 	}
 	return b.String()
+}
+
+// summary is one row per method: CPU ms per interval at every size, and at
+// the largest size the ratios to the reference dump and to the plugin.
+func summary(rep Report) string {
+	var runs []Run
+	for _, r := range rep.Runs {
+		if len(r.Results) > 0 {
+			runs = append(runs, r)
+		}
+	}
+	if len(runs) == 0 {
+		return ""
+	}
+	last := runs[len(runs)-1]
+	var b strings.Builder
+	b.WriteString("\n### CPU ms per interval (median)\n\n| method | calls |")
+	for _, r := range runs {
+		fmt.Fprintf(&b, " %s |", humanN(r.Sockets))
+	}
+	fmt.Fprintf(&b, " × ref dump (%s) | × plugin (%s) |\n|---|---:|", humanN(last.Sockets), humanN(last.Sockets))
+	for range runs {
+		b.WriteString("---:|")
+	}
+	b.WriteString("---:|---:|\n")
+	ref, _ := find(last.Results, "nl-ref")
+	plug, _ := find(last.Results, "plugin")
+	seen := map[string]bool{}
+	var methods []string
+	for _, r := range runs {
+		for _, x := range r.Results {
+			if !seen[x.Method] {
+				seen[x.Method] = true
+				methods = append(methods, x.Method)
+			}
+		}
+	}
+	sort.SliceStable(methods, func(i, j int) bool { return orderOf(methods[i]) < orderOf(methods[j]) })
+	for _, m := range methods {
+		label, calls := "", 0
+		row := ""
+		for _, r := range runs {
+			x, ok := find(r.Results, m)
+			if !ok {
+				row += " – |"
+				continue
+			}
+			label, calls = x.Label, x.Calls
+			row += " " + fmtMs(x.CPUms) + " |"
+		}
+		x, ok := find(last.Results, m)
+		ratio := func(d Result) string {
+			if !ok || d.CPUms <= 0 {
+				return "–"
+			}
+			return strconv.FormatFloat(x.CPUms/d.CPUms, 'f', 2, 64)
+		}
+		fmt.Fprintf(&b, "| `%s` %s | %d |%s %s | %s |\n", m, strings.ReplaceAll(label, "|", "\\|"), calls, row, ratio(ref), ratio(plug))
+	}
+	return b.String()
+}
+
+func humanN(n uint64) string {
+	switch {
+	case n >= 1_000_000:
+		return strconv.FormatFloat(float64(n)/1e6, 'f', 2, 64) + "M"
+	case n >= 1000:
+		return strconv.FormatFloat(float64(n)/1e3, 'f', 0, 64) + "k"
+	}
+	return strconv.FormatUint(n, 10)
 }
 
 // targets checks the issue's ratios on one run.
