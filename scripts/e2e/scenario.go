@@ -100,9 +100,9 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets)
 	// Conditions present from the start: a full accept queue, dropped SYNs.
 	for _, tg := range targets {
 		if err := waitTriggers(ctx, z, tg, map[string]string{
-			"Port " + full + ": Accept queue almost full": "1",
-			"TCP: Accept queues are overflowing":          "1",
-			"Port " + gone + ": Not listening":            "0",
+			"Port " + full + ": Accept queue almost full":   "1",
+			"TCP: Accept queues are overflowing":            "1",
+			"Port " + gone + ": Not listening":              "0",
 			"Port " + app + ": Too many CLOSE_WAIT sockets": "0",
 			"TCP: Too many CLOSE_WAIT sockets":              "0",
 		}, nil); err != nil {
@@ -124,7 +124,7 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets)
 		}
 		if err := setMacros(ctx, z, tg, map[string]string{
 			"{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"" + app + "\"}": "2",
-			"{$TCP.CLOSE_WAIT.MAX.WARN}":                       strconv.Itoa(max(cw-3, 0)),
+			"{$TCP.CLOSE_WAIT.MAX.WARN}":                      strconv.Itoa(max(cw-3, 0)),
 		}); err != nil {
 			return err
 		}

@@ -184,7 +184,7 @@ func (u *ids) get(path string) string {
 	return id
 }
 
-func itemOrder(it *Item) []string     { return []string{it.Key} }
+func itemOrder(it *Item) []string      { return []string{it.Key} }
 func triggerOrder(t *Trigger) []string { return []string{t.Name, t.Expr} }
 func graphOrder(g *Graph) []string     { return []string{g.Name} }
 

@@ -107,7 +107,9 @@ func compareLeft(a string, ai int, b string, bi int) (int, int, int) {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' }
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
 func upper(c byte) byte {
 	if c >= 'a' && c <= 'z' {
 		return c - 'a' + 'A'

@@ -14,7 +14,7 @@ func TestNatcasecmp(t *testing.T) {
 		{"item2", "item10", -1},
 		{"item10", "item2", 1},
 		{"x01", "x1", -1},
-		{"tcp.limits.get", "tcp.limit[somaxconn]", -1}, // upper-case fold: 'S' < '['
+		{"tcp.limits.get", "tcp.limit[somaxconn]", -1},  // upper-case fold: 'S' < '['
 		{"TCP.SYNCOOKIES.RATE", "TCP.SYN_RECV.MAX", -1}, // upper-case fold: 'C' < '_'
 		{"tcp.port.get[{#PORT}]", "tcp.port.listening[{#PORT}]", -1},
 		{"a b", "ab", 0},
