@@ -33,10 +33,22 @@ type Result struct {
 // checkEvery is how many readlinks pass between two looks at the context.
 const checkEvery = 256
 
+// firstPass is how many descriptors of each process the first pass reads.
+// Servers open their listening sockets early, so the low descriptors of
+// every process hold nearly all of them: a scan cut short by its deadline
+// still names them when a few processes hold very many connections.
+const firstPass = 64
+
 // Scan looks through the open files of every process under procRoot for the
-// socket inodes in want. It stops early, with Partial set, when ctx ends.
-// The only error is an unreadable procRoot.
+// socket inodes in want: first the lowest descriptors of every process, then
+// the rest. It stops early, with Partial set, when ctx ends. The only error
+// is an unreadable procRoot.
 func Scan(ctx context.Context, procRoot string, want map[uint64]struct{}) (Result, error) {
+	return scan(ctx, procRoot, want, nil)
+}
+
+// scan is Scan with a hook called between the two passes (tests).
+func scan(ctx context.Context, procRoot string, want map[uint64]struct{}, between func()) (Result, error) {
 	res := Result{Names: map[uint64][]string{}}
 	root, err := os.Open(procRoot)
 	if err != nil {
@@ -46,16 +58,12 @@ func Scan(ctx context.Context, procRoot string, want map[uint64]struct{}) (Resul
 	if len(want) == 0 {
 		return res, nil
 	}
-	s := scanner{ctx: ctx, root: procRoot, want: want, res: &res, buf: make([]byte, 64)}
+	var pids []string
 	for {
-		names, err := root.Readdirnames(512)
+		names, err := root.Readdirnames(1024)
 		for _, name := range names {
-			if s.done() {
-				res.Partial = true
-				return res, nil
-			}
 			if pid, perr := strconv.ParseUint(name, 10, 32); perr == nil && pid > 0 {
-				s.process(name)
+				pids = append(pids, name)
 			}
 		}
 		if errors.Is(err, io.EOF) || len(names) == 0 {
@@ -64,6 +72,30 @@ func Scan(ctx context.Context, procRoot string, want map[uint64]struct{}) (Resul
 		if err != nil {
 			return res, fmt.Errorf("list %s: %w", procRoot, err)
 		}
+	}
+	s := scanner{ctx: ctx, root: procRoot, want: want, res: &res, buf: make([]byte, 64)}
+	var more []string // processes with descriptors beyond the first pass
+	for _, pid := range pids {
+		if s.done() {
+			res.Partial = true
+			return res, nil
+		}
+		if s.process(pid, 0, firstPass) {
+			more = append(more, pid)
+		}
+	}
+	if between != nil {
+		between()
+	}
+	for _, pid := range more {
+		if s.done() {
+			res.Partial = true
+			return res, nil
+		}
+		s.process(pid, firstPass, -1)
+	}
+	if s.cut {
+		res.Partial = true
 	}
 	return res, nil
 }
@@ -75,6 +107,7 @@ type scanner struct {
 	res   *Result
 	buf   []byte
 	links int
+	cut   bool // a process was left unfinished at the deadline
 }
 
 // done reports whether the context has ended.
@@ -97,58 +130,92 @@ func denied(err error) bool {
 	return errors.Is(err, os.ErrPermission)
 }
 
-// process scans the fd directory of one process.
-func (s *scanner) process(pid string) {
+// process reads the descriptors of one process from index skip on, at most
+// limit of them (all when limit < 0), and reports whether more remain. The
+// first pass (skip 0) does the counting of the Result.
+func (s *scanner) process(pid string, skip, limit int) (more bool) {
+	first := skip == 0
 	dir, err := os.Open(filepath.Join(s.root, pid, "fd"))
 	switch {
 	case err == nil:
 	case denied(err):
-		s.res.Denied++
-		return
+		if first {
+			s.res.Denied++
+		}
+		return false
 	default:
-		if gone(err) {
+		if gone(err) && first {
 			s.res.Vanished++
 		}
-		return
+		return false
 	}
 	defer dir.Close()
-	fds, err := dir.Readdirnames(-1)
-	if err != nil {
-		if denied(err) {
-			s.res.Denied++
-		} else if gone(err) {
-			s.res.Vanished++
-		}
-		return
-	}
-	s.res.Processes++
 	dfd := int(dir.Fd())
 	var found []uint64
-	for _, fd := range fds {
-		s.links++
-		if s.links%checkEvery == 0 && s.done() {
-			s.res.Partial = true
-			break
+	idx := 0
+	counted := false
+	defer func() {
+		if len(found) > 0 {
+			s.record(pid, found)
 		}
-		n, err := unix.Readlinkat(dfd, fd, s.buf)
-		if err != nil {
-			if denied(err) {
-				// The directory was listable (CAP_DAC_READ_SEARCH) but the
-				// links need ptrace access: so for every fd of it.
-				s.res.Denied++
-				return
+	}()
+	for {
+		fds, err := dir.Readdirnames(256)
+		if err != nil && !errors.Is(err, io.EOF) {
+			if first && !counted {
+				if denied(err) {
+					s.res.Denied++
+				} else if gone(err) {
+					s.res.Vanished++
+				}
 			}
-			continue // the fd was closed meanwhile
+			return false
 		}
-		if ino, ok := socketInode(s.buf[:n]); ok {
-			if _, hit := s.want[ino]; hit {
-				found = append(found, ino)
+		if first && !counted {
+			s.res.Processes++
+			counted = true
+		}
+		for _, fd := range fds {
+			if idx < skip {
+				idx++
+				continue
 			}
+			if limit >= 0 && idx >= skip+limit {
+				return true
+			}
+			idx++
+			s.links++
+			if s.links%checkEvery == 0 && s.done() {
+				s.cut = true
+				return false
+			}
+			n, err := unix.Readlinkat(dfd, fd, s.buf)
+			if err != nil {
+				if denied(err) {
+					// The directory was listable (CAP_DAC_READ_SEARCH) but
+					// the links need ptrace access: so for every fd of it.
+					if first {
+						s.res.Denied++
+						s.res.Processes--
+					}
+					return false
+				}
+				continue // the fd was closed meanwhile
+			}
+			if ino, ok := socketInode(s.buf[:n]); ok {
+				if _, hit := s.want[ino]; hit {
+					found = append(found, ino)
+				}
+			}
+		}
+		if len(fds) == 0 || errors.Is(err, io.EOF) {
+			return false
 		}
 	}
-	if len(found) == 0 {
-		return
-	}
+}
+
+// record adds the name of process pid to the found inodes.
+func (s *scanner) record(pid string, found []uint64) {
 	name, err := s.comm(pid)
 	if err != nil {
 		if gone(err) {

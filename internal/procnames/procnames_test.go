@@ -10,11 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // childEnv makes the test binary run one scan for the inode it names and
@@ -173,50 +173,77 @@ func selfComm(t *testing.T) string {
 	return strings.TrimSpace(string(b))
 }
 
-// TestIntegrationScan finds the test's own listener, then the same socket
-// also held by a child process, among the machine's real processes; an
-// unreaped child (a zombie) is in the table too.
+// fdOf returns the descriptor number of l.
+func fdOf(t *testing.T, l *net.TCPListener) int {
+	t.Helper()
+	rc, err := l.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	rc.Control(func(fd uintptr) { n = int(fd) })
+	return n
+}
+
+// TestIntegrationScan finds sockets of this process among the machine's
+// real processes: a listener on a low descriptor already in the first pass
+// (a scan cancelled between the passes names it and is partial), one on a
+// descriptor past firstPass in the second; the low one also held by a child
+// process gets both names; an unreaped child (a zombie) is in the table too.
 func TestIntegrationScan(t *testing.T) {
-	l := listen(t)
-	ino := inodeOf(t, l)
+	low := listen(t)
+	if fd := fdOf(t, low); fd >= firstPass {
+		t.Skipf("the test process already has %d descriptors", fd)
+	}
+	for {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		if f.Fd() > firstPass+8 {
+			break
+		}
+	}
+	high := listen(t)
+	lowIno, highIno := inodeOf(t, low), inodeOf(t, high)
+	self := selfComm(t)
+
 	zombie := exec.Command("true")
 	if err := zombie.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer zombie.Wait()
-	time.Sleep(20 * time.Millisecond)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := Scan(ctx, "/proc", set(ino))
+	ctx, cancel := context.WithCancel(context.Background())
+	res, err := scan(ctx, "/proc", set(lowIno, highIno), cancel)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{selfComm(t)}; !reflect.DeepEqual(res.Names[ino], want) {
-		t.Fatalf("Names[%d] = %v, want %v (scanned %d processes)", ino, res.Names[ino], want, res.Processes)
+	if !res.Partial || !reflect.DeepEqual(res.Names, map[uint64][]string{lowIno: {self}}) {
+		t.Errorf("scan cancelled after the first pass = %+v, want Partial and only the low listener", res)
 	}
 
-	f, err := l.File()
+	f, err := low.File()
 	if err != nil {
 		t.Fatal(err)
 	}
-	child := exec.Command("sleep", "30")
+	child := exec.Command("sleep", "120")
 	child.ExtraFiles = []*os.File{f}
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
 	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
-	res, err = Scan(ctx, "/proc", set(ino))
+	res, err = Scan(context.Background(), "/proc", set(lowIno, highIno))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{selfComm(t), "sleep"}
-	if want[0] > want[1] {
-		want[0], want[1] = want[1], want[0]
-	}
-	if !reflect.DeepEqual(res.Names[ino], want) {
-		t.Errorf("shared socket: Names = %v, want %v", res.Names[ino], want)
+	shared := []string{self, "sleep"}
+	slices.Sort(shared)
+	want := map[uint64][]string{lowIno: shared, highIno: {self}}
+	if res.Partial || !reflect.DeepEqual(res.Names, want) {
+		t.Errorf("full scan: Names = %v (partial %v), want %v", res.Names, res.Partial, want)
 	}
 }
 
