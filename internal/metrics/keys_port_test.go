@@ -577,6 +577,9 @@ func TestIntegrationPortDiscoveryNetns(t *testing.T) {
 
 	cfg := DefaultConfig()
 	cfg.CacheTTL = 0
+	// Process names get half the timeout: room for a host with very many
+	// open files (other tests' socket holders).
+	cfg.Timeout = 30 * time.Second
 	viaNetlink, err := newExporter(cfg, NopLogger{}, sockets.NewNetlink())
 	if err != nil {
 		t.Fatal(err)
