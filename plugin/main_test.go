@@ -419,3 +419,65 @@ func TestMainIgnoresSignals(t *testing.T) {
 		t.Fatal("plugin still running 5 s after the agent hung up")
 	}
 }
+
+// The request streams captured from agents 6.0.14 and 7.0.9 (see
+// testdata/frames/README.md) replayed through the plugin program with the
+// real metrics exporter: the captured options validate and configure, the
+// bad parameter gets the metrics package's error, the others a count or the
+// socket-table error, and the program exits 0.
+func TestRunCapturedSessions(t *testing.T) {
+	for _, agentVersion := range []string{"6.0.14", "7.0.9"} {
+		for _, phase := range []string{"registration", "operational"} {
+			t.Run(agentVersion+"/"+phase, func(t *testing.T) {
+				raw, err := os.ReadFile(filepath.Join("..", "testdata", "frames", "agent-"+agentVersion, phase+".bin"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				a := startRun(t, map[string]string{"registration": "true", "operational": "false"}[phase])
+				for r := bytes.NewReader(raw); r.Len() > 0; {
+					body, err := agentproto.ReadFrame(r)
+					if err != nil {
+						t.Fatal(err)
+					}
+					m, err := agentproto.Decode(body)
+					if err != nil {
+						t.Fatal(err)
+					}
+					a.send(string(body))
+					switch m := m.(type) {
+					case *agentproto.RegisterRequest:
+						if r, ok := a.recv().(*agentproto.RegisterResponse); !ok || r.Error != "" || r.Name != "TCPStatus" {
+							t.Errorf("register: %+v", r)
+						}
+					case *agentproto.ValidateRequest:
+						if r, ok := a.recv().(*agentproto.ValidateResponse); !ok || r.Error != "" {
+							t.Errorf("validate of the captured options: %+v", r)
+						}
+					case *agentproto.ExportRequest:
+						r, ok := a.recv().(*agentproto.ExportResponse)
+						switch {
+						case !ok || r.ID != m.ID:
+							t.Errorf("export %d: %+v", m.ID, r)
+						case len(m.Params) > 0 && (m.Params[0] == "bogus" || m.Params[0] == `a"b`):
+							if !strings.HasPrefix(r.Error, "Invalid first parameter: unknown state") {
+								t.Errorf("%s%q: %+v", m.Key, m.Params, r)
+							}
+						case r.Error == "" && r.Value != nil && m.Key == "tcp.status" && regexp.MustCompile(`^\d+$`).MatchString(*r.Value):
+						case r.Error == "" && r.Value != nil && m.Key == "tcp.status.get" && json.Valid([]byte(*r.Value)):
+						case strings.HasPrefix(r.Error, "Cannot obtain socket table"):
+						default:
+							t.Errorf("%s%q: %+v (value %v)", m.Key, m.Params, r, r.Value)
+						}
+					case *agentproto.TerminateRequest:
+						if m.ID == 0 {
+							a.conn.Close() // as agent 6.0 does
+						}
+					}
+				}
+				if code := a.exitCode(); code != 0 {
+					t.Errorf("exit code %d", code)
+				}
+			})
+		}
+	}
+}

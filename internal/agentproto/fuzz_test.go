@@ -16,6 +16,8 @@ import (
 // addFrameSeeds adds every golden and captured frame as a seed.
 func addFrameSeeds(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join(framesDir, "*.bin"))
+	streams, _ := filepath.Glob(filepath.Join(framesDir, "agent-*", "*.bin"))
+	files = append(files, streams...)
 	if len(files) == 0 {
 		f.Fatalf("no frames in %s", framesDir)
 	}

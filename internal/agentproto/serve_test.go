@@ -1,11 +1,14 @@
 package agentproto
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -552,6 +555,120 @@ func TestSentence(t *testing.T) {
 	} {
 		if got := Sentence(in); got != want {
 			t.Errorf("Sentence(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// splitFrames returns the bodies of the frames in a captured stream.
+func splitFrames(t *testing.T, path string) [][]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies [][]byte
+	for r := bytes.NewReader(b); ; {
+		body, err := ReadFrame(r)
+		if errors.Is(err, io.EOF) {
+			return bodies
+		}
+		if err != nil {
+			t.Fatalf("%s frame %d: %v", path, len(bodies)+1, err)
+		}
+		bodies = append(bodies, body)
+	}
+}
+
+// The request streams captured from agents 6.0.14 and 7.0.9 decode as
+// expected and drive whole sessions: every request that wants an answer gets
+// exactly one with its id, Serve returns nil after Terminate.
+func TestCapturedSessions(t *testing.T) {
+	wantOpts := map[string]string{"CacheTTL": "0.5", "Timeout": "5"}
+	wantParams := [][]string{{"timewait"}, nil, {"bogus"}, {""}, {`a"b`, "x ", "y,z"}}
+	for _, c := range []struct {
+		agent, version string
+		timeout        int
+	}{{"6.0.14", "6.0.13", 0}, {"7.0.9", "6.4.0", 60}} {
+		for _, phase := range []string{"registration", "operational"} {
+			t.Run(c.agent+"/"+phase, func(t *testing.T) {
+				var mu sync.Mutex
+				var gotParams [][]string
+				var gotTimeouts []time.Duration
+				h := &testHandler{export: func(ctx context.Context, key string, p []string) (string, error) {
+					d, _ := ctx.Deadline()
+					mu.Lock()
+					gotParams = append(gotParams, p)
+					gotTimeouts = append(gotTimeouts, time.Until(d).Round(time.Second))
+					mu.Unlock()
+					return "1", nil
+				}}
+				a := startAgent(t, &Server{Name: "TCPStatus", Handler: h})
+				for _, body := range splitFrames(t, filepath.Join(framesDir, "agent-"+c.agent, phase+".bin")) {
+					m, err := Decode(body)
+					if err != nil {
+						t.Fatalf("decode %s: %v", body, err)
+					}
+					a.send(string(body))
+					switch m := m.(type) {
+					case *RegisterRequest:
+						if m.Version != c.version {
+							t.Errorf("version %q, want %q", m.Version, c.version)
+						}
+						if r, ok := a.nextMsg().(*RegisterResponse); !ok || r.ID != m.ID || r.Name != "TCPStatus" {
+							t.Errorf("register answer %+v", r)
+						}
+					case *ValidateRequest:
+						if r, ok := a.nextMsg().(*ValidateResponse); !ok || r.ID != m.ID || r.Error != "" {
+							t.Errorf("validate answer %+v", r)
+						}
+					case *ExportRequest:
+						if m.Timeout != c.timeout {
+							t.Errorf("export timeout %d, want %d", m.Timeout, c.timeout)
+						}
+						if r := a.nextExport(); r.ID != m.ID || deref(r.Value) != "1" {
+							t.Errorf("export answer %+v", r)
+						}
+					case *ConfigureRequest:
+						if m.GlobalOptions != (GlobalOptions{Timeout: 3}) {
+							t.Errorf("global options %+v", m.GlobalOptions)
+						}
+					case *TerminateRequest:
+						if (m.ID == 0) != (c.agent == "6.0.14") {
+							t.Errorf("terminate id %d from %s", m.ID, c.agent)
+						}
+						if m.ID == 0 {
+							a.conn.Close()
+						}
+					case *StartRequest:
+					default:
+						t.Errorf("unexpected %T from the agent", m)
+					}
+				}
+				if err := a.wait(); err != nil {
+					t.Fatal(err)
+				}
+				if phase == "registration" {
+					if len(h.validated) != 1 || !maps.Equal(h.validated[0], wantOpts) {
+						t.Errorf("validated %v, want %v", h.validated, wantOpts)
+					}
+					return
+				}
+				if len(h.confOpts) != 1 || !maps.Equal(h.confOpts[0], wantOpts) {
+					t.Errorf("configured %v, want %v", h.confOpts, wantOpts)
+				}
+				if fmt.Sprintf("%q", gotParams) != fmt.Sprintf("%q", wantParams) {
+					t.Errorf("parameters %q, want %q", gotParams, wantParams)
+				}
+				for i, d := range gotTimeouts {
+					want := time.Duration(c.timeout) * time.Second
+					if c.timeout == 0 {
+						want = 3 * time.Second // the agent's Timeout; the test handler's Configure returns 0
+					}
+					if d != want {
+						t.Errorf("export %d: deadline %v ahead, want %v", i, d, want)
+					}
+				}
+			})
 		}
 	}
 }
