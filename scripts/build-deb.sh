@@ -104,10 +104,15 @@ Upstream-Name: $pkg
 Comment: Built from the $pkg repository; see README.md for the license.
 
 Files: *
-Copyright: the $pkg authors
+Copyright: $(date -u -d "@$SOURCE_DATE_EPOCH" +%Y) The $pkg authors
 License: see-readme
  See /usr/share/doc/$pkg/README.md.
 COPY
+# Go binaries are static by design (no library dependency to declare).
+install -D -m 0644 /dev/stdin "$root/usr/share/lintian/overrides/$pkg" <<OVR
+$pkg: statically-linked-binary [${helper_path#/}]
+$pkg: statically-linked-binary [${plugin_path#/}]
+OVR
 printf '%s (%s) unstable; urgency=medium\n\n  * Release %s; see CHANGELOG.md.\n\n -- %s  %s\n' \
   "$pkg" "$version" "$version" "$maintainer" "$(date -u -R -d "@$SOURCE_DATE_EPOCH")" | gzip -9n > "$doc/changelog.gz"
 chmod 0644 "$doc"/*

@@ -10,10 +10,9 @@ TCPSTATUS_CONFFILES="/etc/zabbix/zabbix_agent2.d/plugins.d/tcpstatus.conf /etc/z
 # are stopped stay stopped.
 tcpstatus_restart_agents() {
 	for svc in zabbix-agent2 zabbix-agent; do
-		if [ -d /run/systemd/system ]; then
-			if systemctl is-active --quiet "$svc.service" 2>/dev/null; then
-				systemctl try-restart "$svc.service" || true
-			fi
+		if [ -d /run/systemd/system ] && command -v deb-systemd-invoke >/dev/null 2>&1; then
+			# try-restart: only a running service is restarted.
+			deb-systemd-invoke try-restart "$svc.service" >/dev/null 2>&1 || true
 		elif [ -x "/etc/init.d/$svc" ] && command -v invoke-rc.d >/dev/null 2>&1; then
 			if invoke-rc.d "$svc" status >/dev/null 2>&1; then
 				invoke-rc.d "$svc" restart || true

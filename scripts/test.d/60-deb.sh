@@ -63,7 +63,7 @@ echo "$deb: $(stat -c %s "$deb") bytes, $(wc -l <<<"$contents") entries"
 
 if command -v lintian >/dev/null; then
   step "lintian"
-  lintian --no-tag-display-limit "$deb" || true
+  lintian --tag-display-limit 0 "$deb" || true
 fi
 
 step "install"
@@ -73,8 +73,8 @@ for f in "$plugin" /usr/bin/tcpstatus-discovery "$conf" "$upconf"; do
 done
 grep -q "^Plugins.TCPStatus.System.Path=$plugin\$" "$conf" || fail "$conf does not point at $plugin"
 dpkg-query -W -f='${Conffiles}\n' "$pkg" | grep -q "$conf" || fail "$conf is not a conffile"
-"$plugin" -V | head -1 | grep -qw "$version" || fail "$plugin -V does not print $version"
-/usr/bin/tcpstatus-discovery -V | head -1 | grep -qw "$version" || fail "tcpstatus-discovery -V does not print $version"
+out=$("$plugin" -V) && [ "$(awk 'NR == 1 {print $2}' <<<"$out")" = "$version" ] || fail "$plugin -V does not print $version: $out"
+out=$(/usr/bin/tcpstatus-discovery -V) && [ "$(awk 'NR == 1 {print $2}' <<<"$out")" = "$version" ] || fail "tcpstatus-discovery -V does not print $version: $out"
 setpriv --reuid=zabbix --regid=zabbix --init-groups -- "$plugin" -V >/dev/null || fail "user zabbix cannot run $plugin"
 
 # The agent configuration: the system one, or a copy with a private port and
