@@ -45,6 +45,12 @@ func TestIntegrationCaptureFixtures(t *testing.T) {
 			if _, err := ns.BindUDP(host, i+1); err != nil {
 				t.Fatal(err)
 			}
+			if _, err := ns.TimeWait(host, i+2); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ns.OrphanFinWait2(host, 3-i); err != nil {
+				t.Fatal(err)
+			}
 		}
 		capture(t, ns, "netns-mix")
 	})

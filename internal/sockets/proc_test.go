@@ -35,8 +35,8 @@ func counts(pairs ...any) Counts {
 // TestProcFixtures counts the fixture trees with exact expectations (the ss
 // counts at capture time, see testdata/proc/README.md).
 func TestProcFixtures(t *testing.T) {
-	mixV4 := counts(Established, 10, SynSent, 3, SynRecv, 2, FinWait1, 4, FinWait2, 3, TimeWait, 5, CloseWait, 3, LastAck, 1, Listen, 7)
-	mixV6 := counts(Established, 24, SynSent, 5, SynRecv, 7, FinWait1, 3, FinWait2, 5, TimeWait, 8, CloseWait, 5, LastAck, 5, Listen, 17)
+	mixV4 := counts(Established, 8, SynSent, 2, SynRecv, 1, FinWait1, 3, FinWait2, 6, TimeWait, 6, CloseWait, 6, LastAck, 4, Listen, 8)
+	mixV6 := counts(Established, 24, SynSent, 7, SynRecv, 5, FinWait1, 5, FinWait2, 8, TimeWait, 10, CloseWait, 8, LastAck, 3, Listen, 19)
 	var mixAll Counts
 	for i := range mixAll {
 		mixAll[i] = mixV4[i] + mixV6[i]
@@ -50,12 +50,14 @@ func TestProcFixtures(t *testing.T) {
 		{"+mix all", "netns-mix", Query{}, mixAll},
 		{"+mix v4", "netns-mix", Query{Family: FamilyV4}, mixV4},
 		{"+mix v6", "netns-mix", Query{Family: FamilyV6}, mixV6},
-		{"+mix time_wait", "netns-mix", Query{States: MaskOf(TimeWait)}, counts(TimeWait, 13)},
-		{"+mix time_wait+syn_recv", "netns-mix", Query{States: MaskOf(TimeWait, SynRecv)}, counts(TimeWait, 13, SynRecv, 9)},
+		{"+mix time_wait", "netns-mix", Query{States: MaskOf(TimeWait)}, counts(TimeWait, 16)},
+		{"+mix time_wait+syn_recv", "netns-mix", Query{States: MaskOf(TimeWait, SynRecv)}, counts(TimeWait, 16, SynRecv, 6)},
 		{"+mix port 10002 (v4)", "netns-mix", Query{LocalPort: 10002}, counts(CloseWait, 3, Listen, 1)},
-		{"+mix port 10013 (v6)", "netns-mix", Query{LocalPort: 10013}, counts(SynRecv, 3, Listen, 1)},
+		{"+mix port 10003 (v4)", "netns-mix", Query{LocalPort: 10003}, counts(TimeWait, 4, Listen, 1)},
+		{"+mix port 10013 (v6)", "netns-mix", Query{LocalPort: 10013}, counts(Established, 4, Listen, 1)},
+		{"+mix port 10017 (mapped)", "netns-mix", Query{LocalPort: 10017}, counts(TimeWait, 2, Listen, 1)},
 		{"+mix port 10013 v4", "netns-mix", Query{LocalPort: 10013, Family: FamilyV4}, Counts{}},
-		{"+mix port 10017 established", "netns-mix", Query{LocalPort: 10017, States: MaskOf(Established)}, counts(Established, 4)},
+		{"+mix port 10020 established", "netns-mix", Query{LocalPort: 10020, States: MaskOf(Established)}, counts(Established, 1)},
 		{"+mix udp", "netns-mix", Query{Proto: UDP}, counts(Close, 6)},
 		{"+mix udp v4", "netns-mix", Query{Proto: UDP, Family: FamilyV4}, counts(Close, 1)},
 		{"+mix udp established", "netns-mix", Query{Proto: UDP, States: MaskOf(Established)}, Counts{}},
@@ -92,7 +94,7 @@ func TestProcBroken(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error for a malformed line")
 	}
-	for _, want := range []string{filepath.Join(dir, "tcp") + ":5:", "malformed socket line", `"   3: 0100007F:2712 00000000:0000 0A 000"`} {
+	for _, want := range []string{filepath.Join(dir, "tcp") + ":5:", "malformed socket line", `"   3: 0100007F:2711 00000000:0000 0A 000"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
@@ -148,6 +150,21 @@ func TestProcFields(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("(-want +got)\n-%s\n+%s", strings.Join(want, "\n-"), strings.Join(got, "\n+"))
+	}
+
+	// Orphaned FIN_WAIT2 entries (time-wait substate) have no inode; the
+	// FIN_WAIT2 clients that kept their fd have one.
+	var fw2 [2]int
+	err = NewProc(fixtureNet(t, "netns-mix")).Walk(context.Background(), Query{States: MaskOf(FinWait2), Fields: FieldInode},
+		func(s *Socket) {
+			if s.Inode == 0 {
+				fw2[0]++
+			} else {
+				fw2[1]++
+			}
+		})
+	if err != nil || fw2 != [2]int{6, 8} {
+		t.Errorf("netns-mix fin_wait2 without/with inode: %v (%v), want [6 8]", fw2, err)
 	}
 
 	// IPv4-mapped peers keep their ::ffff: form; TIME_WAIT has no inode.

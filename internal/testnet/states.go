@@ -26,6 +26,7 @@ const batch = 1000
 // Held describes the sockets one builder made around one server port. Ss
 // showed exactly these counts before the builder returned.
 type Held struct {
+	Kind  string // the builder: "listen", "pending", "established", "close_wait", "orphan_fin_wait2", "time_wait", "last_ack", "syn_recv", "syn_sent", "fin_wait1" or "udp"
 	Proto sockets.Proto
 	Host  string // address the sockets use, as given to the builder
 	Port  uint16 // server port
@@ -246,7 +247,7 @@ func (ns *NS) build(h Held, make func() error) (Held, error) {
 
 // Listen holds n listeners sharing one port (SO_REUSEPORT).
 func (ns *NS) Listen(host string, n int) (Held, error) {
-	h := Held{Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
+	h := Held{Kind: "listen", Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
 	h.Local[sockets.Listen] = uint64(n)
 	return ns.build(h, func() error {
 		for range n {
@@ -264,7 +265,7 @@ func (ns *NS) Listen(host string, n int) (Held, error) {
 // waiting in its accept queue (ss -l: Recv-Q n, Send-Q backlog). The queued
 // server sides are ESTABLISHED, as are the clients.
 func (ns *NS) Pending(host string, backlog, n int) (Held, error) {
-	h := Held{Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
+	h := Held{Kind: "pending", Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
 	h.Local[sockets.Listen] = 1
 	h.Local[sockets.Established] = uint64(n)
 	h.Peer[sockets.Established] = uint64(n)
@@ -288,7 +289,7 @@ func (ns *NS) Pending(host string, backlog, n int) (Held, error) {
 // Established holds n connections, both ends open: n ESTABLISHED server
 // sides and n ESTABLISHED clients, plus the listener.
 func (ns *NS) Established(host string, n int) (Held, error) {
-	h := Held{Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
+	h := Held{Kind: "established", Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
 	h.Local[sockets.Listen] = 1
 	h.Local[sockets.Established] = uint64(n)
 	h.Peer[sockets.Established] = uint64(n)
@@ -301,7 +302,7 @@ func (ns *NS) Established(host string, n int) (Held, error) {
 // kept its fd: n CLOSE_WAIT server sides and n FIN_WAIT2 clients (which
 // never time out), plus the listener.
 func (ns *NS) CloseWait(host string, n int) (Held, error) {
-	h := Held{Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
+	h := Held{Kind: "close_wait", Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
 	h.Local[sockets.Listen] = 1
 	h.Local[sockets.CloseWait] = uint64(n)
 	h.Peer[sockets.FinWait2] = uint64(n)
@@ -309,6 +310,24 @@ func (ns *NS) CloseWait(host string, n int) (Held, error) {
 		return ns.pairs(host, h.Port, n, func(c, _ int) error {
 			return unix.Shutdown(c, unix.SHUT_WR)
 		}, nil)
+	})
+}
+
+// OrphanFinWait2 makes n connections whose client called close() while the
+// server keeps its fd: n CLOSE_WAIT server sides and n orphaned FIN_WAIT2
+// clients, which the kernel turns into time-wait entries reporting the
+// FIN_WAIT2 substate (no fd, no inode), plus the listener. To get them it
+// lowers the namespace's tcp_fin_timeout to 60 s, their lifetime.
+func (ns *NS) OrphanFinWait2(host string, n int) (Held, error) {
+	h := Held{Kind: "orphan_fin_wait2", Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
+	h.Local[sockets.Listen] = 1
+	h.Local[sockets.CloseWait] = uint64(n)
+	h.Peer[sockets.FinWait2] = uint64(n)
+	if err := ns.Sysctl("net.ipv4.tcp_fin_timeout", "60"); err != nil {
+		return h, err
+	}
+	return ns.build(h, func() error {
+		return ns.pairs(host, h.Port, n, func(c, _ int) error { return ns.Close(c) }, nil)
 	})
 }
 
@@ -333,7 +352,7 @@ func (ns *NS) finishClients(cs []int) error {
 // sides, plus the listener. They last 60 s (not tunable); use LastAck to
 // hold TIME_WAIT longer. No fd is held.
 func (ns *NS) TimeWait(host string, n int) (Held, error) {
-	h := Held{Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
+	h := Held{Kind: "time_wait", Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
 	h.Local[sockets.Listen] = 1
 	h.Local[sockets.TimeWait] = uint64(n)
 	return ns.build(h, func() error {
@@ -348,7 +367,7 @@ func (ns *NS) TimeWait(host string, n int) (Held, error) {
 // tcp_rto_max_ms keeps retransmissions under 60 s apart). No fd is held
 // but the listener's.
 func (ns *NS) LastAck(host string, n int) (Held, error) {
-	h := Held{Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
+	h := Held{Kind: "last_ack", Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
 	h.Local[sockets.Listen] = 1
 	h.Local[sockets.TimeWait] = uint64(n)
 	h.Peer[sockets.LastAck] = uint64(n)
@@ -364,7 +383,7 @@ func (ns *NS) LastAck(host string, n int) (Held, error) {
 // handshake ACK (syncookies are off), so the listener holds n SYN_RECV
 // request sockets while the n clients are ESTABLISHED.
 func (ns *NS) SynRecv(host string, n int) (Held, error) {
-	h := Held{Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
+	h := Held{Kind: "syn_recv", Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
 	h.Local[sockets.Listen] = 1
 	h.Local[sockets.SynRecv] = uint64(n)
 	h.Peer[sockets.Established] = uint64(n)
@@ -391,7 +410,7 @@ func (ns *NS) SynRecv(host string, n int) (Held, error) {
 // SynSent makes n clients whose SYN nftables drops: n SYN_SENT sockets
 // connecting to Port, where nothing listens.
 func (ns *NS) SynSent(host string, n int) (Held, error) {
-	h := Held{Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
+	h := Held{Kind: "syn_sent", Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
 	h.Peer[sockets.SynSent] = uint64(n)
 	if err := ns.Drop(fmt.Sprintf("tcp dport %d tcp flags & (syn | ack) == syn", h.Port)); err != nil {
 		return h, err
@@ -411,7 +430,7 @@ func (ns *NS) SynSent(host string, n int) (Held, error) {
 // FinWait1 holds n connections whose client sent a FIN that nftables drops:
 // n FIN_WAIT1 clients and n ESTABLISHED server sides, plus the listener.
 func (ns *NS) FinWait1(host string, n int) (Held, error) {
-	h := Held{Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
+	h := Held{Kind: "fin_wait1", Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
 	h.Local[sockets.Listen] = 1
 	h.Local[sockets.Established] = uint64(n)
 	h.Peer[sockets.FinWait1] = uint64(n)
@@ -428,7 +447,7 @@ func (ns *NS) FinWait1(host string, n int) (Held, error) {
 // BindUDP holds n UDP sockets bound to one port (SO_REUSEPORT). An
 // unconnected UDP socket is in state CLOSE (ss: UNCONN).
 func (ns *NS) BindUDP(host string, n int) (Held, error) {
-	h := Held{Proto: sockets.UDP, Host: host, Port: ns.nextPort()}
+	h := Held{Kind: "udp", Proto: sockets.UDP, Host: host, Port: ns.nextPort()}
 	h.Local[sockets.Close] = uint64(n)
 	return ns.build(h, func() error {
 		dom, sa, err := sockaddr(host, h.Port)

@@ -27,6 +27,7 @@ func TestStates(t *testing.T) {
 		{"syn_recv", ns.SynRecv},
 		{"syn_sent", ns.SynSent},
 		{"fin_wait1", ns.FinWait1},
+		{"orphan_fin_wait2", ns.OrphanFinWait2},
 		{"udp", ns.BindUDP},
 	}
 	for _, host := range []string{"127.0.0.1", "::1", "::ffff:127.0.0.1"} {
