@@ -62,7 +62,8 @@ type netlinkSource struct {
 // network namespace of the thread that calls Walk and needs no privilege.
 // TCP over both families uses the legacy TCPDIAG_GETSOCK request (one walk of
 // the kernel table) and switches to two SOCK_DIAG_BY_FAMILY requests for good
-// if the kernel refuses it.
+// if the kernel refuses it. A walk checks its context between batches, and
+// one receive waits at most until the context's deadline or 5 s.
 func NewNetlink() Source {
 	s := &netlinkSource{}
 	s.bufs.New = func() any { return new(nlWalker) }
@@ -76,15 +77,14 @@ func (*netlinkSource) Name() string { return "netlink" }
 // Socket handed to the visitor. Pooled, so a walk allocates nothing per
 // socket or per batch.
 type nlWalker struct {
-	buf    [recvBufSize]byte
-	req    [nlmsgHdrLen + reqLegacyLen + bytecodeLen]byte
-	sock   Socket
-	q      Query
-	mask   StateMask
-	visit  func(*Socket)
-	seq    uint32
-	msgTyp uint16
-	seen   uint64 // sockets visited in this walk
+	buf   [recvBufSize]byte
+	req   [nlmsgHdrLen + reqLegacyLen + bytecodeLen]byte
+	sock  Socket
+	q     Query
+	mask  StateMask
+	visit func(*Socket)
+	seq   uint32
+	seen  uint64 // sockets visited in this walk
 }
 
 // Walk dumps the sockets matching q; see Source.
@@ -229,7 +229,6 @@ func (e kernelError) unsupported() bool {
 // NLMSG_DONE.
 func (w *nlWalker) dump(ctx context.Context, fd int, typ uint16, family uint8) error {
 	w.seq++
-	w.msgTyp = typ
 	req := w.request(typ, family)
 	if _, err := unix.Write(fd, req); err != nil {
 		return fmt.Errorf("send netlink sock_diag request: %w", unsupported(err))
