@@ -147,7 +147,7 @@ func TestCountsUnderChurn(t *testing.T) {
 	netlink := sockets.NewNetlink()
 	proc := sockets.NewProc(ns.NetDir())
 	count := func(src sockets.Source) (sockets.Counts, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		if src == proc {
 			return sockets.Count(ctx, src, sockets.Query{})

@@ -79,7 +79,9 @@ func TestPluginCorruptFrames(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p := startPlugin(t, pluginOpts{})
-			p.configure(nil)
+			// A generous time limit: a loaded machine must not turn the big
+			// cases into timeouts.
+			p.configure(map[string]string{"Timeout": "30"})
 			var ch chan reply
 			if c.answer != "" || c.keep {
 				ch = make(chan reply, 1)
@@ -109,8 +111,8 @@ func TestPluginCorruptFrames(t *testing.T) {
 					}
 				case <-p.exited:
 					t.Fatalf("plugin exited (%v) instead of answering\n%s", p.state, p.out.String())
-				case <-time.After(10 * time.Second):
-					t.Fatal("request not answered within 10 s")
+				case <-time.After(40 * time.Second):
+					t.Fatal("request not answered within 40 s")
 				}
 			}
 			if c.keep {
@@ -122,10 +124,9 @@ func TestPluginCorruptFrames(t *testing.T) {
 			// The stream is out of sync: serving on or exiting with 0 are both
 			// fine, hanging is not.
 			if err := p.probe(t); err != nil {
-				if p.alive() {
-					t.Fatalf("plugin neither serves nor exits: %v", err)
-				}
-				p.checkCleanExit(time.Second)
+				// Not serving: it must be exiting, with status 0.
+				t.Logf("%v; the plugin must exit", err)
+				p.checkCleanExit(5 * time.Second)
 			}
 		})
 	}

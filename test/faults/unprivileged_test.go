@@ -58,7 +58,7 @@ func TestGoTestsAsZabbix(t *testing.T) {
 			tmp := worldDir(t)
 			os.Chmod(tmp, 0o777)
 			cmd := exec.Command("setpriv", "--reuid="+u.Uid, "--regid="+u.Gid, "--init-groups", "--",
-				bin, "-test.short", "-test.count=1", "-test.timeout=5m")
+				bin, "-test.short", "-test.count=1", "-test.timeout=2m")
 			cmd.Dir = pkgDir
 			// Not required here: tests needing root must skip for zabbix.
 			cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
