@@ -150,10 +150,19 @@ func processUID(t testing.TB, pid int) (string, string) {
 	return "", ""
 }
 
-// runAgentOnce runs zabbix_agent2 of series v in the foreground as user
-// zabbix with a private configuration plus lines, expecting it to refuse to
-// start; it returns what the agent printed and logged, and its exit error.
-func runAgentOnce(t testing.TB, v agenttest.Version, lines ...string) (string, error) {
+// privateAgent is a zabbix_agent2 configuration of the test's own (not
+// internal/agenttest's), for rows that stop, kill or restart the agent.
+type privateAgent struct {
+	v    agenttest.Version
+	dir  string
+	conf string
+	port int
+}
+
+// newPrivateAgent writes a private configuration for series v (own port,
+// PID file, log, control and plugin sockets, a copy of the plugin) plus
+// lines.
+func newPrivateAgent(t testing.TB, v agenttest.Version, lines ...string) *privateAgent {
 	t.Helper()
 	requireRoot(t)
 	require(t, !testing.Short(), "agents are not started in -short mode")
@@ -163,11 +172,7 @@ func runAgentOnce(t testing.TB, v agenttest.Version, lines ...string) (string, e
 	_, err = exec.LookPath("setpriv")
 	require(t, err == nil, "setpriv (util-linux) not found")
 	plugin := agenttest.PluginBinary(t)
-	dir, err := os.MkdirTemp("", "tcpstatus-faults-agent-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := worldDir(t)
 	os.Chmod(dir, 0o777)
 	// The plugin must be reachable by zabbix: copy it next to the config.
 	pb, err := os.ReadFile(plugin)
@@ -178,31 +183,50 @@ func runAgentOnce(t testing.TB, v agenttest.Version, lines ...string) (string, e
 	if err := os.WriteFile(plugin, pb, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	a := &privateAgent{v: v, dir: dir, conf: filepath.Join(dir, "agent.conf"), port: freePort(t)}
 	conf := []string{
 		"LogType=file", "LogFile=" + filepath.Join(dir, "agent.log"), "DebugLevel=3",
 		"PidFile=" + filepath.Join(dir, "agent.pid"),
-		"ListenIP=127.0.0.1", "ListenPort=" + strconv.Itoa(freePort(t)), "Server=127.0.0.1",
+		"ListenIP=127.0.0.1", "ListenPort=" + strconv.Itoa(a.port), "Server=127.0.0.1",
 		"Hostname=tcpstatus-faults", "Timeout=3",
 		"ControlSocket=" + filepath.Join(dir, "agent.ctl"),
 		"PluginSocket=" + filepath.Join(dir, "agent.plugin.sock"),
 		"Plugins.TCPStatus.System.Path=" + plugin,
 	}
 	conf = append(conf, lines...)
-	cf := filepath.Join(dir, "agent.conf")
-	if err := os.WriteFile(cf, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(a.conf, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return a
+}
+
+// command returns the agent's command line, run as zabbix.
+func (a *privateAgent) command(ctx context.Context) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "setpriv", "--reuid="+agenttest.AgentUser, "--regid="+agenttest.AgentUser,
+		"--init-groups", "--", a.v.Binary(), "-f", "-c", a.conf)
+	cmd.Dir = a.dir
+	return cmd
+}
+
+// log returns the agent's log file.
+func (a *privateAgent) log() string {
+	b, _ := os.ReadFile(filepath.Join(a.dir, "agent.log"))
+	return string(b)
+}
+
+// runAgentOnce runs zabbix_agent2 of series v in the foreground as user
+// zabbix with a private configuration plus lines, expecting it to refuse to
+// start; it returns what the agent printed and logged, and its exit error.
+func runAgentOnce(t testing.TB, v agenttest.Version, lines ...string) (string, error) {
+	t.Helper()
+	a := newPrivateAgent(t, v, lines...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "setpriv", "--reuid="+agenttest.AgentUser, "--regid="+agenttest.AgentUser,
-		"--init-groups", "--pdeathsig=KILL", "--", bin, "-f", "-c", cf)
-	cmd.Dir = dir
-	out, runErr := cmd.CombinedOutput()
+	out, runErr := a.command(ctx).CombinedOutput()
 	if ctx.Err() != nil {
 		t.Fatalf("zabbix_agent2 %s still running after 60 s with a bad configuration:\n%s", v, out)
 	}
-	log, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
-	return string(out) + string(log), runErr
+	return string(out) + a.log(), runErr
 }
 
 // freePort returns a loopback TCP port in the agent's ListenPort range
