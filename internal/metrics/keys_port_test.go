@@ -675,8 +675,10 @@ func TestIntegrationPortDiscoveryIPv6Disabled(t *testing.T) {
 // BenchmarkPortDiscoveryScale shows that the cost of tcp.port.discovery
 // follows the number of listeners, not of all sockets: 20 listening ports,
 // then 10k and 100k non-listening sockets (TIME_WAIT + LAST_ACK pairs held
-// by nftables, no fd) in a private namespace, netlink source, process names
-// included; tcp.status.get (a full-table read) beside it for contrast. Run:
+// by nftables, no fd) in a private namespace, netlink source: the listener
+// dump alone (listener-walk), the whole key with process names (whose cost
+// follows the open files of the host's processes instead), and
+// tcp.status.get (a full-table read) for contrast. Run:
 // go test -run '^$' -bench PortDiscoveryScale -benchtime=20x ./internal/metrics/
 // (root; about 10 s to build the sockets).
 func BenchmarkPortDiscoveryScale(b *testing.B) {
@@ -717,6 +719,22 @@ func BenchmarkPortDiscoveryScale(b *testing.B) {
 			holdLastAck(b, ns, uint16(9100+10*i+p), n)
 			held += 2 * n
 		}
+		b.Run(fmt.Sprintf("sockets=%d/listener-walk", held), func(b *testing.B) {
+			err := ns.Do(func() error {
+				b.ResetTimer()
+				for range b.N {
+					n := 0
+					if err := e.src.Walk(context.Background(), portQuery(sockets.TCP), func(*sockets.Socket) { n++ }); err != nil || n != 20 {
+						return fmt.Errorf("listener walk: %d listeners, %v", n, err)
+					}
+				}
+				b.StopTimer()
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
 		b.Run(fmt.Sprintf("sockets=%d/tcp.port.discovery", held), func(b *testing.B) { bench(b, "tcp.port.discovery", nil) })
 		b.Run(fmt.Sprintf("sockets=%d/tcp.status.get", held), func(b *testing.B) { bench(b, "tcp.status.get", nil) })
 	}
