@@ -34,6 +34,13 @@ echo "== go test -bench ./internal/sockets/ (allocs/op of the counting loop)"
 go test -run '^$' -bench . -benchmem -benchtime 20x ./internal/sockets/ | tee "$out/gobench.txt"
 
 echo "== benchdriver -n $sizes"
-"$bin/benchdriver" -n "$sizes" -bin "$bin" -loadgen "$bin/loadgen" -out "$out"
+status=0
+"$bin/benchdriver" -n "$sizes" -bin "$bin" -loadgen "$bin/loadgen" -out "$out" || status=$?
 bash scripts/plot-bench.sh "$out/results.csv" "$out/cost-vs-n.png"
+# Text renderings of the plugin-path CPU profiles taken at the largest size.
+for f in "$out"/pprof/*.pprof; do
+  [ -e "$f" ] || continue
+  go tool pprof -top -nodecount=30 "$bin/benchdriver" "$f" > "${f%.pprof}.txt" 2>/dev/null || true
+done
+if [ "$status" != 0 ]; then echo "bench: the driver reported errors (see results.md)" >&2; exit "$status"; fi
 echo "bench: done; tables in $out/results.md"

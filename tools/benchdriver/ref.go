@@ -166,6 +166,9 @@ func refMain(args []string) int {
 func exportMode(key string, ttl time.Duration) (func() (uint64, error), error) {
 	cfg := metrics.DefaultConfig()
 	cfg.CacheTTL = ttl
+	// As in the benchmark's agents (Timeout=30): discovery gives its process
+	// name scan half of it, and a shorter budget would cut the scan short.
+	cfg.Timeout = 30 * time.Second
 	e, err := metrics.New(cfg, metrics.NopLogger{})
 	if err != nil {
 		return nil, err

@@ -213,6 +213,11 @@ func targets(rs []Result) string {
 	ratio("plugin interval CPU ≤ 1.15 × reference dump", "plugin", "nl-ref", 1.15, true)
 	ratio("built-in ×11 ≥ 40 × plugin interval", "builtin-x11", "plugin", 40, false)
 	ratio("netstat \\| awk ×11 ≥ 60 × plugin interval", "netstat-x11", "plugin", 60, false)
+	// The same ratios for the counting part alone (tcp.status.get), without
+	// port discovery's process-name scan.
+	ratio("(counting only) tcp.status.get ≤ 1.15 × reference dump", "plugin-status-get", "nl-ref", 1.15, true)
+	ratio("(counting only) built-in ×11 ≥ 40 × tcp.status.get", "builtin-x11", "plugin-status-get", 40, false)
+	ratio("(counting only) netstat \\| awk ×11 ≥ 60 × tcp.status.get", "netstat-x11", "plugin-status-get", 60, false)
 	ratio("tcp.status[time_wait] ≤ 1.15 × state-mask dump", "plugin-state", "nl-ref-state", 1.15, true)
 	ratio("tcp.status[all,port] ≤ 1.15 × port-bytecode dump", "plugin-port", "nl-ref-port", 1.15, true)
 	ratio("tcp.port.get[port] ≤ 1.15 × port-bytecode dump", "plugin-port-get", "nl-ref-port", 1.15, true)
