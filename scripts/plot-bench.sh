@@ -21,6 +21,7 @@ series=(
   "plugin-proc|plugin, Source=proc (3 keys)"
   "plugin|plugin in agent 2, CacheTTL=0 (3 keys)"
   "plugin-cached|plugin in agent 2, CacheTTL=1 (3 keys)"
+  "plugin-status-get|plugin tcp.status.get alone (CacheTTL=0)"
   "nl-ref|reference: one netlink dump"
   "plugin-state|plugin tcp.status[time_wait]"
   "nl-ref-state|reference: dump with state mask"
@@ -40,7 +41,7 @@ done
 [ -n "$plot" ] || { echo "plot-bench: no data in $csv" >&2; exit 1; }
 
 gnuplot <<GP
-set terminal pngcairo size 1100,760 font "Sans,10"
+set terminal pngcairo size 1100,850 font "Sans,10"
 set output '$png'
 set title "CPU time (user+sys) per collection interval vs number of TCP sockets\n(median, bars: min-max; 2 vCPUs, log-log)"
 set xlabel "TCP sockets in the namespace"
@@ -49,7 +50,7 @@ set logscale xy
 set format x "10^{%L}"
 set format y "10^{%L}"
 set grid xtics ytics mxtics mytics lc rgb "#dddddd"
-set key outside right top spacing 1.2
+set key below left maxrows 5 width -2 spacing 1.1
 set xrange [5000:2000000]
 set style line 1 lc rgb "#8c564b" lw 2 pt 7
 set style line 2 lc rgb "#d62728" lw 2 pt 5
@@ -59,10 +60,11 @@ set style line 5 lc rgb "#9467bd" lw 2 pt 11
 set style line 6 lc rgb "#bcbd22" lw 2 pt 13
 set style line 7 lc rgb "#1f77b4" lw 3 pt 7
 set style line 8 lc rgb "#17becf" lw 2 pt 7 dt 2
-set style line 9 lc rgb "#2ca02c" lw 2 pt 4
-set style line 10 lc rgb "#7f7f7f" lw 2 pt 6
-set style line 11 lc rgb "#98df8a" lw 2 pt 12 dt 3
-set style line 12 lc rgb "#000000" lw 1 pt 1 dt 3
+set style line 9 lc rgb "#1f77b4" lw 2 pt 2 dt 4
+set style line 10 lc rgb "#2ca02c" lw 2 pt 4
+set style line 11 lc rgb "#7f7f7f" lw 2 pt 6
+set style line 12 lc rgb "#98df8a" lw 2 pt 12 dt 3
+set style line 13 lc rgb "#000000" lw 1 pt 1 dt 3
 plot $plot
 GP
 echo "plot-bench: wrote $png"
