@@ -93,6 +93,9 @@ func oneConnection(lfd int, dom int, sa unix.Sockaddr) error {
 // every state, a count differs from the nearer ss dump by at most the
 // state changes made between the two dumps; at rest every count is exact.
 func TestCountsUnderChurn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("churn runs for seconds; not in -short mode")
+	}
 	ns := testnet.New(t)
 	type lst struct {
 		fd, port, dom int
