@@ -230,6 +230,7 @@ type BodyError struct {
 	Err error
 }
 
+// Error names the message and what did not decode.
 func (e *BodyError) Error() string {
 	return fmt.Sprintf("decode %s message %d: %v", e.Type, e.ID, e.Err)
 }
