@@ -37,7 +37,7 @@ func (e *apiError) Error() string {
 }
 
 func newAPI(url string) *api {
-	return &api{url: url, client: &http.Client{Timeout: 120 * time.Second}}
+	return &api{url: url, client: &http.Client{Timeout: 300 * time.Second}}
 }
 
 // call sends one request and decodes its result into out (if not nil).
@@ -59,9 +59,13 @@ func (a *api) call(ctx context.Context, method string, params any, out any) erro
 	if a.token != "" && a.v7() {
 		hr.Header.Set("Authorization", "Bearer "+a.token)
 	}
+	t := time.Now()
 	resp, err := a.client.Do(hr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", method, err)
+	}
+	if d := time.Since(t); d > 10*time.Second {
+		logf("slow API call: %s took %.0fs", method, d.Seconds())
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)

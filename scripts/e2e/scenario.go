@@ -23,8 +23,10 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets)
 	if err := z.reloadConfig(ctx); err != nil {
 		return err
 	}
-	// Round 0: poll the masters, calculated items and discovery rules.
-	if err := checkNowAll(ctx, z, targets, true); err != nil {
+	// Round 0: poll the agent items and the discovery rules. Calculated
+	// items wait for their inputs: evaluated without data they go
+	// unsupported until their next interval.
+	if err := checkNowAll(ctx, z, targets, agentItems, true); err != nil {
 		return err
 	}
 	// Discovery creates the port and disk items; wait for them.
@@ -56,7 +58,7 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets)
 	}
 	time.Sleep(2 * time.Second)
 	// Round 1: first values of every master, discovered ones included.
-	if err := checkNowAll(ctx, z, targets, false); err != nil {
+	if err := checkNowAll(ctx, z, targets, agentItems, false); err != nil {
 		return err
 	}
 	if err := waitValues(ctx, z, targets, "every master item has a value", func(i item) bool { return i.Type == "0" }); err != nil {
@@ -68,14 +70,16 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets)
 	}
 	time.Sleep(2 * time.Second)
 	// Round 2: second values, so change-per-second items have a rate.
-	if err := checkNowAll(ctx, z, targets, false); err != nil {
+	if err := checkNowAll(ctx, z, targets, agentItems, false); err != nil {
 		return err
 	}
 	if err := waitValues(ctx, z, targets, "every dependent item has a value", func(i item) bool { return i.Type != "15" }); err != nil {
 		return err
 	}
-	// Round 3: calculated items over the rates.
-	if err := checkNowAll(ctx, z, targets, false); err != nil {
+	// Round 3: calculated items over the rates. One evaluated early by its
+	// own schedule may be unsupported ("not enough data") until checked
+	// again, so unsupported calculated items are checked until they recover.
+	if err := checkNowAll(ctx, z, targets, calculatedItems, false); err != nil {
 		return err
 	}
 	if err := waitValues(ctx, z, targets, "every item has a value", func(item) bool { return true }); err != nil {
@@ -233,16 +237,19 @@ func sortedStrings(in []string) []string {
 	return out
 }
 
-// checkNowAll asks for an immediate check of every pollable item (and the
+func agentItems(i item) bool      { return i.Type == "0" }
+func calculatedItems(i item) bool { return i.Type == "15" }
+
+// checkNowAll asks for an immediate check of the items sel picks (and the
 // discovery rules when lld is set) of every host.
-func checkNowAll(ctx context.Context, z *zabbix, targets []*target, lld bool) error {
+func checkNowAll(ctx context.Context, z *zabbix, targets []*target, sel func(item) bool, lld bool) error {
 	var ids []string
 	for _, tg := range targets {
 		if err := refreshItems(ctx, z, tg); err != nil {
 			return err
 		}
 		for _, i := range tg.items {
-			if i.pollable() && i.Status == "0" {
+			if i.pollable() && sel(i) && i.Status == "0" {
 				ids = append(ids, i.ItemID)
 			}
 		}
@@ -272,26 +279,45 @@ func checkNow(ctx context.Context, z *zabbix, ids []string) error {
 	return z.api.call(ctx, "task.create", tasks, nil)
 }
 
-// waitValues waits until every item that sel picks has a value; an
-// unsupported item fails at once with its error.
+// waitValues waits until every item that sel picks has a value and is
+// supported. An unsupported agent or dependent item fails at once with its
+// error; an unsupported calculated item is checked again every 5 s (it
+// recovers once its inputs have values).
 func waitValues(ctx context.Context, z *zabbix, targets []*target, what string, sel func(item) bool) error {
 	t := time.Now()
 	var missing []string
+	lastCheck := time.Now()
 	err := waitFor(ctx, what, 90*time.Second, 2*time.Second, func() (bool, error) {
 		missing = nil
+		var recheck []string
 		for _, tg := range targets {
 			if err := refreshItems(ctx, z, tg); err != nil {
 				return false, err
 			}
-			if bad := unsupported(tg); len(bad) > 0 {
-				return false, fmt.Errorf("%s: unsupported items:\n%s", tg.agent.hostname, strings.Join(bad, "\n"))
-			}
+			var bad []string
 			for _, k := range sortedKeys(tg.items) {
 				i := tg.items[k]
-				if sel(i) && !i.hasValue() {
+				switch {
+				case i.State == "1" && i.Type == "15":
+					if sel(i) {
+						recheck = append(recheck, i.ItemID)
+						missing = append(missing, tg.agent.hostname+" "+k+" (unsupported: "+i.Error+")")
+					}
+				case i.State == "1":
+					bad = append(bad, "  "+k+": "+i.Error)
+				case sel(i) && !i.hasValue():
 					missing = append(missing, tg.agent.hostname+" "+k)
 				}
 			}
+			if len(bad) > 0 {
+				return false, fmt.Errorf("%s: unsupported items:\n%s", tg.agent.hostname, strings.Join(bad, "\n"))
+			}
+		}
+		if len(recheck) > 0 && time.Since(lastCheck) > 5*time.Second {
+			if err := checkNow(ctx, z, recheck); err != nil {
+				return false, err
+			}
+			lastCheck = time.Now()
 		}
 		return len(missing) == 0, nil
 	})

@@ -155,6 +155,11 @@ func (pg *postgres) createDB(ctx context.Context, name, schemaDir string) error 
 	if err != nil {
 		return fmt.Errorf("load schema into %s: %w: %s", name, err, tail(string(out), 800))
 	}
+	// The shipped "Zabbix server" host (10084) polls an agent on
+	// 127.0.0.1:10050, which is not ours: disable it before the server starts.
+	if out, err := pg.psql(ctx, "zabbix", name, "UPDATE hosts SET status=1 WHERE hostid=10084 RETURNING host"); err != nil || strings.TrimSpace(out) != "Zabbix server" {
+		return fmt.Errorf("disable host 10084 in %s: %v %q", name, err, out)
+	}
 	return nil
 }
 
