@@ -138,6 +138,15 @@ func runVersion(ctx context.Context, o *options, ps *procs, pg *postgres, l layo
 			logf("Zabbix %s: server log, lines with errors:\n%s", l.version, out)
 		}
 	}()
+	// 7.0 takes item timeouts from the global settings (3 s by default)
+	// instead of the server's Timeout; give agent checks the same 10 s the
+	// 6.0 server configuration gives them.
+	if strings.HasPrefix(z.api.version, "7.") {
+		if err := z.api.call(ctx, "settings.update", map[string]any{"timeout_zabbix_agent": "10s"}, nil); err != nil {
+			return err
+		}
+	}
+
 	names := map[string]string{} // file → template technical name
 	for _, f := range files {
 		name, err := importTemplate(ctx, z, f)

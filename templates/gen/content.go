@@ -15,7 +15,6 @@ type variant struct {
 	source  string // what answers the keys, for descriptions
 	setup   string // README setup section
 	nodata  string // the no-data trigger's name
-	example string // a key as typed in zabbix_get, for the README
 }
 
 var variants = []variant{
@@ -25,12 +24,12 @@ var variants = []variant{
 		agent:  "Zabbix agent 2",
 		source: "the TCPStatus plugin of Zabbix agent 2",
 		nodata: "TCP: No data from the TCPStatus plugin",
-		setup: "1. Install the plugin binary, e.g. `/usr/libexec/zabbix/zabbix-agent2-plugin-tcpstatus`, executable by the user the agent runs as.\n" +
-			"2. Register it in the agent 2 configuration (e.g. `/etc/zabbix/zabbix_agent2.d/plugins.d/tcpstatus.conf`):\n\n" +
-			"   ```\n   Plugins.TCPStatus.System.Path=/usr/libexec/zabbix/zabbix-agent2-plugin-tcpstatus\n   ```\n\n" +
-			"3. Restart the agent and check a key: `zabbix_get -s <host> -k tcp.status.get`.\n" +
-			"4. Import `tcpstatus_agent2.xml` (Data collection → Templates → Import) and link the template to the host.\n" +
-			"5. Adjust the macros below on the host (thresholds, discovery filters); per-port and per-disk thresholds go in context macros such as `{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"8080\"}`.",
+		setup: "1. Install the plugin as `/usr/libexec/zabbix-agent2-plugins/zabbix-agent2-plugin-tcpstatus` (mode 0755, runnable by the agent's user) and its configuration `conf/tcpstatus.conf` as `/etc/zabbix/zabbix_agent2.d/plugins.d/tcpstatus.conf`; it sets\n\n" +
+			"   ```\n   Plugins.TCPStatus.System.Path=/usr/libexec/zabbix-agent2-plugins/zabbix-agent2-plugin-tcpstatus\n   ```\n\n" +
+			"   (the project README, \"Install\", has the details; the Debian package does all of this).\n" +
+			"2. Restart the agent and check a key: `zabbix_get -s <host> -k tcp.status.get`.\n" +
+			"3. Import `tcpstatus_agent2.xml` (Configuration/Data collection → Templates → Import) and link the template to the host.\n" +
+			"4. Adjust the macros below on the host (thresholds, discovery filters). Per-port and per-disk thresholds go in context macros such as `{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"8080\"}`; limit port discovery to the services you care about with `{$TCP.PORT.MATCHES}`, since a discovered port that stops listening raises \"Not listening\".",
 	},
 	{
 		file:   "tcpstatus_agent",
@@ -38,11 +37,10 @@ var variants = []variant{
 		agent:  "Zabbix agent",
 		source: "the tcpstatus-discovery helper run by the classic Zabbix agent through UserParameters",
 		nodata: "TCP: No data from the tcpstatus-discovery helper",
-		setup: "1. Install the helper, e.g. `/usr/local/bin/tcpstatus-discovery`, executable by the user the agent runs as.\n" +
-			"2. Install `scripts/userparameter_tcpstatus.conf` into the agent's include directory (e.g. `/etc/zabbix/zabbix_agentd.conf.d/`); it maps every key of this template to the helper. Fix the helper's path in it if you installed it elsewhere.\n" +
-			"3. Restart the agent and check a key: `zabbix_get -s <host> -k tcp.status.get`. Raise the agent's `Timeout` if discovery on a busy host needs longer than 3 s.\n" +
-			"4. Import `tcpstatus_agent.xml` (Data collection → Templates → Import) and link the template to the host.\n" +
-			"5. Adjust the macros below on the host (thresholds, discovery filters); per-port and per-disk thresholds go in context macros such as `{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"8080\"}`.",
+		setup: "1. Install the helper as `/usr/bin/tcpstatus-discovery` (mode 0755) and `scripts/userparameter_tcpstatus.conf` as `/etc/zabbix/zabbix_agentd.conf.d/userparameter_tcpstatus.conf`; it maps every key of this template to the helper (the Debian package does both).\n" +
+			"2. Restart the agent and check a key: `zabbix_get -s <host> -k tcp.status.get`. The helper stops at 2.5 s, inside the agent's default 3 s `Timeout`.\n" +
+			"3. Import `tcpstatus_agent.xml` (Configuration/Data collection → Templates → Import) and link the template to the host.\n" +
+			"4. Adjust the macros below on the host (thresholds, discovery filters). Per-port and per-disk thresholds go in context macros such as `{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"8080\"}`; limit port discovery to the services you care about with `{$TCP.PORT.MATCHES}`, since a discovered port that stops listening raises \"Not listening\". Process names in port discovery need the agent's user to read other users' /proc/<pid>/fd; without that `{#PROCESS}` is empty.",
 	},
 }
 
@@ -121,7 +119,7 @@ var sockstatFields = []field{
 	{"tcp_inuse", "IPv4 sockets in use", "", "IPv4 TCP sockets in use, TIME_WAIT excluded (/proc/net/sockstat \"TCP: inuse\").", ""},
 	{"tcp6_inuse", "IPv6 sockets in use", "", "IPv6 TCP sockets in use (/proc/net/sockstat6 \"TCP6: inuse\").", ""},
 	{"tcp_orphan", "Orphaned sockets", "", "TCP sockets no longer attached to a process, still finishing their close (/proc/net/sockstat \"TCP: orphan\"). Limited by net.ipv4.tcp_max_orphans.", ""},
-	{"tcp_tw", "TIME_WAIT sockets (kernel count)", "", "TIME_WAIT sockets as the kernel counts them against net.ipv4.tcp_max_tw_buckets (/proc/net/sockstat \"TCP: tw\").", ""},
+	{"tcp_tw", "Time-wait entries", "", "Time-wait entries the kernel holds: TIME_WAIT sockets plus orphaned FIN_WAIT2 ones kept in time-wait form (/proc/net/sockstat \"TCP: tw\"). This is what net.ipv4.tcp_max_tw_buckets limits; the socket count is TCP: Sockets in TIME_WAIT.", ""},
 	{"tcp_alloc", "Allocated sockets", "", "TCP sockets allocated, including ones not yet or no longer in a table (/proc/net/sockstat \"TCP: alloc\").", ""},
 	{"tcp_mem", "Memory in use", "!pages", "Memory TCP uses, in pages, to compare with net.ipv4.tcp_mem (/proc/net/sockstat \"TCP: mem\").", ""},
 }
@@ -213,10 +211,10 @@ func build(v variant) *Template {
 	}
 	t.Items = append(t.Items,
 		&Item{
-			Name: "TCP: TIME_WAIT sockets, in % of tcp_max_tw_buckets", Type: "CALCULATED", Key: "tcp.time_wait.pused",
+			Name: "TCP: Time-wait entries, in % of tcp_max_tw_buckets", Type: "CALCULATED", Key: "tcp.time_wait.pused",
 			Delay: "1m", History: "7d", ValueType: "FLOAT", Units: "%",
 			Params:      pct("tcp.sockstat[tcp_tw]", "tcp.limit[tcp_max_tw_buckets]"),
-			Description: "TIME_WAIT sockets (kernel count) in percent of net.ipv4.tcp_max_tw_buckets. At 100% new TIME_WAIT sockets are destroyed at once and TcpExt TCPTimeWaitOverflow grows.",
+			Description: "Time-wait entries (TIME_WAIT plus orphaned FIN_WAIT2, /proc/net/sockstat \"tw\") in percent of net.ipv4.tcp_max_tw_buckets. At 100% new ones are destroyed at once and TcpExt TCPTimeWaitOverflow grows.",
 			Tags:        tags("component", "network"),
 		},
 		&Item{
