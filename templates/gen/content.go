@@ -9,12 +9,12 @@ import (
 // answers the keys. The keys, and so every item, trigger and graph, are
 // the same.
 type variant struct {
-	file    string // base name under templates/
-	name    string
-	agent   string // "Zabbix agent 2" or "Zabbix agent"
-	source  string // what answers the keys, for descriptions
-	setup   string // README setup section
-	nodata  string // the no-data trigger's name
+	file   string // base name under templates/
+	name   string
+	agent  string // "Zabbix agent 2" or "Zabbix agent"
+	source string // what answers the keys, for descriptions
+	setup  string // README setup section
+	nodata string // the no-data trigger's name
 }
 
 var variants = []variant{
