@@ -60,13 +60,32 @@ fi
 echo "40-fuzz: $n targets, $per each"
 
 failed=()
+flaked=()
+out=$(mktemp)
+trap 'rm -f "$list" "$out"' EXIT
 while read -r pkg name; do
   echo "-- $pkg $name"
+  corpus=$(go list -f '{{.Dir}}' "$pkg")/testdata/fuzz/$name
+  before=$( (ls "$corpus" 2>/dev/null || true) | wc -l)
   # -run '^$': the unit tests already ran; only the seed corpus is replayed
-  # before fuzzing starts.
-  if ! go test -count=1 -run '^$' -fuzz "^${name}\$" -fuzztime "$per" "$pkg" 2>&1 | tail -n 25; then
-    failed+=("$pkg $name")
+  # before fuzzing starts. -fuzzminimizetime: minimizing each new
+  # interesting input for the default 60 s would eat a short run whole
+  # (large seeds stall the workers); a failing input is still saved.
+  if go test -count=1 -run '^$' -fuzz "^${name}\$" -fuzztime "$per" -fuzzminimizetime 2s -timeout 5m "$pkg" < /dev/null > "$out" 2>&1; then
+    tail -n 3 "$out"
+    continue
   fi
+  tail -n 25 "$out"
+  after=$( (ls "$corpus" 2>/dev/null || true) | wc -l)
+  # Go 1.26's fuzzing coordinator can report its own -fuzztime deadline as
+  # a failure ("context deadline exceeded", no failing input written;
+  # golang/go#75804). A real finding always writes its input.
+  if [ "$after" -eq "$before" ] && grep -qx '    context deadline exceeded' "$out" && ! grep -q 'Failing input written' "$out"; then
+    echo "40-fuzz: $name: the fuzzing coordinator's deadline race, no failing input; not a finding"
+    flaked+=("$pkg $name")
+    continue
+  fi
+  failed+=("$pkg $name")
 done < "$list"
 
 if [ ${#failed[@]} -gt 0 ]; then
@@ -77,4 +96,4 @@ if [ "$missing" -ne 0 ]; then
   echo "40-fuzz: required fuzz targets missing (see above)" >&2
   exit 1
 fi
-echo "40-fuzz: all $n targets ran without a finding"
+echo "40-fuzz: all $n targets ran without a finding (${#flaked[@]} ended by the coordinator's deadline race)"
