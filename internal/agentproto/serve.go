@@ -285,18 +285,29 @@ func (st *session) configure(m *ConfigureRequest) {
 	}
 }
 
-// timeout is the time limit of one request: its own, else the configured
-// one, else the server default.
+// answerMargin is how much earlier than the agent's own limit a request
+// without a timeout field (agent 6.0) is answered, so that the operator sees
+// the plugin's timeout text instead of the agent's "timeout occurred".
+const answerMargin = 100 * time.Millisecond
+
+// timeout is the time limit of one request: its own (7.0, which waits 0.5 s
+// longer), else the configured one less answerMargin, else the server
+// default less answerMargin.
 func (st *session) timeout(m *ExportRequest) time.Duration {
-	switch {
-	case m.Timeout > 0:
+	if m.Timeout > 0 {
 		return time.Duration(m.Timeout) * time.Second
-	case st.configured > 0:
-		return st.configured
-	case st.s.DefaultTimeout > 0:
-		return st.s.DefaultTimeout
 	}
-	return DefaultTimeout
+	d := DefaultTimeout
+	switch {
+	case st.configured > 0:
+		d = st.configured
+	case st.s.DefaultTimeout > 0:
+		d = st.s.DefaultTimeout
+	}
+	if d > 2*answerMargin {
+		d -= answerMargin
+	}
+	return d
 }
 
 // export starts one Export call and answers it exactly once: with the

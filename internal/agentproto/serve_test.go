@@ -279,7 +279,7 @@ func TestExportTimeout(t *testing.T) {
 		req      string
 		min, max time.Duration
 	}{
-		{`{"id":2,"type":6,"key":"slow"}`, 300 * time.Millisecond, 1 * time.Second},
+		{`{"id":2,"type":6,"key":"slow"}`, 300*time.Millisecond - answerMargin, 1 * time.Second},
 		{`{"id":3,"type":6,"key":"slow","timeout":1}`, 1 * time.Second, 1700 * time.Millisecond},
 	}
 	for i, c := range cases {
@@ -313,13 +313,19 @@ func TestExportTimeoutDefaults(t *testing.T) {
 	}
 	a := startAgent(t, &Server{Name: "X", Handler: &testHandler{export: block}, DefaultTimeout: 700 * time.Millisecond})
 	a.send(`{"id":1,"type":6,"key":"k"}`)
-	if r := a.nextExport(); deref(r.Value) != "700ms" {
-		t.Errorf("no Configure: deadline %s ahead, want 700ms", deref(r.Value))
+	// answered answerMargin before the agent's own limit
+	if r := a.nextExport(); deref(r.Value) != "600ms" {
+		t.Errorf("no Configure: deadline %s ahead, want 600ms", deref(r.Value))
 	}
 	a.send(`{"id":2,"type":8,"global_options":{"Timeout":4,"SourceIP":""}}`)
 	a.send(`{"id":3,"type":6,"key":"k"}`)
-	if r := a.nextExport(); deref(r.Value) != "4s" {
-		t.Errorf("Configure with Timeout 4: deadline %s ahead, want 4s", deref(r.Value))
+	if r := a.nextExport(); deref(r.Value) != "3.9s" {
+		t.Errorf("Configure with Timeout 4: deadline %s ahead, want 3.9s", deref(r.Value))
+	}
+	// a 7.0 request carries its own limit, used as it is
+	a.send(`{"id":4,"type":6,"key":"k","timeout":2}`)
+	if r := a.nextExport(); deref(r.Value) != "2s" {
+		t.Errorf("request timeout 2: deadline %s ahead, want 2s", deref(r.Value))
 	}
 }
 
