@@ -190,7 +190,7 @@ type UnknownMessage struct{ Common }
 func Decode(body []byte) (Message, error) {
 	var c Common
 	if err := json.Unmarshal(body, &c); err != nil {
-		return nil, fmt.Errorf("decode message header: %w", err)
+		return nil, &HeaderError{Err: err}
 	}
 	var m Message
 	switch c.Type {
@@ -222,6 +222,16 @@ func Decode(body []byte) (Message, error) {
 	}
 	return m, nil
 }
+
+// HeaderError reports a whole frame whose body has no usable id and type
+// (not JSON, not an object, a string id...). The stream is still in step:
+// the frame was read to its end, so the caller can drop it and go on.
+type HeaderError struct{ Err error }
+
+func (e *HeaderError) Error() string { return "decode message header: " + e.Err.Error() }
+
+// Unwrap returns the JSON error.
+func (e *HeaderError) Unwrap() error { return e.Err }
 
 // BodyError reports a message whose header decoded but whose fields did not
 // fit its type. The stream is still in step: the caller can answer the id.

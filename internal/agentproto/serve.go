@@ -86,9 +86,15 @@ func (s *Server) Serve(c *Conn) error {
 	for {
 		msg, err := c.Read()
 		var be *BodyError
+		var he *HeaderError
 		switch {
 		case errors.As(err, &be):
 			st.badRequest(be)
+			continue
+		case errors.As(err, &he):
+			// Exiting would take the agent down with the plugin; the
+			// frame was read whole, so the next one can still be served.
+			log.Warningf("ignoring a frame that is not a request: %v", he)
 			continue
 		case errors.Is(err, io.EOF):
 			log.Debugf("connection closed by the agent")

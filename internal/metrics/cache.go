@@ -26,18 +26,22 @@ type snapshotCache struct {
 }
 
 type snapshot struct {
-	ready  chan struct{} // closed when counts/err are set
-	counts sockets.Counts
-	err    error
-	at     time.Time // completion time
+	ready   chan struct{} // closed when counts/err are set
+	counts  sockets.Counts
+	err     error
+	started time.Time
+	at      time.Time // completion time
 }
 
 func newSnapshotCache(src sockets.Source, ttl, timeout time.Duration) *snapshotCache {
 	return &snapshotCache{src: src, ttl: ttl, timeout: timeout, now: time.Now, entries: map[sockets.Query]*snapshot{}}
 }
 
-// fresh reports whether e can answer now: in flight, or completed without
-// error less than ttl ago. Called with c.mu held.
+// fresh reports whether e can answer now: in flight for less than the read
+// timeout, or completed without error less than ttl ago. A read still in
+// flight past its timeout is blocked where the context cannot reach it (a
+// read(2) on a stuck file); later requests start a new one instead of
+// waiting on it forever. Called with c.mu held.
 func (c *snapshotCache) fresh(e *snapshot, now time.Time) bool {
 	if e == nil {
 		return false
@@ -46,7 +50,7 @@ func (c *snapshotCache) fresh(e *snapshot, now time.Time) bool {
 	case <-e.ready:
 		return e.err == nil && now.Sub(e.at) < c.ttl
 	default:
-		return true
+		return now.Sub(e.started) < c.timeout
 	}
 }
 
@@ -67,7 +71,7 @@ func (c *snapshotCache) counts(ctx context.Context, q sockets.Query) (sockets.Co
 	}
 	if !c.fresh(e, now) {
 		c.evict(now)
-		e = &snapshot{ready: make(chan struct{})}
+		e = &snapshot{ready: make(chan struct{}), started: now}
 		c.entries[q] = e
 		c.reads++
 		go c.read(q, e)

@@ -184,3 +184,31 @@ func TestCacheEvictsStaleEntries(t *testing.T) {
 		t.Fatalf("%d entries kept after the TTL, want 1", n)
 	}
 }
+
+func TestCacheReplacesReadStuckPastItsTimeout(t *testing.T) {
+	hang := make(chan struct{})
+	defer close(hang)
+	src := &fakeSource{socks: mixedTable(), hang: hang}
+	c, clk := newTestCache(src, time.Second) // read timeout 1 s
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := c.counts(ctx, sockets.Query{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	// Within the read timeout, requests wait for the read in flight.
+	clk.add(500 * time.Millisecond)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel2()
+	if _, err := c.counts(ctx2, sockets.Query{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	// Past it, the stuck read is abandoned and a new one answers.
+	clk.add(time.Second)
+	got, err := c.counts(context.Background(), sockets.Query{})
+	if err != nil || got.Total() != 17 {
+		t.Fatalf("got %d, %v", got.Total(), err)
+	}
+	if n := src.walks.Load(); n != 2 {
+		t.Fatalf("walked %d times, want 2", n)
+	}
+}

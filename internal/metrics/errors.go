@@ -3,6 +3,7 @@ package metrics
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // ItemError is an error whose text is shown to the operator as the reason an
@@ -28,7 +29,29 @@ func invalidParam(i int, why string, args ...any) error {
 	if why == "" {
 		return itemErrorf("Invalid %s.", pos)
 	}
+	for i, a := range args {
+		if v, ok := a.(string); ok {
+			args[i] = clip(v)
+		}
+	}
 	return itemErrorf("Invalid %s: %s.", pos, fmt.Sprintf(why, args...))
+}
+
+// maxQuoted bounds how much of an item parameter an error text repeats: a
+// parameter may be megabytes long, and the error travels back to the server.
+const maxQuoted = 64
+
+// clip shortens v to maxQuoted bytes at a character boundary, marking the
+// cut with "...".
+func clip(v string) string {
+	if len(v) <= maxQuoted {
+		return v
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return v[:cut] + "..."
 }
 
 var (

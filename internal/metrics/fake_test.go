@@ -18,13 +18,16 @@ type fakeSource struct {
 	delay time.Duration
 	err   error
 	panic bool
+	hang  chan struct{} // if set, the first walk blocks on it, deaf to its context
 	walks atomic.Int64
 }
 
 func (f *fakeSource) Name() string { return "fake" }
 
 func (f *fakeSource) Walk(ctx context.Context, q sockets.Query, visit func(*sockets.Socket)) error {
-	f.walks.Add(1)
+	if f.walks.Add(1) == 1 && f.hang != nil {
+		<-f.hang
+	}
 	if f.delay > 0 {
 		select {
 		case <-time.After(f.delay):

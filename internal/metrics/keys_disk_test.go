@@ -112,7 +112,7 @@ func TestDiskGetErrors(t *testing.T) {
 		{"-quote", []string{`sda"`}, malformed(`sda"`)},
 		{"-nul", []string{"sda\x00"}, malformed("sda\x00")},
 		{"-utf8", []string{"sdä"}, malformed("sdä")},
-		{"-too long", []string{long}, malformed(long)},
+		{"-too long", []string{long}, malformed(long[:64] + "...")},
 		{"-two params", []string{"sda", "x"}, "Too many parameters."},
 	}
 	for _, c := range cases {

@@ -221,3 +221,14 @@ func TestParseState(t *testing.T) {
 		}
 	}
 }
+
+func TestLongParameterIsClippedInErrors(t *testing.T) {
+	e := testExporter(t, &fakeSource{}, 0)
+	long := strings.Repeat("é", 1<<20)
+	for _, params := range [][]string{{long}, {"estab", long}, {"estab", "", long}} {
+		_, err := e.Export(context.Background(), "tcp.status", params)
+		if err == nil || len(err.Error()) > 1024 || !strings.Contains(err.Error(), `..."`) {
+			t.Fatalf("error for a 2 MB parameter: %d bytes: %.200q", len(err.Error()), err)
+		}
+	}
+}

@@ -157,7 +157,7 @@ func (e *Exporter) Export(ctx context.Context, key string, params []string) (val
 	}
 	v, err := m.Handler(ctx, p)
 	if err != nil {
-		e.log.Debugf("%s%q failed: %v", key, params, err)
+		e.log.Debugf("%s failed: %v", clip(key+fmt.Sprintf("%q", params)), err)
 		return "", operatorError(err, nil)
 	}
 	return v, nil
