@@ -371,6 +371,7 @@ func TestMainIgnoresSignals(t *testing.T) {
 	cmd.Env = append(os.Environ(), "TCPSTATUS_PLUGIN_MAIN=1", "TCPSTATUS_PLUGIN_ARGS="+sock+" false")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	cmd.WaitDelay = 5 * time.Second // Wait returns even if the stderr pipe lingers
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +396,7 @@ func TestMainIgnoresSignals(t *testing.T) {
 		if err != nil {
 			t.Fatalf("read: %v", err)
 		}
-		if m, _ := agentproto.Decode(body); m.Header().Type == agentproto.TypeExportResponse {
+		if m, _ := agentproto.Decode(body); m != nil && m.Header().Type == agentproto.TypeExportResponse {
 			break
 		}
 	}
