@@ -268,8 +268,8 @@ func largest(sizes string) int {
 	return m
 }
 
-func runSize(n int, loadgen, self, binDir, agentBin, zget, tmp, only, profileDir string, light, heavy int, sigs chan os.Signal, logf func(string, ...any)) (Run, bool) {
-	r := Run{Nominal: n}
+func runSize(n int, loadgen, self, binDir, agentBin, zget, tmp, only, profileDir string, light, heavy int, sigs chan os.Signal, logf func(string, ...any)) (r Run, interrupted bool) {
+	r = Run{Nominal: n}
 	t0 := time.Now()
 	defer func() { r.Seconds = time.Since(t0).Seconds() }()
 	ns := fmt.Sprintf("tcpbench-%d-%d", os.Getpid(), n)
