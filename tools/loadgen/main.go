@@ -9,7 +9,10 @@
 //
 // When the mix is built and verified it prints one JSON object (namespace,
 // expected and measured counts per state, ports) on stdout and writes it to
-// -ready-file.
+// -ready-file. Only SIGKILL of the controller leaves anything behind: the
+// workers exit when their stdin closes, but the namespace (and its sockets)
+// stays until `ip netns del <name>`, and the raised global sysctls (listed
+// in the ready report) keep their values.
 package main
 
 import (
