@@ -8,12 +8,20 @@ import (
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
 )
 
-// snapshotCache shares socket-table reads between requests. A read serves
-// every request for the same query that arrives within ttl after it
-// completed; concurrent identical requests wait for the one read in flight
-// instead of starting their own. A query for some states is also answered by
-// a fresh read of all states with the same port and family, so the state
-// items of a template cost one dump when they arrive together.
+// snapshotCache shares socket-table reads between requests.
+//
+//   - A read serves every request for the same query that arrives within ttl
+//     after it completed; concurrent identical requests wait for the one read
+//     in flight instead of starting their own.
+//   - A query for some states is answered by a fresh read of all states with
+//     the same port and family. A query for one state alone reads with the
+//     kernel's state mask, unless another state of the same port and family
+//     was asked within ttl: then it reads all states, so a burst of state
+//     items costs one full dump and a lone state item a filtered one.
+//   - The read of the whole TCP table (every state, port and family, as
+//     tcp.status.get asks) also counts by state the sockets of each listening
+//     port, so per-port queries of listening ports within ttl cost no read
+//     at all.
 type snapshotCache struct {
 	src     sockets.Source
 	ttl     time.Duration
@@ -22,20 +30,45 @@ type snapshotCache struct {
 
 	mu      sync.Mutex
 	entries map[sockets.Query]*snapshot
-	reads   uint64 // reads started, for tests
+	// lastSome is when a query for some states of a port and family (the key,
+	// with States 0) was last answered with a filtered read.
+	lastSome map[sockets.Query]time.Time
+	reads    uint64 // reads started, for tests
 }
 
 type snapshot struct {
-	ready   chan struct{} // closed when counts/err are set
+	ready   chan struct{} // closed when the fields below are set
 	counts  sockets.Counts
+	ports   *portCounts // the whole-table read only
 	err     error
 	started time.Time
 	at      time.Time // completion time
 }
 
-func newSnapshotCache(src sockets.Source, ttl, timeout time.Duration) *snapshotCache {
-	return &snapshotCache{src: src, ttl: ttl, timeout: timeout, now: time.Now, entries: map[sockets.Query]*snapshot{}}
+// portCounts holds counts by state of the listening ports' sockets.
+type portCounts struct {
+	slot   [65536]uint16    // port → index+1 into counts; 0 = not counted
+	counts []sockets.Counts // one per listening port
 }
+
+func (p *portCounts) get(port uint16) (sockets.Counts, bool) {
+	if p == nil || p.slot[port] == 0 {
+		return sockets.Counts{}, false
+	}
+	return p.counts[p.slot[port]-1], true
+}
+
+// maxPortSlots bounds how many listening ports the whole-table read counts
+// separately; a host with more answers the rest with filtered reads.
+const maxPortSlots = 4096
+
+func newSnapshotCache(src sockets.Source, ttl, timeout time.Duration) *snapshotCache {
+	return &snapshotCache{src: src, ttl: ttl, timeout: timeout, now: time.Now,
+		entries: map[sockets.Query]*snapshot{}, lastSome: map[sockets.Query]time.Time{}}
+}
+
+// wholeTable is the query of every TCP socket.
+var wholeTable = sockets.Query{Proto: sockets.TCP}
 
 // fresh reports whether e can answer now: in flight for less than the read
 // timeout, or completed without error less than ttl ago. A read still in
@@ -54,6 +87,20 @@ func (c *snapshotCache) fresh(e *snapshot, now time.Time) bool {
 	}
 }
 
+// completed reports whether e has finished without error. Called with c.mu
+// held.
+func completed(e *snapshot) bool {
+	if e == nil {
+		return false
+	}
+	select {
+	case <-e.ready:
+		return e.err == nil
+	default:
+		return false
+	}
+}
+
 // counts returns the socket counts by state for q. Only the states in
 // q.States are meaningful in the result (more may be filled).
 func (c *snapshotCache) counts(ctx context.Context, q sockets.Query) (sockets.Counts, error) {
@@ -65,11 +112,26 @@ func (c *snapshotCache) counts(ctx context.Context, q sockets.Query) (sockets.Co
 	c.mu.Lock()
 	all := q
 	all.States = 0
+	if q.LocalPort != 0 && q.Family == sockets.FamilyAll && q.Proto == sockets.TCP {
+		if w := c.entries[wholeTable]; c.fresh(w, now) && completed(w) {
+			if pc, ok := w.ports.get(q.LocalPort); ok {
+				c.mu.Unlock()
+				return pc, nil
+			}
+		}
+	}
 	e := c.entries[all]
 	if !c.fresh(e, now) {
 		e = c.entries[q]
 	}
 	if !c.fresh(e, now) {
+		if q.States != 0 {
+			if last, ok := c.lastSome[all]; ok && now.Sub(last) < c.ttl {
+				q = all // several states asked in a burst: one full read
+			} else {
+				c.lastSome[all] = now
+			}
+		}
 		c.evict(now)
 		e = &snapshot{ready: make(chan struct{}), started: now}
 		c.entries[q] = e
@@ -100,11 +162,44 @@ func (c *snapshotCache) read(q sockets.Query, e *snapshot) {
 		close(e.ready)
 		c.mu.Unlock()
 	}()
+	if q == wholeTable {
+		e.counts, e.ports, e.err = readWholeTable(ctx, c.src)
+		return
+	}
 	e.counts, e.err = sockets.Count(ctx, c.src, q)
 }
 
-// evict drops completed entries that can no longer answer. Called with c.mu
-// held.
+// readWholeTable counts every TCP socket by state, and by state and port
+// for the ports that listen. The listeners come from a LISTEN-only read,
+// which walks only the kernel's listening hash (microseconds); the one full
+// walk then adds each socket to its port's counts if that port listens.
+func readWholeTable(ctx context.Context, src sockets.Source) (sockets.Counts, *portCounts, error) {
+	pc := &portCounts{}
+	err := src.Walk(ctx, sockets.Query{Proto: sockets.TCP, States: sockets.MaskOf(sockets.Listen)}, func(s *sockets.Socket) {
+		if pc.slot[s.LocalPort] == 0 && len(pc.counts) < maxPortSlots {
+			pc.counts = append(pc.counts, sockets.Counts{})
+			pc.slot[s.LocalPort] = uint16(len(pc.counts))
+		}
+	})
+	if err != nil {
+		return sockets.Counts{}, nil, err
+	}
+	var total sockets.Counts
+	err = src.Walk(ctx, wholeTable, func(s *sockets.Socket) {
+		st := s.State & sockets.MaxState
+		total[st]++
+		if i := pc.slot[s.LocalPort]; i != 0 {
+			pc.counts[i-1][st]++
+		}
+	})
+	if err != nil {
+		return sockets.Counts{}, nil, err
+	}
+	return total, pc, nil
+}
+
+// evict drops completed entries that can no longer answer, and burst marks
+// older than ttl. Called with c.mu held.
 func (c *snapshotCache) evict(now time.Time) {
 	for k, e := range c.entries {
 		select {
@@ -113,6 +208,11 @@ func (c *snapshotCache) evict(now time.Time) {
 				delete(c.entries, k)
 			}
 		default:
+		}
+	}
+	for k, t := range c.lastSome {
+		if now.Sub(t) >= c.ttl {
+			delete(c.lastSome, k)
 		}
 	}
 }

@@ -41,15 +41,15 @@ func TestCacheSharesOneReadWithinTTL(t *testing.T) {
 		}
 		clk.add(100 * time.Millisecond)
 	}
-	if n := src.walks.Load(); n != 1 {
-		t.Fatalf("5 reads within the TTL walked %d times, want 1", n)
+	if n := readsOf(c); n != 1 {
+		t.Fatalf("5 reads within the TTL read %d times, want 1", n)
 	}
 	clk.add(time.Second)
 	if _, err := c.counts(ctx, all); err != nil {
 		t.Fatal(err)
 	}
-	if n := src.walks.Load(); n != 2 {
-		t.Fatalf("a read after the TTL walked %d times in all, want 2", n)
+	if n := readsOf(c); n != 2 {
+		t.Fatalf("a read after the TTL read %d times in all, want 2", n)
 	}
 }
 
@@ -118,15 +118,15 @@ func TestCacheConcurrentIdenticalRequestsShareOneRead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := src.walks.Load(); n != 1 {
-		t.Fatalf("50 concurrent requests walked %d times, want 1", n)
+	if n := readsOf(c); n != 1 {
+		t.Fatalf("50 concurrent requests read %d times, want 1", n)
 	}
 	// With TTL 0 the next request reads again.
 	if _, err := c.counts(context.Background(), sockets.Query{}); err != nil {
 		t.Fatal(err)
 	}
-	if n := src.walks.Load(); n != 2 {
-		t.Fatalf("walked %d times, want 2", n)
+	if n := readsOf(c); n != 2 {
+		t.Fatalf("read %d times, want 2", n)
 	}
 }
 
@@ -160,8 +160,8 @@ func TestCacheWaiterLeavesOnItsDeadline(t *testing.T) {
 	if err != nil || got.Total() != 17 {
 		t.Fatalf("got %v, %v", got.Total(), err)
 	}
-	if n := src.walks.Load(); n != 1 {
-		t.Fatalf("walked %d times, want 1", n)
+	if n := readsOf(c); n != 1 {
+		t.Fatalf("read %d times, want 1", n)
 	}
 }
 
@@ -208,7 +208,99 @@ func TestCacheReplacesReadStuckPastItsTimeout(t *testing.T) {
 	if err != nil || got.Total() != 17 {
 		t.Fatalf("got %d, %v", got.Total(), err)
 	}
-	if n := src.walks.Load(); n != 2 {
-		t.Fatalf("walked %d times, want 2", n)
+	if n := readsOf(c); n != 2 {
+		t.Fatalf("read %d times, want 2", n)
 	}
+}
+
+func TestCacheListeningPortsFromWholeTable(t *testing.T) {
+	src := &fakeSource{socks: mixedTable()}
+	c, clk := newTestCache(src, time.Second)
+	ctx := context.Background()
+	if _, err := c.counts(ctx, sockets.Query{}); err != nil {
+		t.Fatal(err)
+	}
+	walks := src.walks.Load() // the listener read and the full walk
+	if walks != 2 {
+		t.Fatalf("whole-table read walked %d times, want 2", walks)
+	}
+	for _, port := range []uint16{80, 8080} {
+		want, err := newTestCacheCounts(mixedTable(), sockets.Query{LocalPort: port})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []sockets.Query{{LocalPort: port}, {LocalPort: port, States: sockets.MaskOf(sockets.Established)}} {
+			got, err := c.counts(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("port %d from the whole table: %v, a filtered read says %v", port, got, want)
+			}
+		}
+	}
+	if n := src.walks.Load(); n != walks {
+		t.Fatalf("listening-port queries walked %d more times, want 0", n-walks)
+	}
+	// A port that does not listen, and one family only, need their own read.
+	if _, err := c.counts(ctx, sockets.Query{LocalPort: 50000}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.counts(ctx, sockets.Query{LocalPort: 80, Family: sockets.FamilyV6}); err != nil {
+		t.Fatal(err)
+	}
+	if n := src.walks.Load(); n != walks+2 {
+		t.Fatalf("walked %d more times, want 2", n-walks)
+	}
+	// Past the TTL the whole table no longer answers.
+	clk.add(2 * time.Second)
+	if _, err := c.counts(ctx, sockets.Query{LocalPort: 80}); err != nil {
+		t.Fatal(err)
+	}
+	if n := src.walks.Load(); n != walks+3 {
+		t.Fatalf("walked %d more times, want 3", n-walks)
+	}
+}
+
+// newTestCacheCounts counts socks for q with a cache of its own (a plain
+// filtered read).
+func newTestCacheCounts(socks []sockets.Socket, q sockets.Query) (sockets.Counts, error) {
+	return sockets.Count(context.Background(), &fakeSource{socks: socks}, q)
+}
+
+func TestCacheBurstOfStatesReadsAllStatesOnce(t *testing.T) {
+	src := &fakeSource{socks: mixedTable()}
+	c, clk := newTestCache(src, time.Second)
+	ctx := context.Background()
+	// A lone state item: a filtered read.
+	got, err := c.counts(ctx, sockets.Query{States: sockets.MaskOf(sockets.TimeWait)})
+	if err != nil || got.Total() != 3 {
+		t.Fatalf("time_wait read: %v, %v", got, err)
+	}
+	// Another state within the TTL: every state is read once, and serves
+	// the rest of the burst.
+	for _, s := range sockets.States {
+		if _, err := c.counts(ctx, sockets.Query{States: sockets.MaskOf(s)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := src.walks.Load(); n != 3 { // filtered + listener read + full walk
+		t.Fatalf("a burst of 12 state queries walked %d times, want 3", n)
+	}
+	// Much later, a lone state is a filtered read again.
+	clk.add(5 * time.Second)
+	got, err = c.counts(ctx, sockets.Query{States: sockets.MaskOf(sockets.Listen)})
+	if err != nil || got.Total() != 3 {
+		t.Fatalf("listen read: %v, %v", got, err)
+	}
+	if n := src.walks.Load(); n != 4 {
+		t.Fatalf("walked %d times, want 4", n)
+	}
+}
+
+// readsOf is the number of reads c started (a whole-table read walks twice).
+func readsOf(c *snapshotCache) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads
 }
