@@ -158,6 +158,10 @@ func runVersion(ctx context.Context, o *options, ps *procs, pg *postgres, l layo
 		names[filepath.Base(f)] = name
 	}
 
+	// The imports grew the item and trigger tables: new statistics again.
+	if err := pg.analyze(ctx, dbName(l.version)); err != nil {
+		return err
+	}
 	if o.importOnly && !o.serve {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -33,13 +34,21 @@ const (
 	fullBacklog = 2
 )
 
+// Keepalive is off on every test socket: a CLOSE_WAIT end probing a peer
+// that has timed out of FIN_WAIT2 would be reset and vanish.
+var (
+	listenCfg = net.ListenConfig{KeepAlive: -1}
+	dialer    = net.Dialer{KeepAlive: -1, Timeout: 5 * time.Second}
+)
+
 func openTestSockets() (*testSockets, error) {
 	s := &testSockets{fullFD: -1}
 	var err error
-	if s.app, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+	ctx := context.Background()
+	if s.app, err = listenCfg.Listen(ctx, "tcp", "127.0.0.1:0"); err != nil {
 		return nil, err
 	}
-	if s.gone, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+	if s.gone, err = listenCfg.Listen(ctx, "tcp", "127.0.0.1:0"); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -66,7 +75,7 @@ func (s *testSockets) ports() []string {
 // accepted ends, never closed, stay in CLOSE_WAIT.
 func (s *testSockets) makeCloseWait() error {
 	for i := 0; i < closeWaitN; i++ {
-		c, err := net.DialTimeout("tcp", s.app.Addr().String(), 5*time.Second)
+		c, err := dialer.Dial("tcp", s.app.Addr().String())
 		if err != nil {
 			return err
 		}
@@ -109,7 +118,7 @@ func (s *testSockets) makeFull() error {
 	}
 	s.fullPort = sa.(*syscall.SockaddrInet4).Port
 	for i := 0; i < fullBacklog+1; i++ {
-		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.fullPort)), 5*time.Second)
+		c, err := dialer.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.fullPort)))
 		if err != nil {
 			return fmt.Errorf("fill accept queue: %w", err)
 		}
@@ -165,7 +174,7 @@ func (s *testSockets) drainFull() error {
 func (s *testSockets) closeGone() error { return s.gone.Close() }
 
 func (s *testSockets) reopenGone() error {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.gonePort)))
+	l, err := listenCfg.Listen(context.Background(), "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.gonePort)))
 	if err != nil {
 		return err
 	}
