@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/procnames"
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
 )
 
@@ -97,7 +96,7 @@ func (e *Exporter) portDiscovery(ctx context.Context, proto sockets.Proto) (stri
 		e.log.Debugf("port discovery walk %+v failed: %v", q, err)
 		return "", operatorError(err, errSocketTable)
 	}
-	names := e.processNames(ctx, rows)
+	names := e.processNames(ctx, proto, rows)
 
 	ports := make([]uint16, 0, len(rows))
 	for p := range rows {
@@ -143,10 +142,21 @@ func (e *Exporter) portDiscovery(ctx context.Context, proto sockets.Proto) (stri
 	return marshalLLD(out)
 }
 
-// processNames maps the inodes of the rows to process names, within a part
-// of the request's time so the discovery itself still answers: a partial
-// map is fine (the names of unscanned ports stay empty).
-func (e *Exporter) processNames(ctx context.Context, rows map[uint16]*portRow) map[uint64][]string {
+// processNames maps the inodes of the rows to process names ({#PROCESS}),
+// within a part of the request's time so the discovery itself still
+// answers: a partial map is fine (the names of unscanned ports stay empty).
+//
+// The names are those of the processes holding the socket among their
+// first procnames.FirstPass descriptors; only when some socket is still
+// unnamed after that are all the descriptors of every process read. Owners
+// are remembered per protocol for the exporter's lifetime (procnames.Cache):
+// a later discovery takes a socket's names from there as long as one of its
+// owners still runs (same pid and start time), and scans only for sockets
+// it does not know. A socket no readable process holds (another user's
+// process, for an agent without CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)
+// stays unnamed without a new scan for procnames.UnresolvedFor or until the
+// set of listeners changes.
+func (e *Exporter) processNames(ctx context.Context, proto sockets.Proto, rows map[uint16]*portRow) map[uint64][]string {
 	want := map[uint64]struct{}{}
 	for _, r := range rows {
 		for _, ino := range r.inodes {
@@ -162,14 +172,14 @@ func (e *Exporter) processNames(ctx context.Context, rows map[uint16]*portRow) m
 	}
 	sctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
-	res, err := procnames.Scan(sctx, e.cfg.ProcRoot, want)
+	res, err := e.owners[proto].Lookup(sctx, want)
 	if err != nil {
 		e.log.Debugf("process names: %v", err)
-		return nil
+		return res.Names
 	}
 	if res.Partial || res.Denied > 0 {
-		e.log.Debugf("process names: %d processes read, %d denied, %d exited, partial=%v",
-			res.Processes, res.Denied, res.Vanished, res.Partial)
+		e.log.Debugf("process names: %d sockets cached, %d unresolved kept, %d processes read (%d descriptors, second pass %v), %d denied, %d exited, partial=%v",
+			res.Cached, res.Unresolved, res.Processes, res.Links, res.SecondPass, res.Denied, res.Vanished, res.Partial)
 	}
 	return res.Names
 }

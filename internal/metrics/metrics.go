@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unicode"
 
+	"zabbix-agent2-plugin-tcpstatus/internal/procnames"
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
 )
 
@@ -71,6 +72,7 @@ type Exporter struct {
 	log     Logger
 	src     sockets.Source
 	cache   *snapshotCache
+	owners  map[sockets.Proto]*procnames.Cache // socket owners for port discovery, per protocol
 	metrics map[string]*Metric
 	order   []*Metric
 }
@@ -92,6 +94,8 @@ func New(cfg Config, log Logger) (*Exporter, error) {
 // fakes or fixture sources).
 func newExporter(cfg Config, log Logger, src sockets.Source) (*Exporter, error) {
 	e := &Exporter{cfg: cfg, log: log, src: src, metrics: map[string]*Metric{}}
+	e.owners = map[sockets.Proto]*procnames.Cache{
+		sockets.TCP: procnames.NewCache(cfg.ProcRoot), sockets.UDP: procnames.NewCache(cfg.ProcRoot)}
 	e.cache = newSnapshotCache(src, cfg.CacheTTL, cfg.Timeout)
 	for _, m := range e.table() {
 		m := m

@@ -188,11 +188,11 @@ func fdOf(t *testing.T, l *net.TCPListener) int {
 // TestIntegrationScan finds sockets of this process among the machine's
 // real processes: a listener on a low descriptor already in the first pass
 // (a scan cancelled between the passes names it and is partial), one on a
-// descriptor past firstPass in the second; the low one also held by a child
+// descriptor past FirstPass in the second; the low one also held by a child
 // process gets both names; an unreaped child (a zombie) is in the table too.
 func TestIntegrationScan(t *testing.T) {
 	low := listen(t)
-	if fd := fdOf(t, low); fd >= firstPass {
+	if fd := fdOf(t, low); fd >= FirstPass {
 		t.Skipf("the test process already has %d descriptors", fd)
 	}
 	for {
@@ -201,7 +201,7 @@ func TestIntegrationScan(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { f.Close() })
-		if f.Fd() > firstPass+8 {
+		if f.Fd() > FirstPass+8 {
 			break
 		}
 	}
