@@ -48,4 +48,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 go build -o "$work/e2e" ./scripts/e2e
-"$work/e2e" -versions "$versions" -work "$work" -keep -cache "$cache"
+keep=()
+if [ "${TCPSTATUS_E2E_KEEP:-}" = 1 ]; then keep=(-keep); fi
+"$work/e2e" -versions "$versions" -work "$work" -cache "$cache" "${keep[@]}"
