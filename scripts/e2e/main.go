@@ -10,8 +10,20 @@
 // when it removes it.
 //
 // Run as root: go run ./scripts/e2e (scripts/test.d/80-e2e.sh does, after
-// installing the packages and unpacking 7.0). -serve leaves one stack
-// running for manual inspection until interrupted.
+// unpacking 7.0; scripts/install-deps.sh installs the 6.0 packages listed in
+// scripts/deps.d/e2e.txt). Every process runs in its own process group on
+// free loopback ports and is stopped on exit, interrupt included; the work
+// directory under /tmp holds configs, logs and the database.
+//
+// The 6.0 and 7.0 packages conflict, so 6.0 runs from the installed
+// packages and 7.0 from a dpkg -x tree ($TCPSTATUS_CACHE/e2e-7.0), each with
+// its own database in one private PostgreSQL cluster. The frontend (Debian
+// reads its configuration from a fixed path under /etc) is copied into the
+// work directory and pointed at a private configuration.
+//
+// -import-only only imports the templates (no agents); -serve leaves the
+// first version running, templates imported and hosts linked, for manual
+// inspection in a browser until interrupted.
 package main
 
 import (
