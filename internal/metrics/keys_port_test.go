@@ -805,3 +805,189 @@ func holdLastAck(b *testing.B, ns *testnet.NS, port uint16, n int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// copyProcFixture copies the ports fixture /proc tree (comm files and fd
+// links) to a temporary directory and gives every process a stat file with
+// start time 1000+pid, so that its owners can be cached.
+func copyProcFixture(t *testing.T) string {
+	t.Helper()
+	src := filepath.Join(fixtureRoot("ports"), "proc")
+	dst := t.TempDir()
+	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		to := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(to, 0o755)
+		case d.Type()&os.ModeSymlink != 0:
+			target, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(target, to)
+		default:
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			if filepath.Base(path) == "comm" {
+				pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
+				writeStat(t, dst, pid, strings.TrimSpace(string(b)), uint64(1000+pid))
+			}
+			return os.WriteFile(to, b, 0o644)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// writeStat writes <root>/<pid>/stat with the given name and start time
+// (field 22).
+func writeStat(t *testing.T, root string, pid int, comm string, start uint64) {
+	t.Helper()
+	dir := filepath.Join(root, strconv.Itoa(pid))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stat := fmt.Sprintf("%d (%s) S 1 %d %d 0 -1 4194560 1046 0 0 0 3 1 0 0 20 0 1 0 %d 8388608 1200 18446744073709551615\n",
+		pid, comm, pid, pid, start)
+	if err := os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPortDiscoveryRemembersOwners: a second discovery names the ports from
+// the owners found by the first one, without reading any descriptor (the fd
+// directories are gone by then); an owner restarted under the same pid (new
+// start time) is looked for again, and not found, loses its name; a
+// listener that vanishes and comes back is looked for again.
+func TestPortDiscoveryRemembersOwners(t *testing.T) {
+	root := copyProcFixture(t)
+	src := portTables()
+	e := portExporter(t, src, root)
+	discover := func() []lldRow {
+		t.Helper()
+		v, err := e.Export(context.Background(), "tcp.port.discovery", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return decodeLLD(t, v)
+	}
+	want := []lldRow{
+		port("22", "0.0.0.0,::", "4,6", "sshd", "0"),
+		port("80", "0.0.0.0", "4", "nginx", "0"),
+		port("5432", "127.0.0.1,::1", "4,6", "postgres", "1"),
+		port("6379", "::ffff:127.0.0.1", "6", "redis-server", "1"),
+		port("8080", "0.0.0.0,127.0.0.1", "4", "haproxy,java", "0"),
+		port("9100", "10.0.0.1", "4", "", "0"),
+	}
+	if got := discover(); !reflect.DeepEqual(want, got) {
+		t.Fatalf("first discovery\nwant %v\n got %v", want, got)
+	}
+	dirs, err := filepath.Glob(filepath.Join(root, "*", "fd"))
+	if err != nil || len(dirs) == 0 {
+		t.Fatal(dirs, err)
+	}
+	for _, d := range dirs {
+		if err := os.RemoveAll(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := discover(); !reflect.DeepEqual(want, got) {
+		t.Errorf("second discovery (no fd left to read)\nwant %v\n got %v", want, got)
+	}
+	// postgres (pid 200) restarted: its socket is looked for, in vain.
+	writeStat(t, root, 200, "postgres", 5000)
+	want[2] = port("5432", "127.0.0.1,::1", "4,6", "", "1")
+	if got := discover(); !reflect.DeepEqual(want, got) {
+		t.Errorf("after postgres restarted\nwant %v\n got %v", want, got)
+	}
+	// The UDP discovery has its own cache: it scans (and finds nothing).
+	v, err := e.Export(context.Background(), "udp.port.discovery", nil)
+	if err != nil || strings.Contains(v, "chronyd") {
+		t.Errorf("udp.port.discovery without fd directories: %s, %v", v, err)
+	}
+	// Port 80's listener goes away and comes back: it is looked for again.
+	saved := slices.Clone(src.tcp.socks)
+	src.tcp.socks = slices.DeleteFunc(src.tcp.socks, func(s sockets.Socket) bool { return s.LocalPort == 80 })
+	discover()
+	src.tcp.socks = saved
+	want[1] = port("80", "0.0.0.0", "4", "", "0")
+	if got := discover(); !reflect.DeepEqual(want, got) {
+		t.Errorf("after port 80 came back\nwant %v\n got %v", want, got)
+	}
+}
+
+// BenchmarkPortDiscoveryNames measures tcp.port.discovery for one listener
+// of this process in a private namespace while the process holds 10000
+// extra descriptors: the first call of an exporter (the first pass over
+// every process on the host, stopped there) and later calls (owners from
+// the cache). Run as root:
+// go test -run '^$' -bench PortDiscoveryNames ./internal/metrics/
+func BenchmarkPortDiscoveryNames(b *testing.B) {
+	ns := testnet.New(b)
+	l := newNSListeners(b, ns)
+	l.open(false, "127.0.0.1:9000")
+	fds := make([]int, 0, 10000)
+	b.Cleanup(func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	})
+	for range cap(fds) {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			b.Skipf("holding 10000 descriptors: %v", err)
+		}
+		fds = append(fds, fd)
+	}
+	cfg := DefaultConfig()
+	cfg.CacheTTL = 0
+	newE := func() *Exporter {
+		e, err := newExporter(cfg, NopLogger{}, sockets.NewNetlink())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return e
+	}
+	self, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		b.Fatal(err)
+	}
+	want := `"{#PROCESS}":"` + strings.TrimSpace(string(self)) + `"`
+	run := func(b *testing.B, fresh bool) {
+		e := newE()
+		err := ns.Do(func() error {
+			if _, err := e.Export(context.Background(), "tcp.port.discovery", nil); err != nil {
+				return err
+			}
+			b.ResetTimer()
+			for range b.N {
+				if fresh {
+					b.StopTimer()
+					e = newE()
+					b.StartTimer()
+				}
+				v, err := e.Export(context.Background(), "tcp.port.discovery", nil)
+				if err != nil {
+					return err
+				}
+				if !strings.Contains(v, want) {
+					return fmt.Errorf("discovery without %s: %s", want, v)
+				}
+			}
+			b.StopTimer()
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("extra-fds=10000/first-call", func(b *testing.B) { run(b, true) })
+	b.Run("extra-fds=10000/later-calls", func(b *testing.B) { run(b, false) })
+}
