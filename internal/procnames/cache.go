@@ -66,13 +66,13 @@ func NewCache(procRoot string) *Cache {
 // found in the cache still in the Result.
 func (c *Cache) Lookup(ctx context.Context, want map[uint64]struct{}) (Result, error) {
 	res := Result{Names: map[uint64][]string{}, Owners: map[uint64][]Owner{}}
-	miss := c.fromCache(want, &res)
+	miss := c.fromCache(ctx, want, &res)
 	if len(miss) == 0 {
 		return res, nil
 	}
 	sr, err := Scan(ctx, c.root, miss)
 	res.Processes, res.Denied, res.Vanished = sr.Processes, sr.Denied, sr.Vanished
-	res.Links, res.SecondPass, res.Partial = sr.Links, sr.SecondPass, sr.Partial
+	res.Links, res.SecondPass, res.Partial = sr.Links, sr.SecondPass, res.Partial || sr.Partial
 	if err != nil {
 		return res, err
 	}
@@ -100,7 +100,9 @@ func (c *Cache) Lookup(ctx context.Context, want map[uint64]struct{}) (Result, e
 
 // fromCache fills res with the inodes of want the cache answers, drops what
 // is no longer wanted or no longer valid, and returns the inodes to scan.
-func (c *Cache) fromCache(want map[uint64]struct{}, res *Result) map[uint64]struct{} {
+// When ctx ends it stops checking: the inodes left are neither named nor
+// scanned, and res is Partial.
+func (c *Cache) fromCache(ctx context.Context, want map[uint64]struct{}, res *Result) map[uint64]struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !sameSet(c.last, want) {
@@ -123,8 +125,13 @@ func (c *Cache) fromCache(want map[uint64]struct{}, res *Result) map[uint64]stru
 	}()
 	now := c.now()
 	miss := map[uint64]struct{}{}
+	checked := 0
 	for ino := range want {
 		if owners, ok := c.owners[ino]; ok {
+			if checked++; checked%checkEvery == 0 && ctx.Err() != nil {
+				res.Partial = true
+				break
+			}
 			if root < 0 {
 				root, _ = openDir(unix.AT_FDCWD, c.root)
 			}

@@ -329,6 +329,13 @@ func TestCacheBounded(t *testing.T) {
 	if len(res.Names) != n || res.Cached != MaxCached {
 		t.Errorf("second lookup: %d named, %d cached; want %d, %d", len(res.Names), res.Cached, n, MaxCached)
 	}
+	// A deadline stops the checking of the cache too.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res, err := c.Lookup(ctx, want)
+	if err != nil || !res.Partial || res.Cached >= MaxCached || res.Links != 0 {
+		t.Errorf("cancelled lookup: partial %v, %d cached, %d descriptors, %v", res.Partial, res.Cached, res.Links, err)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.owners) > MaxCached {
