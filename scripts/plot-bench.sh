@@ -11,32 +11,33 @@ command -v gnuplot >/dev/null || { echo "plot-bench: gnuplot not found (apt-get 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# method|legend, in drawing order
+# method|line style|legend, in drawing order
 series=(
-  "netstat-x11|netstat -an | awk, 11 items"
-  "builtin-x11|agent 2 net.tcp.socket.count, 11 items"
-  "ss-x11|ss -tan | awk, 11 items"
-  "ss-x1|ss -tan | awk, 1 run"
-  "procfs|prometheus/procfs NetTCP+NetTCP6"
-  "plugin-proc|plugin, Source=proc (3 keys)"
-  "plugin|plugin in agent 2, CacheTTL=0 (3 keys)"
-  "plugin-cached|plugin in agent 2, CacheTTL=1 (3 keys)"
-  "plugin-status-get|plugin tcp.status.get alone (CacheTTL=0)"
-  "nl-ref|reference: one netlink dump"
-  "plugin-state|plugin tcp.status[time_wait]"
-  "nl-ref-state|reference: dump with state mask"
-  "nl-bare|kernel floor: walk matching nothing"
+  "netstat-x11|1|netstat -an | awk, 11 items"
+  "builtin-x11|2|agent 2 net.tcp.socket.count, 11 items"
+  "ss-x11|3|ss -tan | awk, 11 items"
+  "ss-x1|4|ss -tan | awk, 1 run"
+  "procfs|5|prometheus/procfs NetTCP+NetTCP6"
+  "plugin-proc|6|plugin, Source=proc (status.get + port.get)"
+  "plugin|7|plugin in agent 2, CacheTTL=0 (status.get + port.get)"
+  "plugin-cached|8|plugin in agent 2, CacheTTL=1, keys back to back"
+  "plugin-discovery-first|14|plugin tcp.port.discovery, first call"
+  "plugin-discovery|15|plugin tcp.port.discovery, later calls"
+  "nl-ref|10|reference: one netlink dump"
+  "plugin-state|11|plugin tcp.status[time_wait]"
+  "nl-ref-state|12|reference: dump with state mask"
+  "nl-bare|13|kernel floor: walk matching nothing"
 )
 plot=""
-i=0
 for s in "${series[@]}"; do
-  i=$((i + 1))
   m=${s%%|*}
-  t=${s#*|}
+  rest=${s#*|}
+  ls=${rest%%|*}
+  t=${rest#*|}
   # n, cpu_ms, cpu_min_ms, cpu_max_ms of this method, sorted by n
   awk -F, -v m="$m" 'NR > 1 && $2 == m {print $1, $5, $6, $7}' "$csv" | sort -n > "$tmp/$m.dat"
   [ -s "$tmp/$m.dat" ] || continue
-  plot+="${plot:+, }'$tmp/$m.dat' using 1:2:3:4 with yerrorlines ls $i title '${t//\'/}' noenhanced"
+  plot+="${plot:+, }'$tmp/$m.dat' using 1:2:3:4 with yerrorlines ls $ls title '${t//\'/}' noenhanced"
 done
 [ -n "$plot" ] || { echo "plot-bench: no data in $csv" >&2; exit 1; }
 
@@ -65,6 +66,8 @@ set style line 10 lc rgb "#2ca02c" lw 2 pt 4
 set style line 11 lc rgb "#7f7f7f" lw 2 pt 6
 set style line 12 lc rgb "#98df8a" lw 2 pt 12 dt 3
 set style line 13 lc rgb "#000000" lw 1 pt 1 dt 3
+set style line 14 lc rgb "#e377c2" lw 2 pt 3 dt 2
+set style line 15 lc rgb "#e377c2" lw 2 pt 3
 plot $plot
 GP
 echo "plot-bench: wrote $png"
