@@ -37,12 +37,11 @@ type snapshotCache struct {
 }
 
 type snapshot struct {
-	ready   chan struct{} // closed when the fields below are set
-	counts  sockets.Counts
-	ports   *portCounts // the whole-table read only
-	err     error
-	started time.Time
-	at      time.Time // completion time
+	ready  chan struct{} // closed when the fields below are set
+	counts sockets.Counts
+	ports  *portCounts // the whole-table read only
+	err    error
+	at     time.Time // completion time
 }
 
 // portCounts holds counts by state of the listening ports' sockets.
@@ -70,11 +69,11 @@ func newSnapshotCache(src sockets.Source, ttl, timeout time.Duration) *snapshotC
 // wholeTable is the query of every TCP socket.
 var wholeTable = sockets.Query{Proto: sockets.TCP}
 
-// fresh reports whether e can answer now: in flight for less than the read
-// timeout, or completed without error less than ttl ago. A read still in
-// flight past its timeout is blocked where the context cannot reach it (a
-// read(2) on a stuck file); later requests start a new one instead of
-// waiting on it forever. Called with c.mu held.
+// fresh reports whether e can answer now: in flight, or completed without
+// error less than ttl ago. A read in flight is always waited for, never
+// duplicated: a read blocked where its context cannot reach it (a read(2) on
+// a stuck file) makes the requests for its query time out, but never piles
+// up blocked threads. Called with c.mu held.
 func (c *snapshotCache) fresh(e *snapshot, now time.Time) bool {
 	if e == nil {
 		return false
@@ -83,7 +82,7 @@ func (c *snapshotCache) fresh(e *snapshot, now time.Time) bool {
 	case <-e.ready:
 		return e.err == nil && now.Sub(e.at) < c.ttl
 	default:
-		return now.Sub(e.started) < c.timeout
+		return true
 	}
 }
 
@@ -133,7 +132,7 @@ func (c *snapshotCache) counts(ctx context.Context, q sockets.Query) (sockets.Co
 			}
 		}
 		c.evict(now)
-		e = &snapshot{ready: make(chan struct{}), started: now}
+		e = &snapshot{ready: make(chan struct{})}
 		c.entries[q] = e
 		c.reads++
 		go c.read(q, e)

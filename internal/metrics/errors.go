@@ -20,7 +20,7 @@ func itemErrorf(format string, args ...any) error {
 var ordinals = [...]string{"first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"}
 
 // invalidParam builds "Invalid <n-th> parameter: <why>." for the parameter at
-// index i (0-based).
+// index i (0-based). A parameter value quoted in why goes through clip.
 func invalidParam(i int, why string, args ...any) error {
 	pos := fmt.Sprintf("parameter #%d", i+1)
 	if i < len(ordinals) {
@@ -28,11 +28,6 @@ func invalidParam(i int, why string, args ...any) error {
 	}
 	if why == "" {
 		return itemErrorf("Invalid %s.", pos)
-	}
-	for i, a := range args {
-		if v, ok := a.(string); ok {
-			args[i] = clip(v)
-		}
 	}
 	return itemErrorf("Invalid %s: %s.", pos, fmt.Sprintf(why, args...))
 }

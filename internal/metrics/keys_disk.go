@@ -66,7 +66,7 @@ func (e *Exporter) diskDiscovery(context.Context, Params) (string, error) {
 func (e *Exporter) diskGet(_ context.Context, p Params) (string, error) {
 	name := p.Get(0)
 	if !deviceNameRe.MatchString(name) {
-		return "", invalidParam(0, "device name must be 1 to 64 characters of A-Z a-z 0-9 . _ : + - / !, got %q", name)
+		return "", invalidParam(0, "device name must be 1 to 64 characters of A-Z a-z 0-9 . _ : + - / !, got %q", clip(name))
 	}
 	fs, err := disks.NewFS(e.cfg.ProcRoot, e.cfg.SysRoot)
 	if err != nil {
@@ -74,7 +74,7 @@ func (e *Exporter) diskGet(_ context.Context, p Params) (string, error) {
 	}
 	st, err := fs.Stats(name)
 	if errors.Is(err, disks.ErrUnknownDevice) {
-		return "", invalidParam(0, "unknown device %q", name)
+		return "", invalidParam(0, "unknown device %q", clip(name))
 	}
 	if err != nil {
 		return "", operatorError(err, errDiskTable)

@@ -62,7 +62,9 @@ func TestTCPStatusErrors(t *testing.T) {
 		params []string
 		want   string // prefix of the error text
 	}{
-		{"-unknown state", "tcp.status", []string{"bogus"}, `Invalid first parameter: unknown state "bogus"; expected established (estab), `},
+		{"-unknown state", "tcp.status", []string{"bogus"}, `Invalid first parameter: unknown state "bogus"; expected established (estab), ` +
+			`syn_sent (synsent), syn_recv (synrecv), fin_wait1 (finwait1), fin_wait2 (finwait2), time_wait (timewait), ` +
+			`close (closed), close_wait (closewait), last_ack (lastack), listen, closing or all.`},
 		{"-port not a number", "tcp.status", []string{"estab", "http"}, `Invalid second parameter: port must be a number from 1 to 65535, got "http".`},
 		{"-port zero", "tcp.status", []string{"estab", "0"}, "Invalid second parameter: port must be from 1 to 65535, got 0."},
 		{"-port too big", "tcp.status", []string{"estab", "70000"}, "Invalid second parameter: port must be from 1 to 65535, got 70000."},
