@@ -102,8 +102,6 @@ type Agent struct {
 	base func() []string
 	dir  string
 	port int
-	uid  int
-	gid  int
 
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when the process has been waited for
@@ -217,7 +215,7 @@ func newAgent(t testing.TB, name, bin string, opt []Option) *Agent {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatalf("agenttest: %v", err)
 	}
-	return &Agent{t: t, name: name, bin: bin, opts: o, dir: dir, uid: uid, gid: gid}
+	return &Agent{t: t, name: name, bin: bin, opts: o, dir: dir}
 }
 
 // need skips the test, or fails it under TCPSTATUS_REQUIRE_AGENT=1, when ok
