@@ -172,14 +172,23 @@ func (in *inner) runRef(method, label, mode string, reps int) error {
 // profile each: where the plugin path spends its time.
 func (in *inner) profiles() error {
 	port := strconv.Itoa(in.port)
-	for _, k := range []struct{ name, key string }{
-		{"status-get", "tcp.status.get"},
-		{"port-get", "tcp.port.get[" + port + "]"},
-		{"discovery", "tcp.port.discovery"},
-		{"state", "tcp.status[time_wait]"},
-		{"port", "tcp.status[all," + port + "]"},
+	for _, k := range []struct {
+		name, key string
+		cold      bool // profile the process's first call, without warm-up
+	}{
+		{"status-get", "tcp.status.get", false},
+		{"port-get", "tcp.port.get[" + port + "]", false},
+		{"discovery-first", "tcp.port.discovery", true},
+		{"discovery", "tcp.port.discovery", false},
+		{"state", "tcp.status[time_wait]", false},
+		{"port", "tcp.status[all," + port + "]", false},
 	} {
 		args := []string{"ref", "-mode", "export", "-key", k.key, "-reps", strconv.Itoa(in.light)}
+		label := k.key + " handler in process, CacheTTL=0 (no agent)"
+		if k.cold {
+			args = []string{"ref", "-mode", "export", "-key", k.key, "-reps", "1", "-cold"}
+			label = k.key + " handler in process, first call of the process (no agent)"
+		}
 		if in.profileDir != "" {
 			args = append(args, "-cpuprofile", filepath.Join(in.profileDir, "export-"+k.name+".pprof"))
 		}
@@ -195,7 +204,7 @@ func (in *inner) profiles() error {
 		for _, r := range rep.Runs {
 			ss = append(ss, sample{time.Duration(r.CPUNs), time.Duration(r.UserNs), time.Duration(r.SysNs), time.Duration(r.WallNs)})
 		}
-		in.add(summarize("export-"+k.name, k.key+" handler in process, CacheTTL=0 (no agent)", 1, ss, rep.MaxRSSkB, "", true))
+		in.add(summarize("export-"+k.name, label, 1, ss, rep.MaxRSSkB, "", true))
 	}
 	return nil
 }

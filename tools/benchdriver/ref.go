@@ -109,6 +109,7 @@ func refMain(args []string) int {
 	key := fs.String("key", "tcp.status.get", "item key of the export mode")
 	cacheTTL := fs.Duration("cache-ttl", 0, "CacheTTL of the export mode")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the measured runs to this file")
+	cold := fs.Bool("cold", false, "no warm-up run: the first measured run is the process's first call (e.g. port discovery with an empty owner cache)")
 	fs.Parse(args)
 	f, ok := refModes(uint16(*port))[*mode]
 	if *mode == "export" {
@@ -124,9 +125,11 @@ func refMain(args []string) int {
 		return 2
 	}
 	rep := refReport{Mode: *mode}
-	if _, err := f(); err != nil { // warm-up
-		fmt.Fprintf(os.Stderr, "benchdriver ref %s: %v\n", *mode, err)
-		return 1
+	if !*cold {
+		if _, err := f(); err != nil { // warm-up
+			fmt.Fprintf(os.Stderr, "benchdriver ref %s: %v\n", *mode, err)
+			return 1
+		}
 	}
 	if *profile != "" {
 		pf, err := os.Create(*profile)

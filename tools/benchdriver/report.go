@@ -48,7 +48,7 @@ var tableOrder = []string{
 	"plugin", "plugin-status-get", "plugin-port-get", "plugin-discovery-first", "plugin-discovery", "plugin-state", "plugin-port",
 	"plugin-cached", "plugin-cached-status-get", "plugin-cached-port-get", "plugin-cached-x11", "plugin-proc",
 	"builtin-x11", "netstat-x11", "ss-x11", "ss-x1", "ss-state",
-	"export-status-get", "export-port-get", "export-discovery", "export-state", "export-port",
+	"export-status-get", "export-port-get", "export-discovery-first", "export-discovery", "export-state", "export-port",
 	"core-netlink", "core-netlink-state", "core-netlink-port", "core-proc", "procfs",
 	"nl-ref", "nl-ref-state", "nl-ref-port", "nl-ref-listen", "nl-bare", "nl-ref-end",
 }
