@@ -66,8 +66,8 @@ set style line 10 lc rgb "#2ca02c" lw 2 pt 4
 set style line 11 lc rgb "#7f7f7f" lw 2 pt 6
 set style line 12 lc rgb "#98df8a" lw 2 pt 12 dt 3
 set style line 13 lc rgb "#000000" lw 1 pt 1 dt 3
-set style line 14 lc rgb "#e377c2" lw 2 pt 3 dt 2
-set style line 15 lc rgb "#e377c2" lw 2 pt 3
+set style line 14 lc rgb "#6a0dad" lw 2 pt 3 dt 2
+set style line 15 lc rgb "#6a0dad" lw 2 pt 3
 plot $plot
 GP
 echo "plot-bench: wrote $png"
