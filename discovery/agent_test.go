@@ -21,6 +21,7 @@ import (
 	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
 	"zabbix-agent2-plugin-tcpstatus/internal/metrics"
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
+	"zabbix-agent2-plugin-tcpstatus/internal/testutil"
 )
 
 // childListenEnv makes the test binary a helper process (see TestMain): it
@@ -152,26 +153,7 @@ func (h *heldListener) close() {
 // listening on 127.0.0.1, and returns its port and process name.
 func zabbixListener(t *testing.T) (int, string) {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "tcpstatus-discovery-child")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "zbxlistener")
-	b, err := os.ReadFile(self)
-	if err == nil {
-		err = os.WriteFile(bin, b, 0o755)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := testutil.CopyExecutable(t, testutil.WorldDir(t), "", "zbxlistener")
 	cmd := exec.Command("setpriv", "--reuid="+agenttest.AgentUser, "--regid="+agenttest.AgentUser, "--init-groups", "--pdeathsig=KILL", "--", bin)
 	cmd.Env = append(os.Environ(), childListenEnv+"=1")
 	stdin, err := cmd.StdinPipe()

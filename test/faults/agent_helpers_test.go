@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/internal/testutil"
 )
 
 // passive asks the agent at 127.0.0.1:port for key with the passive-check
@@ -174,7 +175,7 @@ func newPrivateAgent(t testing.TB, v agenttest.Version, lines ...string) *privat
 	_, err = exec.LookPath("setpriv")
 	require(t, err == nil, "setpriv (util-linux) not found")
 	plugin := agenttest.PluginBinary(t)
-	dir := worldDir(t)
+	dir := testutil.WorldDir(t)
 	os.Chmod(dir, 0o777)
 	// The plugin must be reachable by zabbix: copy it next to the config.
 	pb, err := os.ReadFile(plugin)
@@ -245,29 +246,6 @@ func freePort(t testing.TB) int {
 	}
 	t.Fatal("no free port")
 	return 0
-}
-
-// worldDir returns a new directory every user can enter (the agent runs as
-// zabbix), removed at the end of the test; t.TempDir's parent is private.
-func worldDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "tcpstatus-faults-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				os.Chmod(p, 0o755)
-			}
-			return nil
-		})
-		os.RemoveAll(dir)
-	})
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 // newNetns creates a network namespace with lo up, deleted at the end of

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/internal/testutil"
 )
 
 // TestAgentRestart: when the agent stops, its plugin process ends with it;
@@ -169,7 +170,7 @@ func TestAgentThousandRequests(t *testing.T) {
 // ports and no tcp6 (IPv6 disabled at boot).
 func procFixture(t testing.TB, ports ...int) string {
 	t.Helper()
-	root := worldDir(t)
+	root := testutil.WorldDir(t)
 	dir := filepath.Join(root, "net")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/internal/testutil"
 )
 
 // listenerName is the command name of the short-lived listener processes.
@@ -26,19 +26,8 @@ const listenerName = "faults-listener"
 func TestAgentDiscoveryProcessesVanish(t *testing.T) {
 	versions(t, func(t *testing.T, v agenttest.Version) {
 		a := agenttest.Start(t, v)
-		dir := worldDir(t)
-		self, err := os.Executable()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := os.ReadFile(self)
-		if err != nil {
-			t.Fatal(err)
-		}
-		helper := filepath.Join(dir, listenerName)
-		if err := os.WriteFile(helper, b, 0o755); err != nil {
-			t.Fatal(err)
-		}
+		dir := testutil.WorldDir(t)
+		helper := testutil.CopyExecutable(t, dir, "", listenerName)
 
 		var mu sync.Mutex
 		ports := map[string]bool{}

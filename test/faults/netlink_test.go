@@ -2,14 +2,13 @@ package faults
 
 import (
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/internal/testutil"
 )
 
 // seccompWrapper returns a world-readable copy of this test binary and the
@@ -19,24 +18,9 @@ func seccompWrapper(t testing.TB) (wrapper string, env []string) {
 	t.Helper()
 	_, ok := auditArch()
 	require(t, ok, "seccomp filter not written for %s", "this architecture")
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := worldDir(t)
-	copyFile := func(src, name string) string {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst := filepath.Join(dir, name)
-		if err := os.WriteFile(dst, b, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return dst
-	}
-	wrapper = copyFile(self, "seccomp-wrapper")
-	plugin := copyFile(agenttest.PluginBinary(t), agenttest.PluginName)
+	dir := testutil.WorldDir(t)
+	wrapper = testutil.CopyExecutable(t, dir, "", "seccomp-wrapper")
+	plugin := testutil.CopyExecutable(t, dir, agenttest.PluginBinary(t), agenttest.PluginName)
 	return wrapper, []string{envSeccompExec + "=" + plugin}
 }
 

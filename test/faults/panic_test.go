@@ -13,6 +13,7 @@ import (
 
 	"zabbix-agent2-plugin-tcpstatus/internal/agentproto"
 	"zabbix-agent2-plugin-tcpstatus/internal/metrics"
+	"zabbix-agent2-plugin-tcpstatus/internal/testutil"
 )
 
 // panicky is the plugin's exporter plus keys whose handlers panic.
@@ -142,7 +143,7 @@ func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
 // unixPair returns the two ends of a connected Unix stream socket pair.
 func unixPair(t *testing.T) (a, b *net.UnixConn) {
 	t.Helper()
-	dir := worldDir(t)
+	dir := testutil.WorldDir(t)
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: dir + "/s", Net: "unix"})
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"zabbix-agent2-plugin-tcpstatus/internal/testutil"
 )
 
 // probe checks the plugin still serves: an Export of a key that needs no
@@ -146,7 +147,7 @@ func mustJSON(v any) []byte {
 // blocks but reading does.
 func fifoProcRoot(t testing.TB) (root string, feed func(table string)) {
 	t.Helper()
-	root = worldDir(t)
+	root = testutil.WorldDir(t)
 	net := filepath.Join(root, "net")
 	if err := os.Mkdir(net, 0o755); err != nil {
 		t.Fatal(err)

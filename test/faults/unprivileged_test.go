@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/internal/testutil"
 )
 
 // TestGoTestsAsZabbix compiles the test binaries of the packages the plugin
@@ -37,7 +38,7 @@ func TestGoTestsAsZabbix(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
-	bins := worldDir(t)
+	bins := testutil.WorldDir(t)
 	n := 0
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Fields(line)
@@ -57,7 +58,7 @@ func TestGoTestsAsZabbix(t *testing.T) {
 				t.Fatalf("go test -c %s: %v\n%s", pkg, err, out)
 			}
 			os.Chmod(bin, 0o755)
-			tmp := worldDir(t)
+			tmp := testutil.WorldDir(t)
 			os.Chmod(tmp, 0o777)
 			cmd := exec.Command("setpriv", "--reuid="+u.Uid, "--regid="+u.Gid, "--init-groups", "--",
 				bin, "-test.short", "-test.count=1", "-test.timeout=2m")
