@@ -60,7 +60,7 @@ func readmeSections(t *testing.T, root string) map[string]string {
 	states.WriteString("| State | Accepted names |\n|---|---|\n")
 	candidates := []string{"estab", "established", "synsent", "syn_sent", "synrecv", "syn_recv", "synreceived",
 		"finwait1", "fin_wait1", "finwait2", "fin_wait2", "timewait", "time_wait", "close", "closed",
-		"closewait", "close_wait", "lastack", "last_ack", "listen", "closing"}
+		"closewait", "close_wait", "lastack", "last_ack", "listen", "listening", "closing"}
 	for _, s := range sockets.States {
 		var names []string
 		for _, c := range candidates {

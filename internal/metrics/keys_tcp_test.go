@@ -210,7 +210,7 @@ func TestParseState(t *testing.T) {
 		"synrecv": sockets.SynRecv, "syn_recv": sockets.SynRecv, "SYN-RECV": sockets.SynRecv,
 		"synsent": sockets.SynSent, "syn_sent": sockets.SynSent, "finwait1": sockets.FinWait1,
 		"fin_wait2": sockets.FinWait2, "closewait": sockets.CloseWait, "close_wait": sockets.CloseWait,
-		"lastack": sockets.LastAck, "LAST_ACK": sockets.LastAck, "closing": sockets.Closing,
+		"lastack": sockets.LastAck, "LAST_ACK": sockets.LastAck, "closing": sockets.Closing, "listening": sockets.Listen,
 		"closed": sockets.Close, "close": sockets.Close,
 	} {
 		if got, ok := sockets.ParseState(name); !ok || got != want {

@@ -74,6 +74,7 @@ var stateAliases = map[string]State{
 	"closewait":   CloseWait,
 	"lastack":     LastAck,
 	"listen":      Listen,
+	"listening":   Listen, // ss -l
 	"closing":     Closing,
 }
 
