@@ -145,20 +145,24 @@ func (w *worker) build(j job) error {
 			}
 		}
 	}
+	// Every listener first, both families, as servers open theirs before
+	// they hold connections: they sit in the lowest descriptors.
+	var les, lts [2]int
 	for fam := 0; fam < 2; fam++ {
-		le, err := w.listen(fam, j.estPort(), 4096)
-		if err != nil {
+		var err error
+		if les[fam], err = w.listen(fam, j.estPort(), 4096); err != nil {
 			return err
 		}
-		lt, err := w.listen(fam, j.twPort(), 4096)
-		if err != nil {
+		if lts[fam], err = w.listen(fam, j.twPort(), 4096); err != nil {
 			return err
 		}
 		// Request sockets count against the listener's backlog.
-		ls, err := w.listen(fam, j.synPort(), j.SynRecv[fam]+1024)
-		if err != nil {
+		if _, err = w.listen(fam, j.synPort(), j.SynRecv[fam]+1024); err != nil {
 			return err
 		}
+	}
+	for fam := 0; fam < 2; fam++ {
+		le, lt := les[fam], lts[fam]
 		// ESTABLISHED pairs.
 		for i := 0; i < j.EstPairs[fam]; i++ {
 			c, s, err := pair(fam, le, j.estPort())
@@ -189,7 +193,6 @@ func (w *worker) build(j job) error {
 			}
 			w.held = append(w.held, c)
 		}
-		_ = ls
 		// TIME_WAIT (server) + LAST_ACK (client): the server closes first, the
 		// client closes after receiving its FIN; the server's final ACK is
 		// dropped, so the client retransmits its FIN and each retransmission
