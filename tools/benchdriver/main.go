@@ -30,6 +30,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"zabbix-agent2-plugin-tcpstatus/tools/loadgen/ready"
 )
 
 func main() {
@@ -44,31 +45,16 @@ func main() {
 	os.Exit(outerMain(os.Args[1:]))
 }
 
-// loadReady is the part of loadgen's ready report the driver uses.
-type loadReady struct {
-	NetNS           string            `json:"netns"`
-	N               int               `json:"n"`
-	Workers         int               `json:"workers"`
-	BuildSeconds    float64           `json:"build_seconds"`
-	Expected        map[string]int    `json:"expected"`
-	Counts          map[string]uint64 `json:"counts"`
-	Mismatch        []string          `json:"mismatch,omitempty"`
-	BusyPort        uint16            `json:"busy_port"`
-	BusyPortSockets uint64            `json:"busy_port_sockets"`
-	ListenPorts     []uint16          `json:"listen_ports"`
-	Globals         map[string]string `json:"raised_global_sysctls,omitempty"`
-}
-
 // Run is one load size.
 type Run struct {
-	Nominal       int       `json:"n_nominal"`
-	Sockets       uint64    `json:"sockets"`
-	Load          loadReady `json:"load"`
-	LoadAvgBefore string    `json:"loadavg_before"`
-	LoadAvgAfter  string    `json:"loadavg_after"`
-	Seconds       float64   `json:"seconds"`
-	Results       []Result  `json:"results"`
-	Error         string    `json:"error,omitempty"`
+	Nominal       int          `json:"n_nominal"`
+	Sockets       uint64       `json:"sockets"`
+	Load          ready.Report `json:"load"`
+	LoadAvgBefore string       `json:"loadavg_before"`
+	LoadAvgAfter  string       `json:"loadavg_after"`
+	Seconds       float64      `json:"seconds"`
+	Results       []Result     `json:"results"`
+	Error         string       `json:"error,omitempty"`
 }
 
 // Report is results.json.

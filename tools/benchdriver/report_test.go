@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"zabbix-agent2-plugin-tcpstatus/tools/loadgen/ready"
 )
 
 func res(m string, cpu float64, value string) Result {
@@ -34,7 +35,7 @@ func TestTargets(t *testing.T) {
 }
 
 func TestCheckValues(t *testing.T) {
-	run := Run{Load: loadReady{Counts: map[string]uint64{"time_wait": 2000, "total": 10000}}}
+	run := Run{Load: ready.Report{Counts: map[string]uint64{"time_wait": 2000, "total": 10000}}}
 	for _, m := range timeWaitMethods {
 		run.Results = append(run.Results, res(m, 1, "2040"))
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"zabbix-agent2-plugin-tcpstatus/tools/loadgen/nlcount"
+	"zabbix-agent2-plugin-tcpstatus/tools/loadgen/ready"
 )
 
 type options struct {
@@ -35,23 +36,6 @@ type options struct {
 // stateNames are the Zabbix names of the kernel state numbers.
 var stateNames = [...]string{1: "established", 2: "syn_sent", 3: "syn_recv", 4: "fin_wait1", 5: "fin_wait2",
 	6: "time_wait", 7: "close", 8: "close_wait", 9: "last_ack", 10: "listen", 11: "closing"}
-
-// readyReport is printed (one JSON line) once the load is built.
-type readyReport struct {
-	NetNS           string            `json:"netns"`
-	PID             int               `json:"pid"`
-	N               int               `json:"n"`
-	Workers         int               `json:"workers"`
-	BuildSeconds    float64           `json:"build_seconds"`
-	Expected        map[string]int    `json:"expected"`
-	Counts          map[string]uint64 `json:"counts"`
-	Mismatch        []string          `json:"mismatch,omitempty"`
-	BusyPort        uint16            `json:"busy_port"`
-	BusyPortSockets uint64            `json:"busy_port_sockets"`
-	ListenPorts     []uint16          `json:"listen_ports"`
-	Globals         map[string]string `json:"raised_global_sysctls,omitempty"`
-	HoldUntil       time.Time         `json:"hold_until"`
-}
 
 // cleanups runs registered steps in reverse order, each once.
 type cleanups struct {
@@ -232,22 +216,22 @@ func run(o options) error {
 
 // verify counts the namespace's sockets with one netlink dump and compares
 // them with the plan.
-func verify(o options, p plan, nworkers int) (readyReport, error) {
+func verify(o options, p plan, nworkers int) (ready.Report, error) {
 	nl, err := nlcount.OpenInNetns("/run/netns/" + o.NS)
 	if err != nil {
-		return readyReport{}, err
+		return ready.Report{}, err
 	}
 	defer nl.Close()
 	counts, err := nl.Count(nlcount.Filter{})
 	if err != nil {
-		return readyReport{}, err
+		return ready.Report{}, err
 	}
 	busy := uint16(portEstablish)
 	onPort, err := nl.Count(nlcount.Filter{LocalPort: busy})
 	if err != nil {
-		return readyReport{}, err
+		return ready.Report{}, err
 	}
-	rep := readyReport{NetNS: o.NS, PID: os.Getpid(), N: p.N, Workers: nworkers, Expected: p.Expected,
+	rep := ready.Report{NetNS: o.NS, PID: os.Getpid(), N: p.N, Workers: nworkers, Expected: p.Expected,
 		Counts: map[string]uint64{"total": counts.Total()}, BusyPort: busy, BusyPortSockets: onPort.Total()}
 	for st, name := range stateNames {
 		if name != "" {

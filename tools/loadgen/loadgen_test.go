@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"zabbix-agent2-plugin-tcpstatus/tools/loadgen/ready"
 )
 
 // needRoot skips (or fails under TCPSTATUS_REQUIRE_AGENT=1) when the test
@@ -96,8 +97,8 @@ func TestLoadgenSmoke(t *testing.T) {
 		before[k] = readSysctl(t, k)
 	}
 	ns := fmt.Sprintf("lgtest-%d", os.Getpid())
-	ready := filepath.Join(dir, "ready.json")
-	cmd := exec.Command(bin, "-n", "2000", "-hold", "90s", "-netns", ns, "-ready-file", ready)
+	readyFile := filepath.Join(dir, "ready.json")
+	cmd := exec.Command(bin, "-n", "2000", "-hold", "90s", "-netns", ns, "-ready-file", readyFile)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -117,9 +118,9 @@ func TestLoadgenSmoke(t *testing.T) {
 		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
-	var rep readyReport
+	var rep ready.Report
 	for {
-		b, err := os.ReadFile(ready)
+		b, err := os.ReadFile(readyFile)
 		if err == nil {
 			if err := json.Unmarshal(b, &rep); err != nil {
 				t.Fatalf("ready file: %v", err)
