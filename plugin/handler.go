@@ -50,7 +50,7 @@ func (h *handler) Validate(opts map[string]string) error {
 // back to the defaults with a warning. It returns the configured request
 // time limit.
 func (h *handler) Configure(g agentproto.GlobalOptions, opts map[string]string) time.Duration {
-	global := time.Duration(g.Timeout) * time.Second
+	global := agentproto.Seconds(g.Timeout)
 	cfg, err := metrics.ParseConfig(opts, global)
 	if err != nil {
 		h.log.Warningf("invalid configuration, using the defaults: %v", err)

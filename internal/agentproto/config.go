@@ -29,7 +29,8 @@ const SystemNode = "System"
 // reject them by name. The System subtree is left out. A nil tree has no
 // options. Errors: a value that is not base64, an option set more than
 // once, a node without values, an entry that is neither a node nor a value
-// (or both), a value right under the root.
+// (or both), a value right under the root, an option more than MaxDepth
+// names deep.
 func (n *ConfigNode) Options() (map[string]string, error) {
 	opts := map[string]string{}
 	if n == nil {
@@ -44,16 +45,22 @@ func (n *ConfigNode) Options() (map[string]string, error) {
 		if c.Value == nil && c.Name == SystemNode {
 			continue
 		}
-		if err := c.flatten("", opts, lines); err != nil {
+		if err := c.flatten("", 1, opts, lines); err != nil {
 			return nil, err
 		}
 	}
 	return opts, nil
 }
 
+// MaxDepth bounds the names of an option under the plugin's
+// (Plugins.<Name>.a.b.c is 3 deep; sessions need 3). A deeper tree is
+// refused before its path is built, so a tree nested thousands deep costs
+// no more than its decoding.
+const MaxDepth = 16
+
 // flatten adds the values under c to opts; prefix is the dotted path of c's
-// parent ("" at the first level).
-func (c *ConfigNode) flatten(prefix string, opts map[string]string, lines map[string]int) error {
+// parent ("" at the first level), depth the number of names in c's path.
+func (c *ConfigNode) flatten(prefix string, depth int, opts map[string]string, lines map[string]int) error {
 	switch {
 	case c.Value != nil && (c.Name != "" || len(c.Nodes) > 0):
 		return fmt.Errorf("config line %d: entry is both a value and a node", c.Line)
@@ -72,6 +79,8 @@ func (c *ConfigNode) flatten(prefix string, opts map[string]string, lines map[st
 		return nil
 	case c.Name == "":
 		return fmt.Errorf("config line %d: entry has neither a name nor a value", c.Line)
+	case depth > MaxDepth:
+		return fmt.Errorf("config line %d: option %s... is nested more than %d names deep", c.Line, prefix[:min(len(prefix), 64)], MaxDepth)
 	}
 	path := c.Name
 	if prefix != "" {
@@ -81,7 +90,7 @@ func (c *ConfigNode) flatten(prefix string, opts map[string]string, lines map[st
 		return fmt.Errorf("config line %d: option %s has no value", c.Line, path)
 	}
 	for i := range c.Nodes {
-		if err := c.Nodes[i].flatten(path, opts, lines); err != nil {
+		if err := c.Nodes[i].flatten(path, depth+1, opts, lines); err != nil {
 			return err
 		}
 	}

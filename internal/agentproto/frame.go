@@ -1,7 +1,6 @@
 package agentproto
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,10 +15,11 @@ const (
 	PayloadJSON uint32 = 1
 	// HeaderSize is the size of the frame header.
 	HeaderSize = 8
-	// MaxReadSize caps the body of a frame read from the agent. Requests are
-	// small (the largest is the configuration tree, a few KiB); a larger
-	// length means the stream is corrupt, and is refused before anything is
-	// allocated for it.
+	// MaxReadSize caps the body of a frame read from the agent. The agent's
+	// own requests are small (the largest is the configuration tree, a few
+	// KiB), but it forwards passive-check keys unchanged, so a host in its
+	// Server= list can make an Export request of any size. A longer frame is
+	// read in small chunks and discarded, never held (see FrameError).
 	MaxReadSize = 16 << 20
 	// MaxWriteSize caps the body of a frame sent to the agent: it reads the
 	// length as a signed 32-bit number.
@@ -35,14 +35,51 @@ var (
 	ErrFrameTooLarge = errors.New("frame too large")
 )
 
+// headSize is how much of the body of a discarded frame ReadFrame keeps in
+// FrameError.Head: room for the id and type, which the agent writes first.
+const headSize = 4 << 10
+
+// FrameError reports a frame that ReadFrame read to its end and discarded
+// because its payload type is not PayloadJSON or its length is above
+// MaxReadSize. The stream is still in step: the next frame can be read.
+// Memory used: Head, and a small buffer for the rest.
+type FrameError struct {
+	// PayloadType and Length are the header's fields.
+	PayloadType uint32
+	Length      uint32
+	// Head is the start of the body, at most 4 KiB of it.
+	Head []byte
+	// Err is ErrPayloadType or ErrFrameTooLarge.
+	Err error
+}
+
+// Error describes the frame.
+func (e *FrameError) Error() string {
+	if errors.Is(e.Err, ErrPayloadType) {
+		return fmt.Sprintf("discarded a frame of %d bytes: %v, got %d", e.Length, e.Err, e.PayloadType)
+	}
+	return fmt.Sprintf("discarded a frame of %d bytes: %v, limit %d", e.Length, e.Err, MaxReadSize)
+}
+
+// Unwrap returns ErrPayloadType or ErrFrameTooLarge.
+func (e *FrameError) Unwrap() error { return e.Err }
+
 // directReadSize is the largest body read into a buffer allocated up front;
 // longer bodies grow their buffer as bytes arrive, so a length that the
 // peer does not back with data costs no more memory than the data sent.
 const directReadSize = 64 << 10
 
-// ReadFrame reads one frame and returns its body. It returns io.EOF only
-// when the stream ends cleanly before a frame, io.ErrUnexpectedEOF (wrapped)
-// when it ends inside one.
+// ReadFrame reads one frame and returns its body. A frame whose payload
+// type is not PayloadJSON or whose length is above MaxReadSize is read to
+// its end and discarded: the error is then a *FrameError and the stream is
+// still in step. ReadFrame returns io.EOF only when the stream ends cleanly
+// before a frame, io.ErrUnexpectedEOF (wrapped) when it ends inside one.
+//
+// A body is never allocated from the header's length alone: up to 64 KiB it
+// is; above that the buffer doubles as bytes arrive, up to the exact
+// length, so a length that the peer does not back with data costs at most
+// twice the data sent, and a body at most three times its size in
+// allocations, of which one copy is kept.
 func ReadFrame(r io.Reader) ([]byte, error) {
 	var h [HeaderSize]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
@@ -51,25 +88,45 @@ func ReadFrame(r io.Reader) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("read frame header: %w", err)
 	}
-	if t := binary.LittleEndian.Uint32(h[0:4]); t != PayloadJSON {
-		return nil, fmt.Errorf("read frame header: %w, got %d", ErrPayloadType, t)
-	}
+	t := binary.LittleEndian.Uint32(h[0:4])
 	n := binary.LittleEndian.Uint32(h[4:8])
-	if n > MaxReadSize {
-		return nil, fmt.Errorf("read frame header: %w: length %d, limit %d", ErrFrameTooLarge, n, MaxReadSize)
+	switch {
+	case t != PayloadJSON:
+		return nil, discard(r, &FrameError{PayloadType: t, Length: n, Err: ErrPayloadType})
+	case n > MaxReadSize:
+		return nil, discard(r, &FrameError{PayloadType: t, Length: n, Err: ErrFrameTooLarge})
 	}
-	if n <= directReadSize {
-		body := make([]byte, n)
-		if _, err := io.ReadFull(r, body); err != nil {
-			return nil, fmt.Errorf("read frame body of %d bytes: %w", n, unexpected(err))
+	body := make([]byte, min(n, directReadSize))
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, fmt.Errorf("read frame body of %d bytes: %w", n, unexpected(err))
+	}
+	for len(body) < int(n) {
+		grown := make([]byte, min(2*len(body), int(n)))
+		got := copy(grown, body)
+		if m, err := io.ReadFull(r, grown[got:]); err != nil {
+			return nil, fmt.Errorf("read frame body of %d bytes, got %d: %w", n, got+m, unexpected(err))
 		}
-		return body, nil
+		body = grown
 	}
-	var buf bytes.Buffer
-	if got, err := io.CopyN(&buf, r, int64(n)); err != nil {
-		return nil, fmt.Errorf("read frame body of %d bytes, got %d: %w", n, got, unexpected(err))
+	return body, nil
+}
+
+// discard reads the body of the frame fe describes, keeping its head, and
+// returns fe; or an error wrapping both fe.Err and io.ErrUnexpectedEOF if
+// the stream ends first.
+func discard(r io.Reader, fe *FrameError) error {
+	head := make([]byte, min(fe.Length, headSize))
+	got, err := io.ReadFull(r, head)
+	if err == nil {
+		var rest int64
+		rest, err = io.CopyN(io.Discard, r, int64(fe.Length)-int64(len(head)))
+		got += int(rest)
 	}
-	return buf.Bytes(), nil
+	if err != nil {
+		return fmt.Errorf("read frame body of %d bytes (%w), got %d: %w", fe.Length, fe.Err, got, unexpected(err))
+	}
+	fe.Head = head
+	return fe
 }
 
 // unexpected turns io.EOF inside a frame into io.ErrUnexpectedEOF.

@@ -99,6 +99,75 @@ func TestReadFrameNoBigAllocation(t *testing.T) {
 	}
 }
 
+// allocated returns the bytes f allocates.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// A frame above MaxReadSize, or of another payload type, is read to its end
+// in small chunks and discarded: the error is a *FrameError with the head of
+// the body, the next frame reads normally, and the memory used is the head
+// and a small buffer, whatever the length.
+func TestReadFrameDiscards(t *testing.T) {
+	body := `{"id":7,"type":6,"key":"` + strings.Repeat("k", 32<<20) + `"}`
+	cases := []struct {
+		name  string
+		frame []byte
+		err   error
+	}{
+		{"above MaxReadSize", rawFrame(1, body), ErrFrameTooLarge},
+		{"MaxReadSize+1", rawFrame(1, body[:MaxReadSize+1]), ErrFrameTooLarge},
+		{"payload type 2", rawFrame(2, body[:100]), ErrPayloadType},
+		{"payload type 0, empty", rawFrame(0, ""), ErrPayloadType},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := io.MultiReader(bytes.NewReader(c.frame), bytes.NewReader(rawFrame(1, `{"id":8}`)))
+			var err error
+			n := allocated(func() { _, err = ReadFrame(r) })
+			var fe *FrameError
+			if !errors.As(err, &fe) || !errors.Is(err, c.err) {
+				t.Fatalf("got %v, want a *FrameError for %v", err, c.err)
+			}
+			size := len(c.frame) - HeaderSize
+			if fe.Length != uint32(size) || string(fe.Head) != body[:min(size, headSize)] {
+				t.Errorf("length %d, head %d bytes %.20q; want %d, %d bytes", fe.Length, len(fe.Head), fe.Head, size, min(size, headSize))
+			}
+			if n > 64<<10 {
+				t.Errorf("discarding %d bytes allocated %d bytes", size, n)
+			}
+			next, err := ReadFrame(r)
+			if err != nil || string(next) != `{"id":8}` {
+				t.Fatalf("next frame: %q, %v", next, err)
+			}
+		})
+	}
+}
+
+// A body above the direct-read size costs at most three times its size in
+// allocations (the doubling buffers, then the exact one), and is returned at
+// its exact length.
+func TestReadFrameGrowth(t *testing.T) {
+	for _, size := range []int{directReadSize + 1, 1 << 20, 8<<20 + 1, 10_000_000, MaxReadSize} {
+		frame := rawFrame(1, strings.Repeat("x", size))
+		var body []byte
+		var err error
+		n := allocated(func() { body, err = ReadFrame(bytes.NewReader(frame)) })
+		if err != nil || len(body) != size || cap(body) != size {
+			t.Fatalf("%d bytes: got len %d cap %d, %v", size, len(body), cap(body), err)
+		}
+		if n > uint64(3*size+directReadSize) {
+			t.Errorf("%d bytes: allocated %d (%.1fx)", size, n, float64(n)/float64(size))
+		}
+		t.Logf("%d-byte body: %.2fx its size allocated", size, float64(n)/float64(size))
+	}
+}
+
 func TestWriteFrame(t *testing.T) {
 	var w countingWriter
 	if err := WriteFrame(&w, []byte(`{"id":0,"type":5}`)); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"maps"
 	"os"
 	"path/filepath"
@@ -74,6 +75,62 @@ func FuzzReadFrame(f *testing.F) {
 		b2, err := Encode(m2)
 		if err != nil || !bytes.Equal(b1, b2) {
 			t.Fatalf("unstable encoding:\n%s\n%s", b1, b2)
+		}
+	})
+}
+
+// FuzzPeekHeader: whatever the bytes, peekHeader does not panic, agrees
+// with encoding/json whenever that decodes the header, and reads prefixes
+// of the body (the head of a discarded frame) without a panic. The
+// parameter limit never changes what an Export request decodes to, except
+// refusing more than MaxParams.
+func FuzzPeekHeader(f *testing.F) {
+	addFrameSeeds(f)
+	for _, s := range []string{`{"id":"42","type":6}`, `{"id":-44,"type":6}`, `{"id":45.5}`, `{"id":4294967296}`,
+		`{"id":1,"type":6} x`, `{"ID":2,"tYpe":9}`, `{"\u0069d":3}`, `{"x":[{"id":1}],"id":4}`, `{"id":5,"type":6,"parameters":["a,b","]"]}`} {
+		f.Add(rawFrame(1, s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		body := data
+		if len(data) >= HeaderSize {
+			body = data[HeaderSize:]
+		}
+		got, ok := peekHeader(body)
+		var want Common
+		if json.Unmarshal(body, &want) == nil {
+			if !ok || got != want {
+				t.Fatalf("peekHeader(%q) = %+v, %v; encoding/json %+v", body, got, ok, want)
+			}
+		}
+		// Every prefix (the head of a discarded frame) peeks without a
+		// panic; one cut right after the whole body's last member still
+		// sees the same header.
+		for i := range min(len(body), 512) {
+			peekHeader(body[:i])
+		}
+		if ok {
+			if i := bytes.LastIndexByte(body, '}'); i > 0 {
+				if h, ok2 := peekHeader(append(slices.Clip(body[:i]), ',')); ok2 && json.Valid(body) && h != got {
+					t.Fatalf("%q cut before its last brace: %+v, whole %+v", body, h, got)
+				}
+			}
+		}
+		var limited ExportRequest
+		var plain struct {
+			Common
+			Key     string   `json:"key"`
+			Params  []string `json:"parameters,omitempty"`
+			Timeout int      `json:"timeout,omitempty"`
+		}
+		errL, errP := json.Unmarshal(body, &limited), json.Unmarshal(body, &plain)
+		if errP == nil && len(plain.Params) <= MaxParams {
+			if errL != nil || limited.Common != plain.Common || limited.Key != plain.Key ||
+				!slices.Equal(limited.Params, plain.Params) || (limited.Params == nil) != (plain.Params == nil) || limited.Timeout != plain.Timeout {
+				t.Fatalf("%q: limited decode %+v, %v; plain %+v", body, limited, errL, plain)
+			}
+		}
+		if errP == nil && len(plain.Params) > MaxParams && !errors.Is(errL, ErrTooManyParams) {
+			t.Fatalf("%q: %d parameters decoded: %v", body, len(plain.Params), errL)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package agentproto
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 )
@@ -179,17 +180,95 @@ type ExportResponse struct {
 	Error string  `json:"error,omitempty"`
 }
 
+// MaxParams bounds the parameters of an Export request. A request with more
+// is not decoded: it is a *BodyError wrapping ErrTooManyParams, answered
+// "Too many parameters.". No key takes more than a few, and decoding the
+// 2 million empty parameters of a 6 MB request would take 32 MB.
+const MaxParams = 1024
+
+// ErrTooManyParams reports an Export request with more than MaxParams
+// parameters.
+var ErrTooManyParams = errors.New("too many parameters")
+
+// UnmarshalJSON decodes an Export request, refusing more than MaxParams
+// parameters before allocating any of them.
+func (m *ExportRequest) UnmarshalJSON(b []byte) error {
+	type plain ExportRequest // no methods: no recursion
+	var w struct {
+		plain
+		Params paramList `json:"parameters,omitempty"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*m = ExportRequest(w.plain)
+	m.Params = w.Params
+	return nil
+}
+
+// paramList is the parameters of an Export request while decoding.
+type paramList []string
+
+// UnmarshalJSON counts the elements of the array first, and decodes them
+// into a slice of that exact size only when there are at most MaxParams.
+func (p *paramList) UnmarshalJSON(b []byte) error {
+	n, ok := countElements(b, MaxParams+1)
+	switch {
+	case !ok: // not an array: let encoding/json say what is wrong
+	case n > MaxParams:
+		return fmt.Errorf("%w: more than %d", ErrTooManyParams, MaxParams)
+	default:
+		*p = make([]string, 0, n)
+	}
+	s := (*[]string)(p)
+	return json.Unmarshal(b, s)
+}
+
+// countElements counts the elements of the valid JSON array b, stopping at
+// limit; false if b is not an array.
+func countElements(b []byte, limit int) (int, bool) {
+	p := peeker{b: b}
+	p.space()
+	if !p.byte('[') {
+		return 0, false
+	}
+	p.space()
+	if p.byte(']') {
+		return 0, true
+	}
+	n := 0
+	for n < limit {
+		p.space()
+		if !p.skip() {
+			return n, true
+		}
+		n++
+		p.space()
+		if !p.byte(',') {
+			break
+		}
+	}
+	return n, true
+}
+
 // UnknownMessage is a well-formed body of a type this package does not
 // handle (including the reserved Period types).
 type UnknownMessage struct{ Common }
 
 // Decode decodes one message body into the struct of its type (a pointer,
-// e.g. *ExportRequest). A body that is not a JSON object with numeric id
-// and type is an error; so is a known type whose fields have the wrong JSON
-// types, in which case the returned Common still identifies the request.
+// e.g. *ExportRequest). A body whose id and type cannot be read at all (not
+// a JSON object, an id of -1) is a *HeaderError. A body that does not
+// decode otherwise (a field of the wrong JSON type, trailing data, nesting
+// beyond encoding/json's limit, more than MaxParams parameters) is a
+// *BodyError holding the id and type read from the start of the body, so
+// the request can still be answered; the returned Message is then an
+// *UnknownMessage with that header.
 func Decode(body []byte) (Message, error) {
 	var c Common
 	if err := json.Unmarshal(body, &c); err != nil {
+		if h, ok := peekHeader(body); ok {
+			return &UnknownMessage{h}, &BodyError{Common: h, Err: err}
+		}
 		return nil, &HeaderError{Err: err}
 	}
 	var m Message
@@ -224,7 +303,7 @@ func Decode(body []byte) (Message, error) {
 }
 
 // HeaderError reports a whole frame whose body has no usable id and type
-// (not JSON, not an object, a string id...). The stream is still in step:
+// (not JSON, not an object, an id of -1 or 4294967296...). The stream is still in step:
 // the frame was read to its end, so the caller can drop it and go on.
 type HeaderError struct{ Err error }
 

@@ -69,9 +69,14 @@ type Server struct {
 
 // Serve runs the protocol on c until the agent sends Terminate or closes the
 // connection (both return nil; after a Terminate with id 0, agent 6.0's,
-// Serve first waits up to half a second for the agent to hang up) or the stream breaks (the read error is
-// returned). It never stops on its own otherwise: bad requests are answered
-// with errors or logged, and panics of the handler become item errors.
+// Serve first waits up to half a second for the agent to hang up), or the
+// connection fails or ends inside a frame (the read error is returned). No
+// content of the stream stops it otherwise: every request whose id and type
+// can be read gets exactly one answer, an error if it is too large
+// (MaxReadSize), does not decode or has too many parameters (MaxParams);
+// frames without a readable id and type, or of a payload type other than
+// JSON, are read to their end, logged and dropped; panics of the handler
+// become item errors.
 // Export calls still running when Serve returns see their context cancelled;
 // their answers are dropped.
 func (s *Server) Serve(c *Conn) error {
@@ -85,9 +90,14 @@ func (s *Server) Serve(c *Conn) error {
 	st := &session{s: s, c: c, log: log, ctx: ctx, slots: make(chan struct{}, limit)}
 	for {
 		msg, err := c.Read()
+		var fe *FrameError
 		var be *BodyError
 		var he *HeaderError
 		switch {
+		case errors.As(err, &fe):
+			// Read to its end and dropped: the stream is in step.
+			st.discarded(fe)
+			continue
 		case errors.As(err, &be):
 			st.badRequest(be)
 			continue
@@ -142,7 +152,8 @@ func awaitClose(c *Conn, d time.Duration) {
 	go func() {
 		defer close(closed)
 		for {
-			if _, err := ReadFrame(c.r); err != nil {
+			var fe *FrameError
+			if _, err := ReadFrame(c.r); err != nil && !errors.As(err, &fe) {
 				return
 			}
 		}
@@ -172,19 +183,49 @@ func (st *session) send(m Message) {
 	}
 }
 
-// badRequest answers a request whose fields could not be decoded.
+// badRequest answers a request whose body could not be decoded.
 func (st *session) badRequest(be *BodyError) {
 	text := Sentence("cannot decode request: " + be.Err.Error())
-	switch be.Type {
-	case TypeExport:
-		st.send(&ExportResponse{Common: Common{ID: be.ID, Type: TypeExportResponse}, Error: text})
-	case TypeValidate:
-		st.send(&ValidateResponse{Common: Common{ID: be.ID, Type: TypeValidateResponse}, Error: text})
-	case TypeRegister:
-		st.send(&RegisterResponse{Common: Common{ID: be.ID, Type: TypeRegisterResponse}, Error: text})
-	default:
+	if errors.Is(be.Err, ErrTooManyParams) {
+		text = "Too many parameters."
+	}
+	if !st.reply(be.Common, text) {
 		st.log.Warningf("%v", be)
 	}
+}
+
+// discarded answers, when its id and type can be read from the start of the
+// body, a request too large to be read, and logs every discarded frame.
+func (st *session) discarded(fe *FrameError) {
+	if errors.Is(fe.Err, ErrFrameTooLarge) {
+		if h, ok := peekHeader(fe.Head); ok && st.reply(h, fmt.Sprintf("Request too large: %d bytes, the limit is %d.", fe.Length, MaxReadSize)) {
+			st.log.Warningf("answered %s request %d with an error: %v", h.Type, h.ID, fe)
+			return
+		}
+	}
+	st.log.Warningf("%v", fe)
+}
+
+// reply answers request h with the error text if it is a request that has
+// an answer (Export, Validate, Register) and a non-zero id (id 0 is never
+// a request's: agent 7.0 takes every frame with id 0 for a log line). It
+// reports whether it answered.
+func (st *session) reply(h Common, text string) bool {
+	if h.ID == 0 {
+		return false
+	}
+	id := h.ID
+	switch h.Type {
+	case TypeExport:
+		st.send(&ExportResponse{Common: Common{ID: id, Type: TypeExportResponse}, Error: text})
+	case TypeValidate:
+		st.send(&ValidateResponse{Common: Common{ID: id, Type: TypeValidateResponse}, Error: text})
+	case TypeRegister:
+		st.send(&RegisterResponse{Common: Common{ID: id, Type: TypeRegisterResponse}, Error: text})
+	default:
+		return false
+	}
+	return true
 }
 
 func (st *session) register(m *RegisterRequest) {
@@ -286,8 +327,8 @@ func (st *session) configure(m *ConfigureRequest) {
 		}()
 		st.configured = st.s.Handler.Configure(m.GlobalOptions, opts)
 	}()
-	if st.configured <= 0 && m.GlobalOptions.Timeout > 0 {
-		st.configured = time.Duration(m.GlobalOptions.Timeout) * time.Second
+	if st.configured <= 0 {
+		st.configured = Seconds(m.GlobalOptions.Timeout)
 	}
 }
 
@@ -296,19 +337,38 @@ func (st *session) configure(m *ConfigureRequest) {
 // the plugin's timeout text instead of the agent's "timeout occurred".
 const answerMargin = 100 * time.Millisecond
 
+// MaxRequestTimeout bounds the time limit a request carries (agent 7.0
+// sends the item's timeout, which Zabbix 7.0 lets a server set up to 10
+// minutes): a larger value, up to the 68 years of a 32-bit count of
+// seconds in the JSON, would otherwise overflow a time.Duration into a
+// negative one, an immediate timeout.
+const MaxRequestTimeout = 10 * time.Minute
+
+// Seconds converts a timeout in seconds from the agent into a duration:
+// clamped to MaxRequestTimeout, and 0 for zero or negative values.
+func Seconds(n int) time.Duration {
+	switch {
+	case n <= 0:
+		return 0
+	case n >= int(MaxRequestTimeout/time.Second):
+		return MaxRequestTimeout
+	}
+	return time.Duration(n) * time.Second
+}
+
 // timeout is the time limit of one request: its own (7.0, which waits 0.5 s
-// longer), else the configured one less answerMargin, else the server
-// default less answerMargin.
+// longer) clamped to MaxRequestTimeout, else the configured one less
+// answerMargin, else the server default less answerMargin.
 func (st *session) timeout(m *ExportRequest) time.Duration {
-	if m.Timeout > 0 {
-		return time.Duration(m.Timeout) * time.Second
+	if d := Seconds(m.Timeout); d > 0 {
+		return d
 	}
 	d := DefaultTimeout
 	switch {
 	case st.configured > 0:
-		d = st.configured
+		d = min(st.configured, MaxRequestTimeout)
 	case st.s.DefaultTimeout > 0:
-		d = st.s.DefaultTimeout
+		d = min(st.s.DefaultTimeout, MaxRequestTimeout)
 	}
 	if d > 2*answerMargin {
 		d -= answerMargin

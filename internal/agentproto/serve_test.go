@@ -489,60 +489,195 @@ func TestBadAndUnknownRequests(t *testing.T) {
 	}
 }
 
-// A whole frame whose body is no request (not JSON, an array, a string id)
-// is dropped with a warning and the next request is served: exiting would
-// take the agent down.
-func TestServeSkipsUndecodableFrames(t *testing.T) {
-	a := startAgent(t, &Server{Name: "X", Handler: &testHandler{}})
-	bodies := []string{"not json", "[1,2]", "null", `{"id":"7","type":6}`, `{"id":-1,"type":6}`, ""}
-	go func() {
-		for _, b := range bodies {
-			a.conn.Write(rawFrame(1, b))
-		}
-		a.send(`{"id":3,"type":6,"key":"k"}`)
-	}()
-	if r := a.nextExport(); r.ID != 3 || deref(r.Value) != "knull" {
-		t.Fatalf("after undecodable frames: %+v", r)
+// deepValidate is a Validate request whose tree nests depth nodes.
+func deepValidate(id, depth int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"id":%d,"type":9,"private_options":`, id)
+	for range depth {
+		b.WriteString(`{"Name":"a","Line":1,"Nodes":[`)
 	}
-	n := 0
-	for _, l := range a.logged() {
-		// "null" decodes as an empty header: an unexpected type 0
-		if strings.Contains(l.Message, "ignoring a frame that is not a request") || strings.Contains(l.Message, "ignoring unexpected type 0") {
-			n++
-		}
+	b.WriteString(`{"Value":"YQ==","Line":1}`)
+	for range depth {
+		b.WriteString(`]}`)
 	}
-	if n != len(bodies) {
-		t.Errorf("%d warnings for %d undecodable frames: %+v", n, len(bodies), a.logged())
-	}
+	b.WriteString(`}`)
+	return b.String()
 }
 
-// Broken streams end Serve with an error (the plugin then exits) and never
-// with a panic.
-func TestServeBrokenStream(t *testing.T) {
+// manyParams is an Export request of n empty parameters.
+func manyParams(id, n int) string {
+	return fmt.Sprintf(`{"id":%d,"type":6,"key":"k","parameters":[%s]}`, id, strings.TrimSuffix(strings.Repeat(`"",`, n), ","))
+}
+
+// TestServeMalformedFrames sends, on one connection, every kind of frame
+// the agent could forward or a broken stream could hold: each request whose
+// id and type can be read from its body gets exactly one answer (an error
+// unless it is valid), the others are logged and dropped, and the serve loop
+// goes on to answer the next request. Nothing ends it.
+func TestServeMalformedFrames(t *testing.T) {
+	over := MaxReadSize + 100
+	bigKey := strings.Repeat("k", over)
 	cases := []struct {
 		name  string
 		frame []byte
-		want  error
+		id    uint32 // the answer expected, 0 for none
+		want  string // text the answer's error holds ("" for a value)
+		warn  string // text of the warning logged for a dropped frame
 	}{
-		{"-wrong payload type", rawFrame(2, `{"id":1,"type":2}`), ErrPayloadType},
-		{"-oversize length", []byte{1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}, ErrFrameTooLarge},
-		{"-truncated body", rawFrame(1, `{"id":1,"type":2,"version":"6.0.13"}`)[:20], io.ErrUnexpectedEOF},
-		{"-truncated header", []byte{1, 0, 0}, io.ErrUnexpectedEOF},
+		{name: "id a string", frame: rawFrame(1, `{"id":"42","type":6,"key":"k"}`), id: 42, want: "Cannot decode request: json: cannot unmarshal string"},
+		{name: "id negative", frame: rawFrame(1, `{"id":-44,"type":6,"key":"k"}`), warn: "number -44"},
+		{name: "id fractional", frame: rawFrame(1, `{"id":45.5,"type":6,"key":"k"}`), warn: "number 45.5"},
+		{name: "id above uint32", frame: rawFrame(1, `{"id":4294967296,"type":6,"key":"k"}`), warn: "number 4294967296"},
+		{name: "type a string", frame: rawFrame(1, `{"id":46,"type":"6","key":"k"}`), id: 46, want: "Cannot decode request"},
+		{name: "trailing data", frame: rawFrame(1, `{"id":47,"type":6,"key":"k"} {"id":1}`), id: 47, want: "invalid character '{' after top-level value"},
+		{name: "nesting beyond the decoder's limit", frame: rawFrame(1, `{"id":48,"type":6,"key":"k","x":`+strings.Repeat("[", 10001)+strings.Repeat("]", 10001)+`}`), id: 48, want: "exceeded max depth"},
+		{name: "Validate tree 5000 deep", frame: rawFrame(1, deepValidate(49, 5000)), id: 49, want: "exceeded max depth"},
+		{name: "Validate tree 4000 deep", frame: rawFrame(1, deepValidate(50, 4000)), id: 50, want: "is nested more than 16 names deep"},
+		{name: "Validate tree 16 deep", frame: rawFrame(1, deepValidate(51, 16)), id: 51},
+		{name: "2 million empty parameters", frame: rawFrame(1, manyParams(52, 2_000_000)), id: 52, want: "Too many parameters."},
+		{name: "MaxParams parameters", frame: rawFrame(1, manyParams(53, MaxParams)), id: 53},
+		{name: "parameters not strings", frame: rawFrame(1, `{"id":54,"type":6,"key":"k","parameters":[1,2]}`), id: 54, want: "cannot unmarshal number"},
+		{name: "huge timeout", frame: rawFrame(1, `{"id":55,"type":6,"key":"deadline","timeout":9223372037}`), id: 55},
+		{name: "timeout beyond int64", frame: rawFrame(1, `{"id":56,"type":6,"key":"k","timeout":1e30}`), id: 56, want: "cannot unmarshal number 1e30"},
+		{name: "oversized Export", frame: rawFrame(1, `{"id":57,"type":6,"key":"`+bigKey+`"}`), id: 57,
+			want: fmt.Sprintf("Request too large: %d bytes, the limit is %d.", over+len(`{"id":57,"type":6,"key":""}`), MaxReadSize)},
+		{name: "oversized Validate", frame: rawFrame(1, `{"type":9,"id":58,"x":"`+bigKey+`"}`), id: 58, want: "Request too large"},
+		{name: "oversized, id after the key", frame: rawFrame(1, `{"type":6,"key":"`+bigKey+`","id":59}`), warn: "discarded a frame of"},
+		{name: "oversized Configure", frame: rawFrame(1, `{"id":60,"type":8,"x":"`+bigKey+`"}`), warn: "discarded a frame of"},
+		{name: "payload type 2", frame: rawFrame(2, `{"id":61,"type":6,"key":"k"}`), warn: "only json payload type (1) supported, got 2"},
+		{name: "id 0", frame: rawFrame(1, `{"id":0,"type":6,"key":5}`), warn: "decode export message 0"},
+		{name: "not JSON", frame: rawFrame(1, "not json"), warn: "not a request"},
+		{name: "array", frame: rawFrame(1, "[1,2]"), warn: "not a request"},
+		{name: "empty body", frame: rawFrame(1, ""), warn: "not a request"},
+		{name: "null", frame: rawFrame(1, "null"), warn: "unexpected type 0 message with id 0"},
+		{name: "key first, then a bad id", frame: rawFrame(1, `{"key":"k","type":6,"id":"x"}`), warn: "not a request"},
+		{name: "closing brace missing", frame: rawFrame(1, `{"type":6,"id":62,"key":"k"`), id: 62, want: "unexpected end of JSON input"},
+	}
+	h := &testHandler{export: func(ctx context.Context, key string, p []string) (string, error) {
+		if key == "deadline" {
+			d, _ := ctx.Deadline()
+			return time.Until(d).Round(time.Minute).String(), nil
+		}
+		return fmt.Sprintf("%s %d", key, len(p)), nil
+	}}
+	a := startAgent(t, &Server{Name: "X", Handler: h})
+	go func() { // net.Pipe: a write blocks until the plugin has read it all
+		for _, c := range cases {
+			if _, err := a.conn.Write(c.frame); err != nil {
+				t.Errorf("%s: agent write: %v", c.name, err)
+				return
+			}
+		}
+		a.conn.Write(rawFrame(1, `{"id":99,"type":6,"key":"last"}`))
+	}()
+	got := map[uint32][]Message{}
+	for {
+		m := a.nextMsg()
+		got[m.Header().ID] = append(got[m.Header().ID], m)
+		if m.Header().ID == 99 {
+			break
+		}
+	}
+	if r, ok := got[99][0].(*ExportResponse); !ok || deref(r.Value) != "last 0" {
+		t.Fatalf("request after the malformed frames: %+v", got[99][0])
+	}
+	delete(got, 99)
+	logs := a.logged()
+	for _, c := range cases {
+		if c.id == 0 {
+			if !hasLog(logs, SeverityWarning, c.warn) {
+				t.Errorf("%s: no warning with %q", c.name, c.warn)
+			}
+			continue
+		}
+		answers := got[c.id]
+		delete(got, c.id)
+		if len(answers) != 1 {
+			t.Errorf("%s: %d answers to request %d, want 1", c.name, len(answers), c.id)
+			continue
+		}
+		var errText string
+		var value *string
+		switch r := answers[0].(type) {
+		case *ExportResponse:
+			errText, value = r.Error, r.Value
+		case *ValidateResponse:
+			errText = r.Error
+		default:
+			t.Errorf("%s: answered with %T", c.name, r)
+			continue
+		}
+		switch {
+		case c.want == "" && errText != "":
+			t.Errorf("%s: error %q, want none", c.name, errText)
+		case c.want != "" && !strings.Contains(errText, c.want):
+			t.Errorf("%s: error %q, want one containing %q", c.name, errText, c.want)
+		case errText != "" && (errText != Sentence(errText) || len(errText) > 300):
+			t.Errorf("%s: error %q is not a short Zabbix-style sentence", c.name, errText)
+		}
+		if c.name == "huge timeout" && deref(value) != "10m0s" {
+			t.Errorf("%s: handler deadline %s ahead, want MaxRequestTimeout (10m0s)", c.name, deref(value))
+		}
+		if c.name == "MaxParams parameters" && deref(value) != fmt.Sprintf("k %d", MaxParams) {
+			t.Errorf("%s: value %s", c.name, deref(value))
+		}
+	}
+	for id, ms := range got {
+		t.Errorf("unexpected answer to id %d: %+v", id, ms)
+	}
+}
+
+// Serve ends with the read error only when the connection ends inside a
+// frame; a header announcing more than the agent then sends is not an
+// error until the stream ends.
+func TestServeStreamEndsInsideFrame(t *testing.T) {
+	cases := []struct {
+		name  string
+		frame []byte
+	}{
+		{"-truncated body", rawFrame(1, `{"id":1,"type":2,"version":"6.0.13"}`)[:20]},
+		{"-truncated header", []byte{1, 0, 0}},
+		{"-oversized frame cut short", append([]byte{1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}, `{"id":5,"type":6}`...)},
+		{"-wrong payload type cut short", append([]byte{2, 0, 0, 0, 100, 0, 0, 0}, `{"id":5}`...)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			a := startAgent(t, &Server{Name: "X", Handler: &testHandler{}})
-			go func() { // net.Pipe blocks until the plugin reads all of it
-				a.conn.Write(c.frame)
-				if c.want == io.ErrUnexpectedEOF {
-					a.conn.Close()
-				}
-			}()
+			a.conn.Write(c.frame)
+			a.noFrame(100 * time.Millisecond)
+			select {
+			case err := <-a.done:
+				t.Fatalf("Serve returned %v before the stream ended", err)
+			default:
+			}
+			a.conn.Close()
 			err := a.wait()
-			if err == nil || (c.want != nil && !errors.Is(err, c.want)) {
-				t.Fatalf("Serve returned %v, want an error matching %v", err, c.want)
+			if !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("Serve returned %v, want io.ErrUnexpectedEOF", err)
 			}
 		})
+	}
+}
+
+// Time limits a request or Configure carries are clamped: no value makes
+// an immediate timeout.
+func TestSeconds(t *testing.T) {
+	cases := map[int]time.Duration{-5: 0, 0: 0, 1: time.Second, 600: MaxRequestTimeout, 601: MaxRequestTimeout,
+		9223372037: MaxRequestTimeout, 1<<63 - 1: MaxRequestTimeout}
+	for n, want := range cases {
+		if got := Seconds(n); got != want {
+			t.Errorf("Seconds(%d) = %v, want %v", n, got, want)
+		}
+	}
+	h := &testHandler{export: func(ctx context.Context, key string, p []string) (string, error) {
+		d, _ := ctx.Deadline()
+		return time.Until(d).Round(time.Second).String(), nil
+	}}
+	a := startAgent(t, &Server{Name: "X", Handler: h})
+	a.send(`{"id":1,"type":8,"global_options":{"Timeout":9223372037,"SourceIP":""}}`)
+	a.send(`{"id":2,"type":6,"key":"k"}`)
+	if r := a.nextExport(); deref(r.Value) != "9m59s" && deref(r.Value) != "10m0s" {
+		t.Errorf("Configure with Timeout 9223372037: request deadline %s ahead, want about 10m", deref(r.Value))
 	}
 }
 
