@@ -25,10 +25,14 @@ func (p *pluginProc) probe(t testing.TB) error {
 	return fmt.Errorf("probe after the fault: %v", err)
 }
 
-// TestPluginCorruptFrames sends what a broken agent or a corrupted stream
-// could: each case must either be answered with an error (the plugin keeps
-// serving) or end the plugin with status 0 — never a panic, a hang, or
-// another exit status (which takes agent 2 down).
+// TestPluginCorruptFrames sends what a broken agent, a corrupted stream or
+// a host in the agent's Server= list (through a passive check the agent
+// forwards) could: whatever the frame, the plugin goes on serving — it
+// answers the request when its id and type can be read from the body
+// (with an error unless the request is valid), drops the frame otherwise,
+// and never answers twice. Only the agent hanging up ends it, with status
+// 0, also in the middle of a frame. Never a panic, a hang, or another exit
+// status (which takes agent 2 down).
 func TestPluginCorruptFrames(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	random := make([]byte, 4096)
@@ -36,46 +40,58 @@ func TestPluginCorruptFrames(t *testing.T) {
 		random[i] = byte(rnd.Uint32())
 	}
 	big := strings.Repeat("A", 15<<20)
+	deep := func(depth int) string {
+		return `{"id":90,"type":9,"private_options":` + strings.Repeat(`{"Name":"a","Nodes":[`, depth) + `{"Value":"YQ=="}` + strings.Repeat(`]}`, depth) + `}`
+	}
 	cases := []struct {
 		name string
 		raw  []byte
-		// keep: the plugin must go on serving. Without it, exiting with
-		// status 0 is accepted too: a body whose id and type cannot be read
-		// is framed correctly, but no answer can be addressed.
-		keep bool
-		// closeAfter: the agent closes the connection after sending.
+		// closeAfter: the agent closes the connection after sending; the
+		// plugin must exit with status 0.
 		closeAfter bool
-		// answer: the request must be answered with an item error holding this.
+		// answer: request 90 must be answered with an item error holding
+		// this; "" when it must not be answered at all.
 		answer string
+		// validate: the answer is a Validate response.
+		validate bool
 	}{
 		{name: "payload type 2", raw: frame(2, []byte(`{"id":90,"type":6,"key":"tcp.status"}`))},
 		{name: "payload type 0xffffffff", raw: frame(0xffffffff, nil)},
-		{name: "length 4 GiB", raw: header(1, 0xffffffff)},
-		{name: "length above the cap", raw: append(header(1, 16<<20+1), `{"id":90}`...)},
+		{name: "length 4 GiB, then the agent hangs up", raw: header(1, 0xffffffff), closeAfter: true},
+		{name: "length above the cap", raw: frame(1, []byte(`{"id":90,"type":6,"key":"tcp.status[`+strings.Repeat("k", 16<<20)+`]"}`)), answer: "Request too large: 16777255 bytes, the limit is 16777216."},
+		{name: "length above the cap, id after the key", raw: frame(1, []byte(`{"type":6,"key":"tcp.status[`+strings.Repeat("k", 16<<20)+`]","id":90}`))},
 		{name: "length at the cap, body never sent", raw: append(header(1, 16<<20), `{"id":90,`...), closeAfter: true},
-		{name: "random bytes", raw: random},
+		{name: "random bytes, then the agent hangs up", raw: random, closeAfter: true},
 		{name: "truncated header", raw: []byte{1, 0, 0}, closeAfter: true},
 		{name: "truncated body", raw: append(header(1, 100), `{"id":90,"type":6,"key":"tcp.s`...), closeAfter: true},
 		{name: "empty body", raw: frame(1, nil)},
-		{name: "body not JSON", raw: frame(1, []byte(`{"id":90,"type":6,"key":`))},
+		{name: "body not JSON", raw: frame(1, []byte(`{"id":90,"type":6,"key":`)), answer: "Cannot decode request: unexpected end of JSON input."},
 		{name: "body a JSON array", raw: frame(1, []byte(`[1,2,3]`))},
 		{name: "body JSON null", raw: frame(1, []byte(`null`))},
-		{name: "id a string", raw: frame(1, []byte(`{"id":"90","type":6,"key":"tcp.status"}`))},
-		{name: "negative id", raw: frame(1, []byte(`{"id":-1,"type":6,"key":"tcp.status"}`))},
-		{name: "unknown message type", raw: frame(1, []byte(`{"id":90,"type":99}`)), keep: true},
-		{name: "response type sent to the plugin", raw: frame(1, []byte(`{"id":90,"type":7,"value":"1"}`)), keep: true},
-		{name: "key a number", raw: frame(1, []byte(`{"id":90,"type":6,"key":5}`)), keep: true, answer: "."},
-		{name: "parameters a string", raw: frame(1, []byte(`{"id":90,"type":6,"key":"tcp.status","parameters":"x"}`)), keep: true, answer: "."},
-		{name: "parameters with null", raw: frame(1, []byte(`{"id":90,"type":6,"key":"tcp.status","parameters":[null,1]}`)), keep: true, answer: "."},
-		{name: "negative timeout", raw: frame(1, []byte(`{"id":90,"type":6,"key":"tcp.status","parameters":["listen"],"timeout":-5}`)), keep: true, answer: ""},
-		{name: "huge timeout", raw: frame(1, []byte(`{"id":90,"type":6,"key":"tcp.status","parameters":["bogus"],"timeout":99999999999}`)), keep: true, answer: "Invalid first parameter"},
-		{name: "unknown key", raw: frame(1, []byte(`{"id":90,"type":6,"key":"no.such.key"}`)), keep: true, answer: "."},
-		{name: "key of 1 MiB", raw: frame(1, []byte(`{"id":90,"type":6,"key":"`+strings.Repeat("k", 1<<20)+`"}`)), keep: true, answer: "."},
-		{name: "10000 parameters", raw: frame(1, mustJSON(exportReq{ID: 90, Type: typeExport, Key: "tcp.status", Params: make([]string, 10000)})), keep: true, answer: "Too many parameters."},
-		{name: "parameter of 15 MiB", raw: frame(1, []byte(`{"id":90,"type":6,"key":"tcp.status","parameters":["`+big+`"]}`)), keep: true, answer: "Invalid first parameter"},
-		{name: "invalid UTF-8 and NUL in parameters", raw: frame(1, []byte("{\"id\":90,\"type\":6,\"key\":\"tcp.status\",\"parameters\":[\"\xff\xfe\\u0000\",\"\\u0000\"]}")), keep: true, answer: "Invalid first parameter"},
-		{name: "Configure with a broken tree", raw: frame(1, []byte(`{"id":90,"type":8,"global_options":{"Timeout":"x"},"private_options":{"Nodes":[{"Value":"!!"}]}}`)), keep: true},
-		{name: "Validate with garbage options", raw: frame(1, []byte(`{"id":90,"type":9,"private_options":{"Name":"TCPStatus","Nodes":[{"Name":"Source","Nodes":[{"Value":"Ym9ndXM="}]}]}}`)), keep: true},
+		{name: "id a string", raw: frame(1, []byte(`{"id":"90","type":6,"key":"tcp.status"}`)), answer: "Cannot decode request: json: cannot unmarshal string"},
+		{name: "negative id", raw: frame(1, []byte(`{"id":-90,"type":6,"key":"tcp.status"}`))},
+		{name: "fractional id", raw: frame(1, []byte(`{"id":90.5,"type":6,"key":"tcp.status"}`))},
+		{name: "id above uint32", raw: frame(1, []byte(`{"id":4294967386,"type":6,"key":"tcp.status"}`))},
+		{name: "trailing data", raw: frame(1, []byte(`{"id":90,"type":6,"key":"tcp.status","parameters":["listen"]}{"id":91}`)), answer: "Cannot decode request: invalid character"},
+		{name: "nesting beyond the decoder's limit", raw: frame(1, []byte(`{"id":90,"type":6,"key":"tcp.status","x":`+strings.Repeat("[", 10001)+strings.Repeat("]", 10001)+`}`)), answer: "exceeded max depth"},
+		{name: "Validate tree 5000 deep", raw: frame(1, []byte(deep(5000))), answer: "exceeded max depth", validate: true},
+		{name: "Validate tree 100 deep", raw: frame(1, []byte(deep(100))), answer: "nested more than 16 names deep", validate: true},
+		{name: "unknown message type", raw: frame(1, []byte(`{"id":90,"type":99}`))},
+		{name: "response type sent to the plugin", raw: frame(1, []byte(`{"id":90,"type":7,"value":"1"}`))},
+		{name: "key a number", raw: frame(1, []byte(`{"id":90,"type":6,"key":5}`)), answer: "Cannot decode request"},
+		{name: "parameters a string", raw: frame(1, []byte(`{"id":90,"type":6,"key":"tcp.status","parameters":"x"}`)), answer: "Cannot decode request"},
+		{name: "parameters with null", raw: frame(1, []byte(`{"id":90,"type":6,"key":"tcp.status","parameters":[null,1]}`)), answer: "Cannot decode request"},
+		{name: "negative timeout", raw: frame(1, []byte(`{"id":90,"type":6,"key":"tcp.status","parameters":["bogus"],"timeout":-5}`)), answer: "Invalid first parameter"},
+		{name: "huge timeout", raw: frame(1, []byte(`{"id":90,"type":6,"key":"tcp.status","parameters":["bogus"],"timeout":99999999999}`)), answer: "Invalid first parameter"},
+		{name: "timeout overflowing a duration", raw: frame(1, []byte(`{"id":90,"type":6,"key":"tcp.status","parameters":["bogus"],"timeout":9223372037}`)), answer: "Invalid first parameter"},
+		{name: "timeout beyond int64", raw: frame(1, []byte(`{"id":90,"type":6,"key":"tcp.status","timeout":1e30}`)), answer: "Cannot decode request"},
+		{name: "unknown key", raw: frame(1, []byte(`{"id":90,"type":6,"key":"no.such.key"}`)), answer: "."},
+		{name: "key of 1 MiB", raw: frame(1, []byte(`{"id":90,"type":6,"key":"`+strings.Repeat("k", 1<<20)+`"}`)), answer: "."},
+		{name: "10000 parameters", raw: frame(1, mustJSON(exportReq{ID: 90, Type: typeExport, Key: "tcp.status", Params: make([]string, 10000)})), answer: "Too many parameters."},
+		{name: "parameter of 15 MiB", raw: frame(1, []byte(`{"id":90,"type":6,"key":"tcp.status","parameters":["`+big+`"]}`)), answer: "Invalid first parameter"},
+		{name: "invalid UTF-8 and NUL in parameters", raw: frame(1, []byte("{\"id\":90,\"type\":6,\"key\":\"tcp.status\",\"parameters\":[\"\xff\xfe\\u0000\",\"\\u0000\"]}")), answer: "Invalid first parameter"},
+		{name: "Configure with a broken tree", raw: frame(1, []byte(`{"id":90,"type":8,"global_options":{"Timeout":"x"},"private_options":{"Nodes":[{"Value":"!!"}]}}`))},
+		{name: "Validate with garbage options", raw: frame(1, []byte(`{"id":90,"type":9,"private_options":{"Name":"TCPStatus","Nodes":[{"Name":"Source","Nodes":[{"Value":"Ym9ndXM="}]}]}}`)), answer: "Invalid option", validate: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -83,14 +99,11 @@ func TestPluginCorruptFrames(t *testing.T) {
 			// A generous time limit: a loaded machine must not turn the big
 			// cases into timeouts.
 			p.configure(map[string]string{"Timeout": "30"})
-			var ch chan reply
-			if c.answer != "" || c.keep {
-				ch = make(chan reply, 1)
-				p.mu.Lock()
-				p.pending[90] = ch
-				p.mu.Unlock()
-			}
-			if err := p.send(c.raw); err != nil && c.keep {
+			ch := make(chan reply, 1)
+			p.mu.Lock()
+			p.pending[90] = ch
+			p.mu.Unlock()
+			if err := p.send(c.raw); err != nil {
 				t.Fatalf("send: %v", err)
 			}
 			if c.closeAfter {
@@ -101,14 +114,19 @@ func TestPluginCorruptFrames(t *testing.T) {
 			if c.answer != "" {
 				select {
 				case r := <-ch:
-					_, err := r.result()
-					if c.answer == "" {
-						break
+					var err error
+					if c.validate {
+						if r.Type != typeValidateResp {
+							t.Fatalf("answer of type %d, want a Validate response", r.Type)
+						}
+						err = &itemError{r.Error}
+					} else {
+						_, err = r.result()
 					}
 					if !isItemError(err, c.answer) {
-						t.Errorf("answer %v, want an item error with %q", err, c.answer)
+						t.Errorf("answer %v, want an error with %q", err, c.answer)
 					} else if e := err.Error(); e[len(e)-1] != '.' || strings.ToUpper(e[:1]) != e[:1] {
-						t.Errorf("item error %q is not Zabbix style (capital letter, final period)", e)
+						t.Errorf("error %q is not Zabbix style (capital letter, final period)", e)
 					}
 				case <-p.exited:
 					t.Fatalf("plugin exited (%v) instead of answering\n%s", p.state, p.out.String())
@@ -116,18 +134,15 @@ func TestPluginCorruptFrames(t *testing.T) {
 					t.Fatal("request not answered within 40 s")
 				}
 			}
-			if c.keep {
-				if err := p.probe(t); err != nil {
-					t.Fatalf("%v\n%s", err, p.out.String())
-				}
-				return
-			}
-			// The stream is out of sync: serving on or exiting with 0 are both
-			// fine, hanging is not.
 			if err := p.probe(t); err != nil {
-				// Not serving: it must be exiting, with status 0.
-				t.Logf("%v; the plugin must exit", err)
-				p.checkCleanExit(5 * time.Second)
+				t.Fatalf("%v\n%s", err, p.out.String())
+			}
+			if c.answer == "" {
+				select {
+				case r := <-ch:
+					t.Errorf("a frame without a readable id and type was answered: %+v", r)
+				default:
+				}
 			}
 		})
 	}
