@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
 )
 
 // memKiB returns VmRSS and VmHWM (peak RSS) of pid in KiB.
@@ -93,4 +95,62 @@ func TestPluginFrameMemory(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAgentOversizedKey sends passive checks whose key is 16 MiB or more
+// over raw ZBXD from loopback, as any host in the agent's Server= list can:
+// the agent forwards the key to the plugin unchanged, in a frame above the
+// plugin's 16 MiB limit. The plugin must answer with an error, and both
+// the agent and the plugin go on serving (before, the plugin exited, and
+// agent 6.0 then panicked and 7.0 panicked at the next request).
+func TestAgentOversizedKey(t *testing.T) {
+	versions(t, func(t *testing.T, v agenttest.Version) {
+		a := agenttest.Start(t, v)
+		if _, err := a.Get("tcp.status[listen]"); err != nil {
+			t.Fatal(err)
+		}
+		pid := operational(t, a)
+		for _, size := range []int{16 << 20, 20 << 20} {
+			key := "tcp.status[" + strings.Repeat("x", size) + "]"
+			start := time.Now()
+			_, err := passive(a.Port(), key, 0)
+			t.Logf("%d-byte key: %v after %v", len(key), clipErr(err), time.Since(start).Round(time.Millisecond))
+			if !notSupported(err, "Request too large: ") {
+				t.Fatalf("%d-byte key: got %v, want ZBX_NOTSUPPORTED with \"Request too large\"", len(key), clipErr(err))
+			}
+			if err := a.Alive(); err != nil {
+				t.Fatalf("after a %d-byte key: %v", len(key), err)
+			}
+			got, err := a.Get("tcp.status[listen]")
+			if err != nil {
+				t.Fatalf("tcp.status[listen] after a %d-byte key: %v", len(key), err)
+			}
+			if n := atoi(t, "tcp.status[listen]", got); n < 1 {
+				t.Fatalf("tcp.status[listen] = %d; the agent itself listens", n)
+			}
+		}
+		// Just below the limit the request reaches the key's handler.
+		key := "tcp.status[" + strings.Repeat("x", 16_700_000) + "]"
+		if _, err := passive(a.Port(), key, 0); !notSupported(err, "Invalid first parameter") {
+			t.Fatalf("%d-byte key: got %v, want ZBX_NOTSUPPORTED with \"Invalid first parameter\"", len(key), clipErr(err))
+		}
+		if got := operational(t, a); got != pid {
+			t.Fatalf("plugin process changed from %d to %d", pid, got)
+		}
+		if log := a.Log(); !strings.Contains(log, "answered export request") || !strings.Contains(log, "discarded a frame of") {
+			t.Errorf("no warning about the discarded request in the agent's log:\n%s", tail(log, 20))
+		}
+	})
+}
+
+// clipErr shortens an error holding a long key for the test log.
+func clipErr(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	s := err.Error()
+	if len(s) > 300 {
+		return s[:300] + "..."
+	}
+	return s
 }
