@@ -64,9 +64,9 @@ func (e *FrameError) Error() string {
 // Unwrap returns ErrPayloadType or ErrFrameTooLarge.
 func (e *FrameError) Unwrap() error { return e.Err }
 
-// directReadSize is the largest body read into a buffer allocated up front;
-// longer bodies grow their buffer as bytes arrive, so a length that the
-// peer does not back with data costs no more memory than the data sent.
+// directReadSize is the largest body read into a buffer allocated from the
+// header's length alone; a longer body is allocated whole once that much of
+// it has arrived.
 const directReadSize = 64 << 10
 
 // ReadFrame reads one frame and returns its body. A frame whose payload
@@ -76,10 +76,9 @@ const directReadSize = 64 << 10
 // before a frame, io.ErrUnexpectedEOF (wrapped) when it ends inside one.
 //
 // A body is never allocated from the header's length alone: up to 64 KiB it
-// is; above that the buffer doubles as bytes arrive, up to the exact
-// length, so a length that the peer does not back with data costs at most
-// twice the data sent, and a body at most three times its size in
-// allocations, of which one copy is kept.
+// is; a longer one is allocated whole only once its first 64 KiB have
+// arrived, so a length that the peer does not back with data costs at most
+// 64 KiB, and a body costs its size plus 64 KiB.
 func ReadFrame(r io.Reader) ([]byte, error) {
 	var h [HeaderSize]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
@@ -100,13 +99,15 @@ func ReadFrame(r io.Reader) ([]byte, error) {
 	if _, err := io.ReadFull(r, body); err != nil {
 		return nil, fmt.Errorf("read frame body of %d bytes: %w", n, unexpected(err))
 	}
-	for len(body) < int(n) {
-		grown := make([]byte, min(2*len(body), int(n)))
-		got := copy(grown, body)
-		if m, err := io.ReadFull(r, grown[got:]); err != nil {
+	if len(body) < int(n) {
+		// The peer backed its length with the first 64 KiB: take it at its
+		// word, which costs at most MaxReadSize.
+		whole := make([]byte, n)
+		got := copy(whole, body)
+		if m, err := io.ReadFull(r, whole[got:]); err != nil {
 			return nil, fmt.Errorf("read frame body of %d bytes, got %d: %w", n, got+m, unexpected(err))
 		}
-		body = grown
+		body = whole
 	}
 	return body, nil
 }
