@@ -96,6 +96,9 @@ func newExporter(cfg Config, log Logger, src sockets.Source) (*Exporter, error) 
 	e := &Exporter{cfg: cfg, log: log, src: src, metrics: map[string]*Metric{}}
 	e.owners = map[sockets.Proto]*procnames.Cache{
 		sockets.TCP: procnames.NewCache(cfg.ProcRoot), sockets.UDP: procnames.NewCache(cfg.ProcRoot)}
+	for _, c := range e.owners {
+		c.SetLogger(log) // a scan cut short by its deadline is logged
+	}
 	e.cache = newSnapshotCache(src, cfg.CacheTTL, cfg.Timeout)
 	for _, m := range e.table() {
 		m := m

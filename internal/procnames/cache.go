@@ -40,8 +40,12 @@ const UnresolvedFor = 10 * time.Minute
 // descriptor on the host on each discovery. A process that starts holding
 // an already named socket is not noticed until the named owners are gone.
 //
-// A Cache is safe for concurrent use; lookups scan outside its lock, so two
-// concurrent lookups may both scan.
+// A Cache is safe for concurrent use, and runs one scan at a time:
+// lookups that miss while a scan is in flight wait for it (within their own
+// deadline) and take what it found, and only the inodes it did not settle
+// make one of them scan again. So a burst of concurrent discoveries on a
+// cold cache costs one scan of /proc, not one each competing for the CPU
+// until their deadlines cut them all short.
 type Cache struct {
 	root string
 	now  func() time.Time
@@ -50,6 +54,24 @@ type Cache struct {
 	owners     map[uint64][]Owner
 	unresolved map[uint64]time.Time
 	last       map[uint64]struct{} // the wanted set of the last lookup
+	scanning   chan struct{}       // closed when the scan in flight ends; nil if none
+	log        Logger
+
+	betweenPasses func() // called by a scan between its passes (tests)
+}
+
+// Logger receives the warnings of a Cache (a scan cut short by its
+// deadline). The exporter's logger, which writes to the agent's log,
+// satisfies it.
+type Logger interface {
+	Warningf(format string, args ...any)
+}
+
+// SetLogger sets where the cache's warnings go (nowhere by default).
+func (c *Cache) SetLogger(l Logger) {
+	c.mu.Lock()
+	c.log = l
+	c.mu.Unlock()
 }
 
 // NewCache returns an empty cache over the processes under procRoot.
@@ -60,21 +82,57 @@ func NewCache(procRoot string) *Cache {
 
 // Lookup names the socket inodes in want: from the cache when a remembered
 // owner is still running, else by a Scan (with its early stop and its
-// deadline) of the inodes not known. The Result's Names and Owners cover
-// both; its counters are those of the scan, if one ran, plus Cached and
-// Unresolved. The only error is an unreadable procRoot, with the names
-// found in the cache still in the Result.
+// deadline) of the inodes not known. While another lookup's scan is in
+// flight it waits for that scan and takes its findings, scanning itself
+// only for what that scan left unsettled. The Result's Names and Owners
+// cover all of it; its counters are those of the scan this lookup ran, if
+// any, plus Cached, Unresolved and Shared. When ctx ends first, the Result
+// holds what was found and is Partial. The only error is an unreadable
+// procRoot, with the names found in the cache still in the Result.
+//
+// A scan cut short by its deadline is logged as a warning; the owners it
+// found are remembered like those of a complete scan.
 func (c *Cache) Lookup(ctx context.Context, want map[uint64]struct{}) (Result, error) {
 	res := Result{Names: map[uint64][]string{}, Owners: map[uint64][]Owner{}}
+	c.forgetUnwanted(want)
 	miss := c.fromCache(ctx, want, &res)
-	if len(miss) == 0 {
-		return res, nil
+	for len(miss) > 0 {
+		c.mu.Lock()
+		inFlight := c.scanning
+		if inFlight == nil {
+			done := make(chan struct{})
+			c.scanning = done
+			c.mu.Unlock()
+			err := c.scan(ctx, miss, &res)
+			c.mu.Lock()
+			c.scanning = nil
+			c.mu.Unlock()
+			close(done)
+			return res, err
+		}
+		c.mu.Unlock()
+		select {
+		case <-inFlight:
+		case <-ctx.Done():
+			res.Partial = true
+			return res, nil
+		}
+		before := len(res.Names)
+		miss = c.fromCache(ctx, miss, &res)
+		res.Shared += len(res.Names) - before
 	}
-	sr, err := Scan(ctx, c.root, miss)
+	return res, nil
+}
+
+// scan runs a Scan for the inodes in miss, adds what it found to res and to
+// the cache, and logs a scan cut short by its deadline.
+func (c *Cache) scan(ctx context.Context, miss map[uint64]struct{}, res *Result) error {
+	start := time.Now()
+	sr, err := scan(ctx, c.root, miss, c.betweenPasses)
 	res.Processes, res.Denied, res.Vanished = sr.Processes, sr.Denied, sr.Vanished
 	res.Links, res.SecondPass, res.Partial = sr.Links, sr.SecondPass, res.Partial || sr.Partial
 	if err != nil {
-		return res, err
+		return err
 	}
 	now := c.now()
 	c.mu.Lock()
@@ -95,14 +153,21 @@ func (c *Cache) Lookup(ctx context.Context, want map[uint64]struct{}) (Result, e
 			c.owners[ino] = keep
 		}
 	}
-	return res, nil
+	if sr.Partial && c.log != nil {
+		pass := "first pass (the lowest descriptors of every process)"
+		if sr.SecondPass {
+			pass = "second pass (all descriptors)"
+		}
+		c.log.Warningf("process names: the scan of %s/*/fd stopped at its deadline after %v, in its %s: %d processes, %d descriptors read; %d of %d sockets left unnamed this time (names found are kept for the next discovery)",
+			c.root, time.Since(start).Round(time.Millisecond), pass, sr.Processes, sr.Links, len(miss)-len(sr.Names), len(miss))
+	}
+	return nil
 }
 
-// fromCache fills res with the inodes of want the cache answers, drops what
-// is no longer wanted or no longer valid, and returns the inodes to scan.
-// When ctx ends it stops checking: the inodes left are neither named nor
-// scanned, and res is Partial.
-func (c *Cache) fromCache(ctx context.Context, want map[uint64]struct{}, res *Result) map[uint64]struct{} {
+// forgetUnwanted starts a lookup of want: a new set of wanted inodes makes
+// the unresolved ones worth a new scan, and owners of inodes no longer
+// wanted are forgotten.
+func (c *Cache) forgetUnwanted(want map[uint64]struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !sameSet(c.last, want) {
@@ -117,6 +182,15 @@ func (c *Cache) fromCache(ctx context.Context, want map[uint64]struct{}, res *Re
 			delete(c.owners, ino)
 		}
 	}
+}
+
+// fromCache fills res with the inodes of want the cache answers, drops
+// owners no longer valid, and returns the inodes to scan. When ctx ends it
+// stops checking: the inodes left are neither named nor scanned, and res is
+// Partial.
+func (c *Cache) fromCache(ctx context.Context, want map[uint64]struct{}, res *Result) map[uint64]struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	root := -1
 	defer func() {
 		if root >= 0 {

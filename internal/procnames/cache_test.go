@@ -7,8 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -427,4 +430,183 @@ func BenchmarkDiscoveryNames(b *testing.B) {
 			check(b, res, err)
 		}
 	})
+}
+
+// recLog records warnings.
+type recLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *recLog) Warningf(format string, args ...any) {
+	l.mu.Lock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+	l.mu.Unlock()
+}
+
+func (l *recLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lines)
+}
+
+// TestCacheSingleFlight: lookups that miss while a scan is in flight wait
+// for it and take its names instead of scanning: 50 concurrent lookups on a
+// cold cache cost one scan, and every one names both sockets (one of them
+// past the first pass, in a process holding 300 descriptors).
+func TestCacheSingleFlight(t *testing.T) {
+	root := t.TempDir()
+	fakeProc(t, root, 10, "sshd", 100, "/dev/null", sock(7))
+	fakeProc(t, root, 20, "loadgen", 200, append(many(300), sock(9))...)
+	c, _ := newTestCache(root)
+	release := make(chan struct{})
+	var scans atomic.Int32
+	c.betweenPasses = func() {
+		if scans.Add(1) == 1 {
+			<-release // hold the first scan until every lookup has started
+		}
+	}
+	const n = 50
+	results := make([]Result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			res, err := c.Lookup(ctx, set(7, 9))
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = res
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	want := map[uint64][]string{7: {"sshd"}, 9: {"loadgen"}}
+	scanned, shared := 0, 0
+	for i, res := range results {
+		if !reflect.DeepEqual(res.Names, want) || res.Partial {
+			t.Errorf("lookup %d: Names %v, partial %v; want %v", i, res.Names, res.Partial, want)
+		}
+		if res.Links > 0 {
+			scanned++
+		}
+		if res.Shared == 2 && res.Links == 0 {
+			shared++
+		}
+	}
+	if got := scans.Load(); got != 1 || scanned != 1 || shared+scanned != n {
+		t.Errorf("%d scans, %d lookups read descriptors, %d took the names of another's scan; want 1, 1, %d", got, scanned, shared, n-1)
+	}
+}
+
+// TestCacheScanCutShort: a scan stopped by its deadline between its passes
+// logs a warning and returns the names of its first pass, which the cache
+// keeps: the next lookup takes them from the cache and scans only for the
+// socket still unnamed. A lookup waiting for another's scan returns when its
+// own deadline comes, with what the cache had.
+func TestCacheScanCutShort(t *testing.T) {
+	root := t.TempDir()
+	fakeProc(t, root, 10, "sshd", 100, "/dev/null", sock(7))
+	fakeProc(t, root, 20, "loadgen", 200, append(many(300), sock(9))...)
+	c, _ := newTestCache(root)
+	log := &recLog{}
+	c.SetLogger(log)
+	ctx, cancel := context.WithCancel(context.Background())
+	c.betweenPasses = cancel
+	res, err := c.Lookup(ctx, set(7, 9))
+	if err != nil || !res.Partial || !reflect.DeepEqual(res.Names, map[uint64][]string{7: {"sshd"}}) {
+		t.Fatalf("cut-short lookup: %+v, %v", res, err)
+	}
+	lines := log.all()
+	if len(lines) != 1 || !strings.Contains(lines[0], "stopped at its deadline") || !strings.Contains(lines[0], "1 of 2 sockets left unnamed") {
+		t.Errorf("warnings %q, want one about the scan stopped at its deadline", lines)
+	}
+
+	// Names found earlier are kept: 7 from the cache, 9 scanned for.
+	c.betweenPasses = nil
+	res = lookup(t, c, set(7, 9))
+	if !reflect.DeepEqual(res.Names, map[uint64][]string{7: {"sshd"}, 9: {"loadgen"}}) || res.Cached != 1 || !res.SecondPass || res.Partial {
+		t.Errorf("next lookup: %+v", res)
+	}
+	if n := len(log.all()); n != 1 {
+		t.Errorf("%d warnings after a complete scan, want still 1", n)
+	}
+
+	// A waiter's deadline ends its wait, not the scan in flight.
+	fakeProc(t, root, 30, "late", 300, sock(11))
+	release := make(chan struct{})
+	c.betweenPasses = func() { <-release }
+	leader := make(chan Result)
+	go func() { leader <- lookup(t, c, set(7, 9, 11)) }()
+	time.Sleep(100 * time.Millisecond)
+	wctx, wcancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer wcancel()
+	start := time.Now()
+	res, err = c.Lookup(wctx, set(7, 9, 11))
+	if took := time.Since(start); err != nil || !res.Partial || len(res.Names) != 2 || took > 2*time.Second {
+		t.Errorf("waiter with a 100 ms deadline: %+v, %v after %v; want 7 and 9 from the cache, partial", res, err, took)
+	}
+	close(release)
+	if res := <-leader; !reflect.DeepEqual(res.Names[11], []string{"late"}) || res.Partial {
+		t.Errorf("leader: %+v", res)
+	}
+}
+
+// TestCacheConcurrentColdLive: 200 concurrent lookups on a cold cache of
+// the machine's /proc, each within 1.5 s (half the agent's default 3 s
+// Timeout, the discovery's budget), while this process holds 10000 extra
+// descriptors and 8 listeners, 4 of them past the first pass: every lookup
+// names all 8. Each lookup scanning on its own, as before the scans were
+// shared, left about 1 in 10 unnamed on a 2-core machine.
+func TestCacheConcurrentColdLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("200 lookups over /proc")
+	}
+	want := map[uint64]struct{}{}
+	for range 4 {
+		want[inodeOf(t, listen(t))] = struct{}{}
+	}
+	holdFDs(t, 10000)
+	for range 4 {
+		want[inodeOf(t, listen(t))] = struct{}{}
+	}
+	self := selfComm(t)
+	c := NewCache("/proc")
+	log := &recLog{}
+	c.SetLogger(log)
+	const n = 200
+	var unnamed, partial atomic.Int32
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+			defer cancel()
+			res, err := c.Lookup(ctx, want)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if res.Partial {
+				partial.Add(1)
+			}
+			for ino := range want {
+				if !slices.Contains(res.Names[ino], self) {
+					unnamed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d concurrent cold lookups of %d listeners in %v: %d names missing, %d partial; warnings %q",
+		n, len(want), time.Since(start).Round(time.Millisecond), unnamed.Load(), partial.Load(), log.all())
+	if unnamed.Load() > 0 {
+		t.Errorf("%d of %d names missing", unnamed.Load(), n*len(want))
+	}
 }

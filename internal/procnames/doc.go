@@ -11,11 +11,13 @@
 //     so a process holding a million descriptors costs one getdents and 64
 //     readlinks. Servers open their listening sockets early, so this pass
 //     finds nearly all of them.
+//
 //   - Only when some wanted socket still has no owner after the first pass
 //     does a second pass read the remaining descriptors of every process.
 //     So the names of a socket are those of the processes holding it among
 //     their first 64 descriptors, or, when any wanted socket was unnamed
 //     after that pass, among all their descriptors.
+//
 //   - A Cache remembers the owners found (pid, start time from
 //     /proc/<pid>/stat, name) between lookups: a socket whose remembered
 //     owner still runs with the same start time is named with one read of
@@ -24,8 +26,14 @@
 //     may not read) are not scanned for again until the set of wanted
 //     sockets changes or UnresolvedFor passes.
 //
+//   - A Cache runs one scan at a time: lookups that miss while a scan is in
+//     flight wait for it and take its findings (Shared), so concurrent
+//     discoveries on a cold cache cost one scan instead of each scanning
+//     /proc on its own until their deadlines cut them all short.
+//
 // A scan is bounded by its context: when the deadline comes it stops and
-// returns what it found (Partial). Processes that exit during the scan are
+// returns what it found (Partial); a Cache remembers the owners it found
+// and logs the cut (SetLogger). Processes that exit during the scan are
 // skipped, and so are the ones whose fd directory the caller may not read
 // (another user's process, without CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE);
 // the Result counts both.

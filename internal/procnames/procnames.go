@@ -41,6 +41,9 @@ type Result struct {
 	// Unresolved is the number of inodes a Cache left unnamed without a
 	// scan because a recent complete scan found no owner for them.
 	Unresolved int `json:",omitempty"`
+	// Shared is the number of inodes a Cache named from the scan of a
+	// concurrent lookup, which this one waited for.
+	Shared int `json:",omitempty"`
 	// Partial is true when the context ended the scan early.
 	Partial bool
 }
