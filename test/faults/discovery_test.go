@@ -3,6 +3,7 @@ package faults
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -104,4 +105,85 @@ func TestAgentDiscoveryProcessesVanish(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestPluginConcurrentColdDiscovery sends 200 tcp.port.discovery requests
+// at once (agent 7.0 style, 3 s each) to a fresh plugin process, so its
+// cache of socket owners is cold, in a network namespace where one process
+// holds 8 listeners and 10000 more descriptors, 4 of the listeners past the
+// owner scan's first pass. Every answer must name the process of all 8
+// ports: the requests share one scan of /proc instead of each scanning on
+// its own until its deadline cuts it short.
+func TestPluginConcurrentColdDiscovery(t *testing.T) {
+	requireRoot(t)
+	_, err := exec.LookPath("nsenter")
+	require(t, err == nil, "nsenter (util-linux) not found")
+	ns := newNetns(t)
+	helper := testutil.CopyExecutable(t, testutil.WorldDir(t), "", listenerName)
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns, helper)
+	cmd.Env = append(os.Environ(), envListener+"=8", envListenerMs+"=120000", envListenerFDs+"=10000")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var ports []string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && sc.Text() != "ready" {
+		ports = append(ports, sc.Text())
+	}
+	if len(ports) != 8 {
+		t.Fatalf("listener process printed ports %v", ports)
+	}
+
+	p := startPlugin(t, pluginOpts{wrap: []string{"nsenter", "--net=/run/netns/" + ns}})
+	p.configure(nil)
+	const n = 200
+	chans := make([]<-chan reply, n)
+	start := time.Now()
+	for i := range n {
+		_, ch, err := p.export("tcp.port.discovery", nil, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chans[i] = ch
+	}
+	var unnamed, failed int
+	var firstErr error
+	for i, ch := range chans {
+		v, err := p.await(ch, 30*time.Second, "tcp.port.discovery")
+		var rows []map[string]string
+		if err == nil {
+			err = json.Unmarshal([]byte(v), &rows)
+		}
+		if err != nil {
+			failed++
+			if firstErr == nil {
+				firstErr = fmt.Errorf("request %d: %v", i, err)
+			}
+			continue
+		}
+		named := map[string]bool{}
+		for _, r := range rows {
+			if r["{#PROCESS}"] == listenerName {
+				named[r["{#PORT}"]] = true
+			}
+		}
+		for _, port := range ports {
+			if !named[port] {
+				unnamed++
+			}
+		}
+	}
+	t.Logf("%d concurrent cold discoveries answered in %v: %d of %d ports without {#PROCESS} (%.1f%%), %d failed",
+		n, time.Since(start).Round(time.Millisecond), unnamed, n*len(ports), 100*float64(unnamed)/float64(n*len(ports)), failed)
+	if failed > 0 {
+		t.Fatalf("%d requests failed; first: %v", failed, firstErr)
+	}
+	if unnamed > 0 {
+		t.Errorf("%d ports without their process name; plugin log:\n%s", unnamed, tail(p.logText(), 10))
+	}
 }

@@ -26,6 +26,10 @@ const (
 	// discovery to map.
 	envListener   = "TCPSTATUS_FAULTS_LISTENER"
 	envListenerMs = "TCPSTATUS_FAULTS_LISTENER_MS"
+	// envListenerFDs: open this many descriptors after the first half of
+	// the listeners and before the second (so those lie past the owner
+	// scan's first pass), then print "ready".
+	envListenerFDs = "TCPSTATUS_FAULTS_LISTENER_FDS"
 )
 
 func TestMain(m *testing.M) {
@@ -100,8 +104,17 @@ func seccompExec(target string) int {
 func listener(count, ms string) int {
 	n, _ := strconv.Atoi(count)
 	d, _ := strconv.Atoi(ms)
+	fds, _ := strconv.Atoi(os.Getenv(envListenerFDs))
 	var ls []net.Listener
-	for range max(n, 1) {
+	for i := range max(n, 1) {
+		if fds > 0 && i == max(n, 1)/2 {
+			for range fds {
+				if _, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					return 1
+				}
+			}
+		}
 		l, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -109,6 +122,9 @@ func listener(count, ms string) int {
 		}
 		ls = append(ls, l)
 		fmt.Println(l.Addr().(*net.TCPAddr).Port)
+	}
+	if fds > 0 {
+		fmt.Println("ready")
 	}
 	time.Sleep(time.Duration(d) * time.Millisecond)
 	return 0
