@@ -136,7 +136,7 @@ func (c *Cache) scan(ctx context.Context, miss map[uint64]struct{}, res *Result)
 	}
 	now := c.now()
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	log := c.log
 	for ino := range miss {
 		owners := sr.Owners[ino]
 		if len(owners) == 0 {
@@ -153,12 +153,13 @@ func (c *Cache) scan(ctx context.Context, miss map[uint64]struct{}, res *Result)
 			c.owners[ino] = keep
 		}
 	}
-	if sr.Partial && c.log != nil {
+	c.mu.Unlock()
+	if sr.Partial && log != nil {
 		pass := "first pass (the lowest descriptors of every process)"
 		if sr.SecondPass {
 			pass = "second pass (all descriptors)"
 		}
-		c.log.Warningf("process names: the scan of %s/*/fd stopped at its deadline after %v, in its %s: %d processes, %d descriptors read; %d of %d sockets left unnamed this time (names found are kept for the next discovery)",
+		log.Warningf("process names: the scan of %s/*/fd stopped at its deadline after %v, in its %s: %d processes, %d descriptors read; %d of %d sockets left unnamed this time (names found are kept for the next discovery)",
 			c.root, time.Since(start).Round(time.Millisecond), pass, sr.Processes, sr.Links, len(miss)-len(sr.Names), len(miss))
 	}
 	return nil
