@@ -194,7 +194,10 @@ func TestKeyGrammarAgents(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := loadKeyGrammar(t)
-	type job struct{ i int; agent, bin string }
+	type job struct {
+		i          int
+		agent, bin string
+	}
 	jobs := make(chan job)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
