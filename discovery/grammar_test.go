@@ -202,7 +202,7 @@ func TestKeyGrammarAgents(t *testing.T) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	// Agent 2's test mode spends most of a second idle: run a few at once.
-	for range 6 {
+	for range 12 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
