@@ -416,10 +416,10 @@ func TestIntegrationClassicAgentKeys(t *testing.T) {
 		}
 	}
 	for key, want := range map[string]string{
-		fmt.Sprintf("tcp.status[[listen],%d]", h.port): "1",
+		fmt.Sprintf("tcp.status[[listen],%d]", h.port):    "1",
 		fmt.Sprintf(`tcp.status[" listen",[%d]]`, h.port): "1",
-		"tcp.port.discovery[]": "",
-		"tcp.limits.get[,,]":   "",
+		"tcp.port.discovery[]":                            "",
+		"tcp.limits.get[,,]":                              "",
 	} {
 		got, err := a.Get(key)
 		if err != nil || want != "" && got != want || want == "" && !strings.HasPrefix(got, "[") && !strings.HasPrefix(got, "{") {
