@@ -261,12 +261,19 @@ func agentTest(bin, conf, key string) (agentAnswer, error) {
 	}
 	// "<key><padding>[t|<value>]" (the classic agent) or "[s|...]" (agent
 	// 2), or "[m|ZBX_NOTSUPPORTED] [<reason>]".
-	s := strings.TrimSuffix(out.String(), "\n")
-	rest, ok := strings.CutPrefix(s, key)
-	if !ok {
+	// Any log line the agent would print around it is skipped.
+	s := out.String()
+	var rest string
+	found := false
+	for _, l := range strings.Split(s, "\n") {
+		if r, ok := strings.CutPrefix(l, key); ok && strings.HasPrefix(strings.TrimLeft(r, " "), "[") {
+			rest, found = strings.TrimLeft(r, " "), true
+			break
+		}
+	}
+	if !found {
 		return agentAnswer{}, fmt.Errorf("unexpected output %q", s)
 	}
-	rest = strings.TrimLeft(rest, " ")
 	if r, ok := strings.CutPrefix(rest, "[m|ZBX_NOTSUPPORTED] ["); ok && strings.HasSuffix(r, "]") {
 		return agentAnswer{Error: strings.TrimSuffix(r, "]")}, nil
 	}
