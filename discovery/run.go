@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,12 +58,7 @@ func (f *timeoutFlag) check() error {
 	v := strings.TrimSpace(f.text)
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		var secs float64
-		if secs, err = strconv.ParseFloat(v, 64); err == nil && plainSeconds.MatchString(v) && secs <= 30 {
-			d = time.Duration(secs * float64(time.Second))
-		} else {
-			err = errors.New("not a duration")
-		}
+		d, err = metrics.ParseSeconds(v, time.Second, 30*time.Second)
 	}
 	if err != nil || d < time.Second || d > 30*time.Second {
 		return fmt.Errorf("invalid --timeout: expected a duration from 1s to 30s (e.g. 2.5s), got %s", metrics.Quote(f.text))
@@ -72,9 +66,6 @@ func (f *timeoutFlag) check() error {
 	f.d = d
 	return nil
 }
-
-// plainSeconds is a number of seconds without a unit: 2 or 2.5.
-var plainSeconds = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
 
 // newFlagSet declares the flags, node_exporter style (--path.procfs, ...).
 func newFlagSet(o *options) *flag.FlagSet {

@@ -103,9 +103,9 @@ func ParseConfig(opts map[string]string, globalTimeout time.Duration) (Config, e
 				err = fmt.Errorf("expected auto, netlink or proc, got %s", Quote(v))
 			}
 		case "CacheTTL":
-			c.CacheTTL, err = parseSeconds(v, 0, maxCacheTTL)
+			c.CacheTTL, err = ParseSeconds(v, 0, maxCacheTTL)
 		case "Timeout":
-			c.Timeout, err = parseSeconds(v, time.Second, maxTimeout)
+			c.Timeout, err = ParseSeconds(v, time.Second, maxTimeout)
 		default:
 			known := make([]string, len(Options))
 			for i, o := range Options {
@@ -143,8 +143,8 @@ func parseRoot(v string) (string, error) {
 // NaN.
 var plainDecimal = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
 
-// parseSeconds parses a plain decimal number of seconds from lo to hi.
-func parseSeconds(v string, lo, hi time.Duration) (time.Duration, error) {
+// ParseSeconds parses a plain decimal number of seconds from lo to hi.
+func ParseSeconds(v string, lo, hi time.Duration) (time.Duration, error) {
 	f, err := strconv.ParseFloat(v, 64)
 	d := time.Duration(f * float64(time.Second))
 	if !plainDecimal.MatchString(v) || err != nil || f > hi.Seconds() || d < lo || d > hi {
