@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,15 +51,19 @@ func TestMain(m *testing.M) {
 
 const installedHelper = "/usr/bin/tcpstatus-discovery"
 
+// userParameterArgs is how every UserParameter line hands on the key's
+// parameters: all nine the classic agent can, each as one argument.
+const userParameterArgs = `'$1' '$2' '$3' '$4' '$5' '$6' '$7' '$8' '$9'`
+
 // TestUserParameterFileCoversEveryKey checks the UserParameter file maps
-// every plugin key to the helper, passing on as many parameters as the key
-// declares.
+// every plugin key to the helper, the key's parameters handed on one per
+// argument, all nine, so that the helper reports too many.
 func TestUserParameterFileCoversEveryKey(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join("..", "scripts", "userparameter_tcpstatus.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	lineRe := regexp.MustCompile(`^UserParameter=([a-z.]+)(\[\*\])?,` + regexp.QuoteMeta(installedHelper) + ` (.+)$`)
+	lineRe := regexp.MustCompile(`^UserParameter=([a-z.]+)\[\*\],` + regexp.QuoteMeta(installedHelper) + ` (.+)$`)
 	mapped := map[string]string{}
 	for _, line := range strings.Split(string(b), "\n") {
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -69,9 +74,9 @@ func TestUserParameterFileCoversEveryKey(t *testing.T) {
 			t.Errorf("unexpected line %q", line)
 			continue
 		}
-		mapped[m[1]] = m[3]
-		if m[2] == "" && m[3] != m[1] {
-			t.Errorf("%s: runs %s, want the bare key", m[1], m[3])
+		mapped[m[1]] = m[2]
+		if want := "-- " + m[1] + " " + userParameterArgs; m[2] != want {
+			t.Errorf("%s: runs %s, want %s", m[1], m[2], want)
 		}
 	}
 	e, err := metrics.New(metrics.DefaultConfig(), nil)
@@ -79,22 +84,10 @@ func TestUserParameterFileCoversEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range e.Metrics() {
-		cmd, ok := mapped[m.Key]
-		if !ok {
+		if _, ok := mapped[m.Key]; !ok {
 			t.Errorf("key %s has no UserParameter line", m.Key)
-			continue
 		}
 		delete(mapped, m.Key)
-		if len(m.Params) == 0 {
-			continue
-		}
-		vars := make([]string, len(m.Params))
-		for i := range vars {
-			vars[i] = "$" + strconv.Itoa(i+1)
-		}
-		if want := "'" + m.Key + "[" + strings.Join(vars, ",") + "]'"; cmd != want {
-			t.Errorf("%s: runs %s, want %s", m.Key, cmd, want)
-		}
 	}
 	for k := range mapped {
 		t.Errorf("UserParameter %s is not a plugin key", k)
@@ -395,6 +388,42 @@ func TestIntegrationClassicAgentKeys(t *testing.T) {
 	} {
 		if _, err := a.Get(key); !isNotSupported(err, want) {
 			t.Errorf("%s: %v, want ZBX_NOTSUPPORTED: %s", key, err, want)
+		}
+	}
+	// Parameters as the plugin gets them from agent 2 (parseKey follows its
+	// grammar, testdata/keys.json): a comma inside one, too many, arrays.
+	// The helper answers through the UserParameter lines with the plugin's
+	// own error text.
+	e, err := metrics.New(metrics.DefaultConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{
+		`tcp.port.get["80,81"]`, "tcp.port.get[80,81]", `tcp.status["listen,x"]`, "tcp.status[listen,1,4,x]",
+		"tcp.status.get[80,4,x]", "tcp.port.discovery[x]", "udp.port.discovery[,x]", "tcp.kernel.get[x]",
+		`disk.get["sda,sdb"]`, "disk.get[sda,sdb]", "tcp.remote.top[[5,estab]]", "tcp.status[[listen],[70000]]",
+	} {
+		name, params, err := parseKey(key)
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		_, perr := e.Export(context.Background(), name, params)
+		if perr == nil {
+			t.Fatalf("%s: the plugin accepts it", key)
+		}
+		if _, err := a.Get(key); !isNotSupported(err, perr.Error()) {
+			t.Errorf("%s through the classic agent: %v; the plugin answers %q", key, err, perr.Error())
+		}
+	}
+	for key, want := range map[string]string{
+		fmt.Sprintf("tcp.status[[listen],%d]", h.port):    "1",
+		fmt.Sprintf(`tcp.status[" listen",[%d]]`, h.port): "1",
+		"tcp.port.discovery[]":                            "",
+		"tcp.limits.get[,,]":                              "",
+	} {
+		got, err := a.Get(key)
+		if err != nil || want != "" && got != want || want == "" && !strings.HasPrefix(got, "[") && !strings.HasPrefix(got, "{") {
+			t.Errorf("%s = %q, %v; want %q", key, got, err, want)
 		}
 	}
 	// The agent refuses shell characters before anything runs.

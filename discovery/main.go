@@ -6,6 +6,7 @@
 //	tcpstatus-discovery 'tcp.status[timewait]'
 //	tcpstatus-discovery tcp.port.discovery
 //	tcpstatus-discovery --path.procfs=/host/proc 'disk.get[sda]'
+//	tcpstatus-discovery -- tcp.status timewait 80   (parameters as arguments)
 //
 // On success it prints the value and exits 0. When the key fails it prints
 // "ZBX_NOTSUPPORTED: <reason>" on standard output and exits 1; usage errors

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,8 +33,38 @@ const notSupported = "ZBX_NOTSUPPORTED: "
 // options are the command-line flags.
 type options struct {
 	procfs, sysfs, source string
-	timeout               time.Duration
+	timeout               timeoutFlag
 	verbose, version      bool
+}
+
+// timeoutFlag is --timeout: a duration (2.5s, 1500ms) or a plain number of
+// seconds (2.5), kept as the operator wrote it for error messages.
+type timeoutFlag struct {
+	text string
+	d    time.Duration
+}
+
+func (f *timeoutFlag) String() string { return f.text }
+
+// Set records the value; parseArgs checks it, so that its error shows the
+// operator's text.
+func (f *timeoutFlag) Set(v string) error {
+	f.text = v
+	return nil
+}
+
+// check parses the value and bounds it to 1s..30s.
+func (f *timeoutFlag) check() error {
+	v := strings.TrimSpace(f.text)
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		d, err = metrics.ParseSeconds(v, time.Second, 30*time.Second)
+	}
+	if err != nil || d < time.Second || d > 30*time.Second {
+		return fmt.Errorf("invalid --timeout: expected a duration from 1s to 30s (e.g. 2.5s), got %s", metrics.Quote(f.text))
+	}
+	f.d = d
+	return nil
 }
 
 // newFlagSet declares the flags, node_exporter style (--path.procfs, ...).
@@ -43,45 +74,98 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.procfs, "path.procfs", metrics.DefaultProcRoot, "procfs mount point; another root than /proc reads the socket tables of <root>/1/net with the /proc parser")
 	fs.StringVar(&o.sysfs, "path.sysfs", metrics.DefaultSysRoot, "sysfs mount point, for disk discovery")
 	fs.StringVar(&o.source, "source", string(metrics.SourceAuto), "socket table source: auto, netlink or proc")
-	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "time allowed for one answer, 1s to 30s; keep it below the agent's Timeout")
+	o.timeout = timeoutFlag{text: defaultTimeout.String(), d: defaultTimeout}
+	fs.Var(&o.timeout, "timeout", "time allowed for one answer, 1s to 30s (a duration, or seconds); keep it below the agent's Timeout")
 	fs.BoolVar(&o.verbose, "verbose", false, "log to standard error (never use it from a UserParameter: the agent adds standard error to the value)")
 	fs.BoolVar(&o.version, "V", false, "print the version and exit")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	return fs
 }
 
-// parseArgs parses flags placed before or after the one key argument.
-func parseArgs(args []string) (options, string, error) {
+// checkFlagNames refuses an unknown flag, or a bad value of a boolean one,
+// before the flag package would, so that the error shows the operator's
+// text through metrics.Quote. It stops at "--".
+func checkFlagNames(fs *flag.FlagSet, args []string) error {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return nil
+		}
+		if len(a) < 2 || a[0] != '-' {
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimPrefix(a[1:], "-"), "=")
+		if name == "h" || name == "help" {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil || name == "" || name[0] == '-' {
+			return fmt.Errorf("unknown flag %s", metrics.Quote(a))
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			if _, err := strconv.ParseBool(value); hasValue && err != nil {
+				return fmt.Errorf("invalid value %s for flag -%s: expected true or false", metrics.Quote(value), name)
+			}
+		} else if !hasValue {
+			i++ // the next argument is the value
+		}
+	}
+	return nil
+}
+
+// parseArgs parses flags placed before or after the positional arguments:
+// the item key, optionally followed by its parameters one per argument.
+// After "--" every argument is positional.
+func parseArgs(args []string) (options, string, []string, error) {
 	var o options
 	fs := newFlagSet(&o)
-	var keys []string
-	for {
+	if err := checkFlagNames(fs, args); err != nil {
+		return o, "", nil, err
+	}
+	var pos, rest []string
+	if i := slices.Index(args, "--"); i >= 0 {
+		args, rest = args[:i], args[i+1:]
+	}
+	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
-			return o, "", err
+			return o, "", nil, err
 		}
 		args = fs.Args()
-		if len(args) == 0 {
-			break
+		if len(args) > 0 {
+			pos = append(pos, args[0])
+			args = args[1:]
 		}
-		keys = append(keys, args[0])
-		args = args[1:]
 	}
+	pos = append(pos, rest...)
 	if o.version {
-		return o, "", nil
+		if len(pos) > 0 {
+			return o, "", nil, fmt.Errorf("-V/--version takes no arguments, got %s", metrics.Quote(pos[0]))
+		}
+		return o, "", nil, nil
 	}
-	switch len(keys) {
-	case 0:
-		return o, "", errors.New("no item key given")
-	case 1:
-		return o, keys[0], nil
+	if err := o.timeout.check(); err != nil {
+		return o, "", nil, err
 	}
-	return o, "", fmt.Errorf("one item key expected, got %d (quote a key with parameters: 'tcp.status[timewait,80]')", len(keys))
+	if len(pos) == 0 {
+		return o, "", nil, errors.New("no item key given")
+	}
+	key, params := pos[0], pos[1:]
+	if len(params) > 0 && strings.ContainsRune(key, '[') {
+		return o, "", nil, fmt.Errorf("parameters given both in the key and as arguments (quote a key with parameters: 'tcp.status[timewait,80]', or give them as arguments: tcp.status timewait 80)")
+	}
+	// The classic agent hands on every parameter its UserParameter line
+	// names, $1 to $9, whether the key has it or not: trailing empty ones
+	// are absent ones.
+	for len(params) > 0 && params[len(params)-1] == "" {
+		params = params[:len(params)-1]
+	}
+	return o, key, params, nil
 }
 
 // run is the whole command: it parses args, answers the key and returns the
 // exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	o, key, err := parseArgs(args)
+	o, key, args, err := parseArgs(args)
 	if errors.Is(err, flag.ErrHelp) {
 		usage(stdout)
 		return exitOK
@@ -98,17 +182,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"ProcRoot": o.procfs,
 		"SysRoot":  o.sysfs,
 		"Source":   o.source,
-		"Timeout":  strconv.FormatFloat(o.timeout.Seconds(), 'f', -1, 64),
 	}, 0)
 	if err != nil {
 		// Name the flag, not the plugin option.
 		msg := err.Error()
-		for opt, flagName := range map[string]string{"ProcRoot": "--path.procfs", "SysRoot": "--path.sysfs", "Source": "--source", "Timeout": "--timeout"} {
+		for opt, flagName := range map[string]string{"ProcRoot": "--path.procfs", "SysRoot": "--path.sysfs", "Source": "--source"} {
 			msg = strings.ReplaceAll(msg, "option Plugins.TCPStatus."+opt, flagName)
 		}
 		fmt.Fprintf(stderr, "Error: %s\n", msg)
 		return exitUsage
 	}
+	cfg.Timeout = o.timeout.d
 	var log metrics.Logger = metrics.NopLogger{}
 	if o.verbose {
 		log = stderrLogger{stderr}
@@ -119,6 +203,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	name, params, err := parseKey(key)
+	if len(args) > 0 {
+		params = args // parseArgs made sure the key has no [...]
+	}
 	if err != nil {
 		fmt.Fprintf(stdout, "%s%v\n", notSupported, err)
 		return exitUnsupported
@@ -137,9 +224,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 // usage prints the help text with the plugin's key list.
 func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage: tcpstatus-discovery [flags] '<item key>'
+       tcpstatus-discovery [flags] [--] <key name> [<parameter>...]
 
 Prints what the Zabbix agent 2 plugin TCPStatus returns for the key, using
 the same code, for the classic agent's UserParameter lines and for people.
+The key is parsed as Zabbix agent 2 parses it ('tcp.status[timewait,80]'),
+or its parameters follow the bare key name one per argument, as they are
+(trailing empty ones are dropped; after -- none is taken for a flag).
 On success: the value, exit status 0. When the key fails:
 "ZBX_NOTSUPPORTED: <reason>" on standard output, exit status 1.
 

@@ -97,6 +97,24 @@ func TestRunFixtureValues(t *testing.T) {
 		{[]string{procfs, "no.such.key"}, 1, "ZBX_NOTSUPPORTED: Unsupported metric.\n"},
 		{[]string{procfs, "tcp.status[a"}, 1, "ZBX_NOTSUPPORTED: Invalid item key format.\n"},
 		{[]string{procfs, "tcp.status[a,b,c,d]"}, 1, "ZBX_NOTSUPPORTED: Too many parameters.\n"},
+		// Arrays as agent 2 hands them on.
+		{[]string{procfs, "tcp.status[[timewait],[80]]"}, 0, "2\n"},
+		{[]string{procfs, "tcp.status[[timewait, 80]]"}, 1, `ZBX_NOTSUPPORTED: Invalid first parameter: unknown state "timewait,80"; expected `},
+		// Parameters as arguments (the UserParameter lines): as they are,
+		// a comma included; trailing empty ones dropped; flags before or
+		// after; none after -- taken for a flag.
+		{[]string{procfs, "tcp.status", "timewait", "80"}, 0, "2\n"},
+		{[]string{"--", "tcp.status", "timewait", procfs}, 1, `ZBX_NOTSUPPORTED: Invalid second parameter: port must be a number from 1 to 65535, got "--path.procfs=`},
+		{[]string{procfs, "--", "tcp.status", "timewait", "80", "", "", "", "", "", "", ""}, 0, "2\n"},
+		{[]string{"tcp.status", "estab", procfs, "22", "--source=proc"}, 0, "2\n"},
+		{[]string{procfs, "--", "tcp.port.get", "-1"}, 1, `ZBX_NOTSUPPORTED: Invalid first parameter: port must be a number from 1 to 65535, got "-1".` + "\n"},
+		{[]string{procfs, "--", "tcp.port.get", "80,81", "", "", "", "", "", "", "", ""}, 1, `ZBX_NOTSUPPORTED: Invalid first parameter: port must be a number from 1 to 65535, got "80,81".` + "\n"},
+		{[]string{procfs, "--", "tcp.port.get", "80", "81", "", "", "", "", "", "", ""}, 1, "ZBX_NOTSUPPORTED: Too many parameters.\n"},
+		{[]string{procfs, "--", "tcp.port.discovery", "", "", "", "", "", "", "", "", ""}, 0, "[{"},
+		{[]string{procfs, "--", "tcp.port.discovery", "", "", "x", "", "", "", "", "", ""}, 1, "ZBX_NOTSUPPORTED: Too many parameters.\n"},
+		{[]string{procfs, "--", "tcp status", "x"}, 1, "ZBX_NOTSUPPORTED: Invalid item key format.\n"},
+		{[]string{procfs, "--timeout=1500ms", "tcp.status[timewait,80]"}, 0, "2\n"},
+		{[]string{procfs, "--timeout", "2.5", "tcp.status[timewait,80]"}, 0, "2\n"},
 		{[]string{"--path.procfs=" + abs(t, fixture("disks", "proc")), sysfs, "disk.get[nope]"}, 1, "ZBX_NOTSUPPORTED: Invalid first parameter: unknown device \"nope\".\n"},
 	} {
 		code, out, errOut := runCmd(tc.args...)
@@ -128,7 +146,7 @@ func TestRunHelpAndVersion(t *testing.T) {
 			}
 		}
 	}
-	for _, arg := range []string{"-V", "--version"} {
+	for _, arg := range []string{"-V", "--version", "-V=true"} {
 		code, out, errOut := runCmd(arg)
 		if code != 0 || errOut != "" || !strings.HasPrefix(out, "tcpstatus-discovery 0") && !strings.HasPrefix(out, "tcpstatus-discovery ") {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", arg, code, out, errOut)
@@ -142,13 +160,24 @@ func TestRunUsageErrors(t *testing.T) {
 		want string
 	}{
 		{nil, "Error: no item key given"},
-		{[]string{"a", "b"}, "Error: one item key expected, got 2"},
-		{[]string{"--nope", "tcp.status"}, "Error: flag provided but not defined: -nope"},
+		{[]string{"--"}, "Error: no item key given"},
+		{[]string{"--nope", "tcp.status"}, `Error: unknown flag "--nope"`},
+		{[]string{"tcp.status", "-x\x1b[2J\u200b"}, `Error: unknown flag "-x\x1B[2J<U+200B>"`},
+		{[]string{"---timeout=2", "tcp.status"}, `Error: unknown flag "---timeout=2"`},
 		{[]string{"--source=ebpf", "tcp.status"}, `Error: invalid --source: expected auto, netlink or proc, got "ebpf"`},
+		{[]string{"--source=\u200bproc", "tcp.status"}, `Error: invalid --source: expected auto, netlink or proc, got "<U+200B>proc"`},
 		{[]string{"--path.procfs=relative", "tcp.status"}, `Error: invalid --path.procfs: expected an absolute path, got "relative"`},
-		{[]string{"--path.sysfs=/nonexistent-dir", "disk.discovery"}, "Error: invalid --path.sysfs: "},
-		{[]string{"--timeout=0s", "tcp.status"}, `Error: invalid --timeout: expected seconds from 1 to 30, got "0"`},
-		{[]string{"--timeout=x", "tcp.status"}, "Error: invalid value \"x\" for flag -timeout"},
+		{[]string{"--path.sysfs=/nonexistent-dir", "disk.discovery"}, `Error: invalid --path.sysfs: cannot use "/nonexistent-dir": no such file or directory`},
+		// --timeout: the operator's text, not a number of seconds made of it.
+		{[]string{"--timeout=0s", "tcp.status"}, `Error: invalid --timeout: expected a duration from 1s to 30s (e.g. 2.5s), got "0s"`},
+		{[]string{"--timeout=1h", "tcp.status"}, `Error: invalid --timeout: expected a duration from 1s to 30s (e.g. 2.5s), got "1h"`},
+		{[]string{"--timeout", "31", "tcp.status"}, `Error: invalid --timeout: expected a duration from 1s to 30s (e.g. 2.5s), got "31"`},
+		{[]string{"--timeout=0x5", "tcp.status"}, `Error: invalid --timeout: expected a duration from 1s to 30s (e.g. 2.5s), got "0x5"`},
+		{[]string{"--timeout=x", "tcp.status"}, `Error: invalid --timeout: expected a duration from 1s to 30s (e.g. 2.5s), got "x"`},
+		{[]string{"-V", "extra"}, `Error: -V/--version takes no arguments, got "extra"`},
+		{[]string{"tcp.status", "--version"}, `Error: -V/--version takes no arguments, got "tcp.status"`},
+		{[]string{"-V=maybe"}, `Error: invalid value "maybe" for flag -V: expected true or false`},
+		{[]string{"tcp.status[timewait]", "80"}, "Error: parameters given both in the key and as arguments"},
 	} {
 		code, out, errOut := runCmd(tc.args...)
 		if code != exitUsage || out != "" || !strings.HasPrefix(errOut, tc.want) {

@@ -1,9 +1,12 @@
 package metrics
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -97,12 +100,12 @@ func ParseConfig(opts map[string]string, globalTimeout time.Duration) (Config, e
 		case "Source":
 			c.Source = SourceKind(strings.ToLower(v))
 			if !slices.Contains([]SourceKind{SourceAuto, SourceNetlink, SourceProc}, c.Source) {
-				err = fmt.Errorf("expected auto, netlink or proc, got %q", v)
+				err = fmt.Errorf("expected auto, netlink or proc, got %s", Quote(v))
 			}
 		case "CacheTTL":
-			c.CacheTTL, err = parseSeconds(v, 0, maxCacheTTL)
+			c.CacheTTL, err = ParseSeconds(v, 0, maxCacheTTL)
 		case "Timeout":
-			c.Timeout, err = parseSeconds(v, time.Second, maxTimeout)
+			c.Timeout, err = ParseSeconds(v, time.Second, maxTimeout)
 		default:
 			known := make([]string, len(Options))
 			for i, o := range Options {
@@ -119,23 +122,33 @@ func ParseConfig(opts map[string]string, globalTimeout time.Duration) (Config, e
 
 func parseRoot(v string) (string, error) {
 	if !filepath.IsAbs(v) {
-		return "", fmt.Errorf("expected an absolute path, got %q", v)
+		return "", fmt.Errorf("expected an absolute path, got %s", Quote(v))
 	}
 	st, err := os.Stat(v)
 	if err != nil {
-		return "", err
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is shown quoted instead
+		}
+		return "", fmt.Errorf("cannot use %s: %v", Quote(v), err)
 	}
 	if !st.IsDir() {
-		return "", fmt.Errorf("%s is not a directory", v)
+		return "", fmt.Errorf("%s is not a directory", Quote(v))
 	}
 	return filepath.Clean(v), nil
 }
 
-func parseSeconds(v string, lo, hi time.Duration) (time.Duration, error) {
+// plainDecimal is how Zabbix configuration files write numbers: digits,
+// optionally a fraction; no sign, exponent, hexadecimal, underscore, Inf or
+// NaN.
+var plainDecimal = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
+
+// ParseSeconds parses a plain decimal number of seconds from lo to hi.
+func ParseSeconds(v string, lo, hi time.Duration) (time.Duration, error) {
 	f, err := strconv.ParseFloat(v, 64)
 	d := time.Duration(f * float64(time.Second))
-	if err != nil || f != f || d < lo || d > hi {
-		return 0, fmt.Errorf("expected seconds from %g to %g, got %q", lo.Seconds(), hi.Seconds(), v)
+	if !plainDecimal.MatchString(v) || err != nil || f > hi.Seconds() || d < lo || d > hi {
+		return 0, fmt.Errorf("expected seconds from %g to %g, got %s", lo.Seconds(), hi.Seconds(), Quote(v))
 	}
 	return d, nil
 }

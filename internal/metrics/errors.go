@@ -3,6 +3,9 @@ package metrics
 import (
 	"errors"
 	"fmt"
+	"io"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -20,7 +23,7 @@ func itemErrorf(format string, args ...any) error {
 var ordinals = [...]string{"first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"}
 
 // invalidParam builds "Invalid <n-th> parameter: <why>." for the parameter at
-// index i (0-based). A parameter value quoted in why goes through clip.
+// index i (0-based). A parameter value quoted in why goes through Quote.
 func invalidParam(i int, why string, args ...any) error {
 	pos := fmt.Sprintf("parameter #%d", i+1)
 	if i < len(ordinals) {
@@ -32,21 +35,64 @@ func invalidParam(i int, why string, args ...any) error {
 	return itemErrorf("Invalid %s: %s.", pos, fmt.Sprintf(why, args...))
 }
 
-// maxQuoted bounds how much of an item parameter an error text repeats: a
+// maxQuoted bounds how much of an operator's text an error repeats: an item
 // parameter may be megabytes long, and the error travels back to the server.
 const maxQuoted = 64
 
-// clip shortens v to maxQuoted bytes at a character boundary, marking the
-// cut with "...".
-func clip(v string) string {
-	if len(v) <= maxQuoted {
-		return v
+// Quote shows text an operator wrote (an item parameter, an option or flag
+// value) in an error message, readably and safely: in double quotes, as a
+// quoted item key parameter is written (a quote as \", every other
+// backslash as it is), with what a terminal or the frontend would hide or
+// act on spelled out: control characters and bytes that are not UTF-8 as
+// \xNN, invisible or other unprintable characters (U+200B, U+202E, U+00A0,
+// ...) as <U+200B>. Text longer than maxQuoted bytes is cut at a character
+// boundary and marked with "...".
+func Quote(v string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	cut := len(v) > maxQuoted
+	if cut {
+		n := maxQuoted
+		for n > maxQuoted-utf8.UTFMax+1 && !utf8.RuneStart(v[n]) {
+			n--
+		}
+		v = v[:n]
 	}
-	cut := maxQuoted
-	for cut > 0 && !utf8.RuneStart(v[cut]) {
-		cut--
+	for i := 0; i < len(v); {
+		r, size := utf8.DecodeRuneInString(v[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1, r < 0x20, r == 0x7f:
+			fmt.Fprintf(&b, "\\x%02X", v[i])
+		case r != ' ' && !unicode.IsPrint(r), unicode.Is(unicode.Cf, r):
+			fmt.Fprintf(&b, "<U+%04X>", r)
+		case r == '"':
+			b.WriteString(`\"`)
+		default:
+			b.WriteString(v[i : i+size])
+		}
+		i += size
 	}
-	return v[:cut] + "..."
+	if cut {
+		b.WriteString("...")
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// operatorText is text an operator wrote, for an error format: %q prints
+// it as Quote does, %s and %v the same without the quotes.
+type operatorText string
+
+// clip marks v as operator text for an error format ("got %q", clip(v)).
+func clip(v string) operatorText { return operatorText(v) }
+
+// Format implements fmt.Formatter.
+func (t operatorText) Format(f fmt.State, verb rune) {
+	q := Quote(string(t))
+	if verb != 'q' {
+		q = q[1 : len(q)-1]
+	}
+	io.WriteString(f, q)
 }
 
 var (

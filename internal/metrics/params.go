@@ -67,7 +67,7 @@ func parseStateParam(i int, v string) (sockets.StateMask, error) {
 	}
 	s, ok := sockets.ParseState(v)
 	if !ok {
-		return 0, invalidParam(i, "unknown state %q; expected %s", clip(v), stateNamesHelp)
+		return 0, invalidParam(i, "unknown state %s; expected %s", Quote(v), stateNamesHelp)
 	}
 	return sockets.MaskOf(s), nil
 }
@@ -79,7 +79,7 @@ func parsePortParam(i int, v string) (uint16, error) {
 	}
 	n, err := strconv.ParseUint(v, 10, 32)
 	if err != nil {
-		return 0, invalidParam(i, "port must be a number from 1 to 65535, got %q", clip(v))
+		return 0, invalidParam(i, "port must be a number from 1 to 65535, got %s", Quote(v))
 	}
 	if n < 1 || n > 65535 {
 		return 0, invalidParam(i, "port must be from 1 to 65535, got %d", n)
@@ -98,14 +98,14 @@ func parseFamilyParam(i int, v string) (sockets.Family, error) {
 	case "6", "ipv6", "inet6":
 		return sockets.FamilyV6, nil
 	}
-	return 0, invalidParam(i, "unknown family %q; expected 4, 6 or empty for both", clip(v))
+	return 0, invalidParam(i, "unknown family %s; expected 4, 6 or empty for both", Quote(v))
 }
 
 // parseCountParam parses a positive count up to max.
 func parseCountParam(i int, v string, max int) (int, error) {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > max {
-		return 0, invalidParam(i, "expected a number from 1 to %d, got %q", max, clip(v))
+		return 0, invalidParam(i, "expected a number from 1 to %d, got %s", max, Quote(v))
 	}
 	return n, nil
 }
