@@ -26,12 +26,13 @@
 # so the init script and invoke-rc.d, as the maintainer scripts call them,
 # start and restart an agent that is this test's own; the host's agent, its
 # configuration and port 10050 are not touched. Needs root.
+# TCPSTATUS_DEB_CYCLES sets the number of cycles (default 10).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-repo=$PWD
+self=$(readlink -f "$0")
+cd "$(dirname "$self")/../.."
 if [ "${TCPSTATUS_60DEB_NS:-}" != 1 ]; then
   [ "$(id -u)" = 0 ] || { echo "60-deb: FAIL: needs root" >&2; exit 1; }
-  exec unshare --mount --propagation private env TCPSTATUS_60DEB_NS=1 bash "$0" "$@"
+  exec unshare --mount --propagation private env TCPSTATUS_60DEB_NS=1 bash "$self" "$@"
 fi
 
 cache=${TCPSTATUS_CACHE:-/var/cache/tcpstatus-test}
