@@ -61,6 +61,14 @@ fi
 
 put() { # kind mode source destination
   local kind=$1 mode=$2 src=$3 dest=$4
+  if [ "$kind" = bin ]; then
+    [ -x "$src" ] || die "$src missing: run make build"
+    # Static (CGO_ENABLED=0, the Makefile's default): the packages declare
+    # no library dependency.
+    if command -v file >/dev/null && file -L "$src" | grep -q 'dynamically linked'; then
+      die "$src is dynamically linked; build with CGO_ENABLED=0"
+    fi
+  fi
   [ -f "$src" ] || die "$src missing"
   install -d "$root$(dirname "$dest")"
   case $kind in

@@ -21,9 +21,6 @@ homepage=${DEB_HOMEPAGE:-https://localhost/zabbix-agent2-plugin-tcpstatus}
 die() { echo "build-deb: $*" >&2; exit 1; }
 
 [[ $version =~ ^[0-9][0-9A-Za-z.+~-]*$ ]] || die "version '$version' is not a Debian version"
-for b in bin/zabbix-agent2-plugin-tcpstatus bin/tcpstatus-discovery; do
-  [ -x "$b" ] || die "$b missing: run make build (or make deb)"
-done
 
 if [ -z "${DEB_ARCH:-}" ]; then
   goarch=$(go env GOARCH 2>/dev/null || dpkg --print-architecture)
@@ -34,11 +31,6 @@ if [ -z "${DEB_ARCH:-}" ]; then
     ppc64le) DEB_ARCH=ppc64el ;;
     *) die "no Debian architecture for GOARCH $goarch; set DEB_ARCH" ;;
   esac
-fi
-# The binaries must be static (CGO_ENABLED=0, the Makefile's default): the
-# package declares no library dependency.
-if command -v file >/dev/null && file -L bin/zabbix-agent2-plugin-tcpstatus | grep -q 'dynamically linked'; then
-  die "bin/zabbix-agent2-plugin-tcpstatus is dynamically linked; build with CGO_ENABLED=0"
 fi
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 

@@ -24,9 +24,6 @@ die() { echo "build-rpm: $*" >&2; exit 1; }
 command -v rpmbuild >/dev/null || die "rpmbuild missing: apt-get install rpm (scripts/install-deps.sh installs it)"
 # rpm versions may not hold "-"; "~" sorts before the release as in dpkg.
 [[ $version =~ ^[0-9][0-9A-Za-z.+~]*$ ]] || die "version '$version' is not an rpm version"
-for b in bin/zabbix-agent2-plugin-tcpstatus bin/tcpstatus-discovery; do
-  [ -x "$b" ] || die "$b missing: run make build (or make rpm)"
-done
 if [ -z "${RPM_ARCH:-}" ]; then
   goarch=$(go env GOARCH 2>/dev/null || dpkg --print-architecture)
   case $goarch in
@@ -36,9 +33,6 @@ if [ -z "${RPM_ARCH:-}" ]; then
     s390x) RPM_ARCH=s390x ;;
     *) die "no RHEL architecture for GOARCH $goarch; set RPM_ARCH" ;;
   esac
-fi
-if command -v file >/dev/null && file -L bin/zabbix-agent2-plugin-tcpstatus | grep -q 'dynamically linked'; then
-  die "bin/zabbix-agent2-plugin-tcpstatus is dynamically linked; build with CGO_ENABLED=0"
 fi
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 
