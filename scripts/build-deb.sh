@@ -1,32 +1,26 @@
 #!/usr/bin/env bash
-# Builds dist/zabbix-agent2-plugin-tcpstatus_<VERSION>_<arch>.deb from the
+# Builds dist/zabbix-agent2-plugin-tcpstatus_<version>_<arch>.deb from the
 # binaries in bin/ (make build) with dpkg-deb: no network, no root needed.
+# The contents come from packaging/files.list (shared with
+# scripts/build-rpm.sh), installed by packaging/stage.sh; its conf entries
+# are the conffiles. The maintainer scripts are packaging/debian/* with
+# packaging/scripts/agents.sh and packaging/debian/conffiles.sh inlined.
 #
-#   plugin    <System.Path of conf/tcpstatus.conf>   (default /usr/libexec/zabbix-agent2-plugins/zabbix-agent2-plugin-tcpstatus)
-#   conffile  /etc/zabbix/zabbix_agent2.d/plugins.d/tcpstatus.conf           (conf/tcpstatus.conf)
-#   helper    /usr/bin/tcpstatus-discovery
-#   conffile  /etc/zabbix/zabbix_agentd.conf.d/userparameter_tcpstatus.conf (scripts/userparameter_tcpstatus.conf)
-#   templates /usr/share/zabbix-agent2-plugin-tcpstatus/templates/
-#
-# Environment: DEB_ARCH (default: from GOARCH), DEB_MAINTAINER, OUT (output
-# directory, default dist), SOURCE_DATE_EPOCH (default: last commit time).
+# Environment: PKG_VERSION (default: packaging/version.sh), DEB_ARCH
+# (default: from GOARCH), DEB_MAINTAINER, OUT (output directory, default
+# dist), SOURCE_DATE_EPOCH (default: last commit time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkg=zabbix-agent2-plugin-tcpstatus
-version=$(tr -d ' \n' < VERSION)
+version=${PKG_VERSION:-$(bash packaging/version.sh)}
 out=${OUT:-dist}
 maintainer=${DEB_MAINTAINER:-TCPStatus maintainers <tcpstatus@localhost>}
 homepage=${DEB_HOMEPAGE:-https://localhost/zabbix-agent2-plugin-tcpstatus}
-default_plugin_path=/usr/libexec/zabbix-agent2-plugins/zabbix-agent2-plugin-tcpstatus
-helper_path=/usr/bin/tcpstatus-discovery
 
 die() { echo "build-deb: $*" >&2; exit 1; }
 
-[[ $version =~ ^[0-9][0-9A-Za-z.+~-]*$ ]] || die "VERSION '$version' is not a Debian version"
-for b in bin/zabbix-agent2-plugin-tcpstatus bin/tcpstatus-discovery; do
-  [ -x "$b" ] || die "$b missing: run make build (or make deb)"
-done
+[[ $version =~ ^[0-9][0-9A-Za-z.+~-]*$ ]] || die "version '$version' is not a Debian version"
 
 if [ -z "${DEB_ARCH:-}" ]; then
   goarch=$(go env GOARCH 2>/dev/null || dpkg --print-architecture)
@@ -38,80 +32,57 @@ if [ -z "${DEB_ARCH:-}" ]; then
     *) die "no Debian architecture for GOARCH $goarch; set DEB_ARCH" ;;
   esac
 fi
-# The binaries must be static (CGO_ENABLED=0, the Makefile's default): the
-# package declares no library dependency.
-if command -v file >/dev/null && file -L bin/zabbix-agent2-plugin-tcpstatus | grep -q 'dynamically linked'; then
-  die "bin/zabbix-agent2-plugin-tcpstatus is dynamically linked; build with CGO_ENABLED=0"
-fi
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 root=$work/root
+bash packaging/stage.sh deb "$root" "$work/files"
 mkdir -p "$root/DEBIAN"
 
-# plugins.d configuration: the repository's conf/tcpstatus.conf when there is
-# one (its System.Path says where the binary goes), else a minimal one.
-plugin_conf=$root/etc/zabbix/zabbix_agent2.d/plugins.d/tcpstatus.conf
-install -d "$(dirname "$plugin_conf")"
-if [ -f conf/tcpstatus.conf ]; then
-  plugin_path=$(sed -n 's/^[[:space:]]*Plugins\.TCPStatus\.System\.Path[[:space:]]*=[[:space:]]*\([^[:space:]]*\).*/\1/p' conf/tcpstatus.conf | tail -n 1)
-  [ -n "$plugin_path" ] || die "conf/tcpstatus.conf has no Plugins.TCPStatus.System.Path line"
-  [[ $plugin_path == /* ]] || die "conf/tcpstatus.conf: System.Path $plugin_path is not absolute"
-  install -m 0644 conf/tcpstatus.conf "$plugin_conf"
-else
-  plugin_path=$default_plugin_path
-  cat > "$plugin_conf" <<CONF
-# TCPStatus loadable plugin for Zabbix agent 2 (package $pkg).
-# Options: Plugins.TCPStatus.{ProcRoot,SysRoot,Source,CacheTTL,Timeout};
-# see /usr/share/doc/$pkg/.
-Plugins.TCPStatus.System.Path=$plugin_path
-CONF
-  chmod 0644 "$plugin_conf"
-fi
-install -D -m 0755 bin/zabbix-agent2-plugin-tcpstatus "$root$plugin_path"
-install -D -m 0755 bin/tcpstatus-discovery "$root$helper_path"
-
-# UserParameters for the classic agent, calling the helper where the package
-# puts it.
-up_conf=$root/etc/zabbix/zabbix_agentd.conf.d/userparameter_tcpstatus.conf
-install -d "$(dirname "$up_conf")"
-if [ -f scripts/userparameter_tcpstatus.conf ]; then
-  sed -E "s#(^|[[:space:],=])[^[:space:],=]*/tcpstatus-discovery([[:space:]]|$)#\1$helper_path\2#g" \
-    scripts/userparameter_tcpstatus.conf > "$up_conf"
-  grep -q "$helper_path" "$up_conf" || die "scripts/userparameter_tcpstatus.conf does not call tcpstatus-discovery"
-else
-  die "scripts/userparameter_tcpstatus.conf missing"
-fi
-chmod 0644 "$up_conf"
-
-share=$root/usr/share/$pkg
-install -d "$share/templates"
-shopt -s nullglob
-for f in templates/*.xml templates/*.yaml templates/*.md; do
-  install -m 0644 "$f" "$share/templates/"
-done
-shopt -u nullglob
+plugin_path=$(awk '$1 == "bin" && $3 ~ /\/zabbix-agent2-plugin-tcpstatus$/ {print $3}' "$work/files")
+helper_path=$(awk '$1 == "bin" && $3 ~ /\/tcpstatus-discovery$/ {print $3}' "$work/files")
+conffiles=$(awk '$1 == "conf" {print $3}' "$work/files")
 
 doc=$root/usr/share/doc/$pkg
 install -d "$doc"
-for f in README.md CHANGELOG.md docs/TROUBLESHOOTING.md docs/SECURITY.md docs/DESIGN.md; do
-  [ -f "$f" ] && install -m 0644 "$f" "$doc/"
-done
-cat > "$doc/copyright" <<COPY
+{
+  cat <<COPY
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: $pkg
-Comment: Built from the $pkg repository; see README.md for the license.
+Upstream-Contact: $maintainer
+Source: $homepage
 
 Files: *
 Copyright: $(date -u -d "@$SOURCE_DATE_EPOCH" +%Y) The $pkg authors
-License: see-readme
- See /usr/share/doc/$pkg/README.md.
+License: Apache-2.0
+
+License: Apache-2.0
+ Licensed under the Apache License, Version 2.0 (the "License");
+ you may not use this file except in compliance with the License.
+ You may obtain a copy of the License at
+ .
+ http://www.apache.org/licenses/LICENSE-2.0
+ .
+ Unless required by applicable law or agreed to in writing, software
+ distributed under the License is distributed on an "AS IS" BASIS,
+ WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ See the License for the specific language governing permissions and
+ limitations under the License.
+ .
+ On Debian systems, the complete text of the Apache License, Version 2.0
+ can be found in "/usr/share/common-licenses/Apache-2.0".
 COPY
-# Go binaries are static by design (no library dependency to declare).
+} > "$doc/copyright"
+# Go binaries are static by design (no library dependency to declare). The
+# maintainer scripts share their agent restart with the rpm's scriptlets:
+# systemctl is called only where deb-systemd-invoke is missing.
 install -D -m 0644 /dev/stdin "$root/usr/share/lintian/overrides/$pkg" <<OVR
 $pkg: statically-linked-binary [${helper_path#/}]
 $pkg: statically-linked-binary [${plugin_path#/}]
+# systemctl try-restart only when deb-systemd-invoke is missing (the function
+# is shared with the rpm's scriptlets)
+$pkg: maintainer-script-calls-systemctl [*]
 OVR
 printf '%s (%s) unstable; urgency=medium\n\n  * Release %s; see CHANGELOG.md.\n\n -- %s  %s\n' \
   "$pkg" "$version" "$version" "$maintainer" "$(date -u -R -d "@$SOURCE_DATE_EPOCH")" | gzip -9n > "$doc/changelog.gz"
@@ -121,20 +92,22 @@ chmod 0644 "$doc"/*
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 sed -e "s|@VERSION@|$version|" -e "s|@ARCH@|$DEB_ARCH|" -e "s|@MAINTAINER@|$maintainer|" \
     -e "s|@SIZE@|$size|" -e "s|@HOMEPAGE@|$homepage|" packaging/debian/control.in > "$root/DEBIAN/control"
-install -m 0644 packaging/debian/conffiles "$root/DEBIAN/conffiles"
+printf '%s\n' $conffiles > "$root/DEBIAN/conffiles"
+chmod 0644 "$root/DEBIAN/conffiles"
 for s in preinst postinst postrm; do
   # Inline the shared functions: maintainer scripts must stand alone.
-  awk -v common=packaging/debian/common.sh '
-    /^#COMMON#$/ { while ((getline l < common) > 0) print l; next } { print }' \
-    "packaging/debian/$s" > "$root/DEBIAN/$s"
+  awk -v agents=packaging/scripts/agents.sh -v conf=packaging/debian/conffiles.sh -v list="$(echo $conffiles)" '
+    /^#COMMON#$/ {
+      while ((getline l < conf) > 0) { gsub(/@CONFFILES@/, list, l); print l }
+      while ((getline l < agents) > 0) print l
+      next
+    }
+    { print }' "packaging/debian/$s" > "$root/DEBIAN/$s"
   chmod 0755 "$root/DEBIAN/$s"
   sh -n "$root/DEBIAN/$s" || die "$s: syntax error"
 done
 (cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum) > "$root/DEBIAN/md5sums"
 chmod 0644 "$root/DEBIAN/md5sums"
-while read -r cf; do
-  [ -f "$root$cf" ] || die "conffile $cf is not in the package"
-done < packaging/debian/conffiles
 
 mkdir -p "$out"
 deb=$out/${pkg}_${version}_${DEB_ARCH}.deb

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The demo (README "Try it"). On a fresh Debian bookworm machine, as root:
+# The demo (README "Try it"). On a fresh Debian bookworm machine, as root or
+# as a user with sudo (it runs itself again through sudo, scripts/as-root.sh):
 # installs the dependencies (scripts/install-deps.sh), builds the plugin
 # (make build), starts a private Zabbix agent 2 with it as user zabbix on
 # 127.0.0.1:$TCPSTATUS_DEMO_PORT (default 10099), opens a few sockets on
@@ -11,6 +12,8 @@
 #   TCPSTATUS_DEMO_AGENT  agent 2 binary (default /usr/sbin/zabbix_agent2, 6.0;
 #                         $TCPSTATUS_CACHE/agent2-7.0/usr/sbin/zabbix_agent2 is 7.0)
 set -euo pipefail
+# Not root: run again through sudo (or say that sudo is missing).
+. "$(dirname "$0")/as-root.sh" "$0" "$@"
 cd "$(dirname "$0")/.."
 port=${TCPSTATUS_DEMO_PORT:-10099}
 sport=${TCPSTATUS_DEMO_SOCKETS_PORT:-10098}
@@ -20,8 +23,6 @@ zget=$cache/zabbix-get/usr/bin/zabbix_get
 state=/run/tcpstatus-demo
 export PATH=$PATH:/usr/local/go/bin
 export GOTOOLCHAIN=${TCPSTATUS_GOTOOLCHAIN:-auto}
-
-if [ "$(id -u)" != 0 ]; then echo "demo: run as root (sudo bash scripts/demo.sh)" >&2; exit 1; fi
 
 echo "== installing dependencies"
 bash scripts/install-deps.sh

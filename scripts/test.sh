@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README "Run the tests"; .ci/run runs exactly this). On a
-# fresh Debian bookworm machine, as root: installs what the tests need
+# fresh Debian bookworm machine, as root or as a user with sudo (it runs itself
+# again through sudo, scripts/as-root.sh): installs what the tests need
 # (scripts/install-deps.sh), downloads the Go modules, builds, vets, checks
 # gofmt, runs the Go tests (unit, fixture, namespace and real-agent tests,
 # which fail instead of skipping here), the race detector over the short
@@ -9,6 +10,8 @@
 #   TCPSTATUS_CACHE        where install-deps.sh puts the 7.0 agent and zabbix_get
 #   TCPSTATUS_GO_TIMEOUT   go test -timeout of each go test run (default 12m)
 set -euo pipefail
+# Not root: run again through sudo (or say that sudo is missing).
+. "$(dirname "$0")/as-root.sh" "$0" "$@"
 cd "$(dirname "$0")/.."
 export TCPSTATUS_CACHE=${TCPSTATUS_CACHE:-/var/cache/tcpstatus-test}
 # Real-agent and namespace tests fail instead of skipping when something is
