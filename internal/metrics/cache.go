@@ -12,8 +12,11 @@ import (
 // snapshotCache shares socket-table reads between requests.
 //
 //   - A read serves every request for the same query that arrives within ttl
-//     after it completed; concurrent identical requests wait for the one read
-//     in flight instead of starting their own.
+//     after the read STARTED; concurrent identical requests wait for the one
+//     read in flight instead of starting their own. Counting from the start
+//     means two requests ttl or more apart never share a read, however long
+//     the read took: an item polled every ttl seconds or slower gets a new
+//     read every time.
 //   - A query for some states is answered by a fresh read of all states with
 //     the same port and family. A query for one state alone reads with the
 //     kernel's state mask, unless another state of the same port and family
@@ -43,7 +46,7 @@ type snapshot struct {
 	counts sockets.Counts
 	ports  *portCounts // the whole-table read only
 	err    error
-	at     time.Time // completion time
+	at     time.Time // when the read started
 }
 
 // portCounts holds the listening ports of a whole-table read: their
@@ -81,7 +84,7 @@ func newSnapshotCache(src sockets.Source, ttl, timeout time.Duration) *snapshotC
 var wholeTable = sockets.Query{Proto: sockets.TCP}
 
 // fresh reports whether e can answer now: in flight, or completed without
-// error less than ttl ago. A read in flight is always waited for, never
+// error and started less than ttl ago. A read in flight is always waited for, never
 // duplicated: a read blocked where its context cannot reach it (a read(2) on
 // a stuck file) makes the requests for its query time out, but never piles
 // up blocked threads. Called with c.mu held.
@@ -169,7 +172,7 @@ func (c *snapshotCache) entry(q sockets.Query, now time.Time) *snapshot {
 		}
 	}
 	c.evict(now)
-	e = &snapshot{ready: make(chan struct{})}
+	e = &snapshot{ready: make(chan struct{}), at: now}
 	c.entries[q] = e
 	c.reads++
 	go c.read(q, e)
@@ -196,7 +199,6 @@ func (c *snapshotCache) read(q sockets.Query, e *snapshot) {
 			e.err = panicError(r)
 		}
 		c.mu.Lock()
-		e.at = c.now()
 		close(e.ready)
 		c.mu.Unlock()
 	}()
