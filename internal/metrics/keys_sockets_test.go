@@ -309,3 +309,42 @@ func TestIntegrationTCPSocketsGetNetns(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPSocketsGetConcurrent asks tcp.sockets.get and tcp.port.get from
+// many goroutines at once: one read, the same answer for all (run with
+// -race: the shared read is only read).
+func TestTCPSocketsGetConcurrent(t *testing.T) {
+	src := &fakeSource{socks: portTables().tcp.socks, delay: 20 * time.Millisecond}
+	e := testExporter(t, src, time.Second)
+	const n = 16
+	out := make([]string, n)
+	errs := make([]error, n)
+	done := make(chan int)
+	for i := range n {
+		go func() {
+			if i%4 == 3 {
+				_, errs[i] = e.Export(context.Background(), "tcp.port.get", []string{"80"})
+			} else {
+				out[i], errs[i] = e.Export(context.Background(), "tcp.sockets.get", nil)
+			}
+			done <- i
+		}()
+	}
+	for range n {
+		<-done
+	}
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if i%4 != 3 && out[i] != out[0] {
+			t.Errorf("answer %d differs:\n%s\n%s", i, out[i], out[0])
+		}
+	}
+	// One whole-table read (2 walks), tcp.port.get's listener walks, and
+	// at most one port read they share if they came before the whole-table
+	// read was done.
+	if w := src.walks.Load(); w < 2+n/4 || w > 3+n/4 {
+		t.Errorf("%d walks, want %d or %d", w, 2+n/4, 3+n/4)
+	}
+}
