@@ -760,7 +760,9 @@ func (in *inner) template() error {
 }
 
 // benchDisks names up to n block devices that have counters, as the
-// template's disk items would poll them.
+// template's disk items would poll them: devices the template discovers
+// first, then loop, RAM and similar devices (each costs a read of
+// /proc/diskstats like a disk) when the machine has fewer disks.
 func benchDisks(n int) ([]string, error) {
 	fs, err := disks.NewFS("", "")
 	if err != nil {
@@ -770,11 +772,19 @@ func benchDisks(n int) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	var real, other []string
 	for _, d := range all {
-		if d.InDiskstats && len(out) < n {
-			out = append(out, d.Name)
+		switch {
+		case !d.InDiskstats:
+		case virtualDisk.MatchString(d.Name):
+			other = append(other, d.Name)
+		default:
+			real = append(real, d.Name)
 		}
 	}
-	return out, nil
+	out := append(real, other...)
+	return out[:min(n, len(out))], nil
 }
+
+// virtualDisk is what the 0.1.0 template's disk discovery skips by default.
+var virtualDisk = regexp.MustCompile(`^(loop|ram|zram|sr|fd|nbd|dm-)[0-9]+$`)
