@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Reproduces BENCHMARKS.md in one command (root, Debian bookworm):
 #   sudo bash scripts/bench.sh [sizes]      # default 10000,100000,1000000
-# (BENCH_ONLY=ref,core,template runs only those groups of the driver.)
+# BENCH_ONLY=ref,core,template runs only those groups of the driver (and
+# skips the Go benchmarks); BENCH_TEMPLATE_NEW names another template export
+# for the "after" interval; BENCH_OUT another output directory.
 # Installs what it needs (scripts/install-deps.sh, gnuplot-nox), builds the
 # plugin and the tools into $BENCH_BIN (default /tmp/tcpstatus-bench-bin, so
 # a running test's bin/ is left alone), runs the internal/sockets Go
@@ -44,7 +46,7 @@ git archive "$base" | tar -x -C "$old_src"
 mkdir -p "$bin/old"
 (cd "$old_src" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin/old/zabbix-agent2-plugin-tcpstatus" ./plugin)
 cp "$old_src/templates/tcpstatus_agent2.xml" "$bin/template-0.1.0.xml"
-tmpl_new=templates/tcpstatus_agent2.xml
+tmpl_new=${BENCH_TEMPLATE_NEW:-templates/tcpstatus_agent2.xml}
 if ! grep -q '<key>tcp.sockets.get</key>' "$tmpl_new"; then
   echo "bench: $tmpl_new does not poll tcp.sockets.get yet; the new interval polls the bulk keys' contract" >&2
   tmpl_new=contract
@@ -52,9 +54,11 @@ else
   "$bin/benchdriver" templates -old "$bin/template-0.1.0.xml" -new "$tmpl_new" -ports 1,30,100 -disks 4 | tee "$out/template-cost.md"
 fi
 
-echo "== go test -bench ./internal/sockets/ (allocs/op of the counting loop)"
-# BenchmarkCount builds 10k and 100k real sockets in its own namespace.
-go test -run '^$' -bench . -benchmem -benchtime 20x ./internal/sockets/ | tee "$out/gobench.txt"
+if [ -z "${BENCH_ONLY:-}" ]; then
+  echo "== go test -bench ./internal/sockets/ (allocs/op of the counting loop)"
+  # BenchmarkCount builds 10k and 100k real sockets in its own namespace.
+  go test -run '^$' -bench . -benchmem -benchtime 20x ./internal/sockets/ | tee "$out/gobench.txt"
+fi
 
 echo "== benchdriver -n $sizes"
 status=0
