@@ -31,6 +31,7 @@ func runCmd(args ...string) (int, string, string) {
 var keyCases = map[string][]string{
 	"tcp.status":         {"tcp.status", "tcp.status[timewait]", "tcp.status[estab,22]", "tcp.status[listen,,6]", "tcp.status[all,80,4]", "tcp.status[bogus]"},
 	"tcp.status.get":     {"tcp.status.get", "tcp.status.get[80]", "tcp.status.get[,6]"},
+	"tcp.sockets.get":    {"tcp.sockets.get", "tcp.sockets.get[]", "tcp.sockets.get[22]"},
 	"tcp.port.discovery": {"tcp.port.discovery", "tcp.port.discovery[]"},
 	"udp.port.discovery": {"udp.port.discovery"},
 	"tcp.port.get":       {"tcp.port.get[22]", "tcp.port.get[80]", "tcp.port.get", "tcp.port.get[22,4]"},
@@ -39,6 +40,7 @@ var keyCases = map[string][]string{
 	"tcp.limits.get":     {"tcp.limits.get"},
 	"disk.discovery":     {"disk.discovery"},
 	"disk.get":           {"disk.get[sda]", "disk.get[cciss/c0d0]", `disk.get["nvme0n1"]`, "disk.get[nope]", "disk.get"},
+	"disk.get.all":       {"disk.get.all", "disk.get.all[sda]"},
 }
 
 // TestRunMatchesExporter checks that the command prints exactly what the

@@ -71,3 +71,47 @@ set style line 15 lc rgb "#6a0dad" lw 2 pt 3
 plot $plot
 GP
 echo "plot-bench: wrote $png"
+
+# Second plot: the template interval against the number of ports the
+# template polls, per load size: the 0.1.0 template (one tcp.port.get per
+# port) and the new one (its requests do not depend on the ports), with
+# netlink against one reference dump and with Source=proc against one /proc
+# parse.
+png2=${3:-}
+[ -n "$png2" ] || exit 0
+plot=""
+i=0
+for n in $(awk -F, 'NR > 1 && $2 ~ /^tmpl-/ {print $1}' "$csv" | sort -un); do
+  i=$((i + 1))
+  for v in "|netlink" "-proc|Source=proc"; do
+    suf=${v%%|*}
+    what=${v#*|}
+    ref=nl-ref; reflabel="one netlink dump"
+    [ -n "$suf" ] && { ref=core-proc; reflabel="one /proc parse"; }
+    awk -F, -v n="$n" -v suf="$suf" 'NR > 1 && $1 == n && $2 ~ ("^tmpl-old-p[0-9]+" suf "$") {print $14, $5, $6, $7}' "$csv" | sort -n > "$tmp/old$i$suf.dat"
+    [ -s "$tmp/old$i$suf.dat" ] || continue
+    newcpu=$(awk -F, -v n="$n" -v m="tmpl-new$suf" 'NR > 1 && $1 == n && $2 == m {print $5}' "$csv")
+    refcpu=$(awk -F, -v n="$n" -v m="$ref" 'NR > 1 && $1 == n && $2 == m {print $5}' "$csv")
+    awk -v c="$newcpu" '{print $1, c}' "$tmp/old$i$suf.dat" > "$tmp/new$i$suf.dat"
+    awk -v c="$refcpu" '{print $1, c}' "$tmp/old$i$suf.dat" > "$tmp/ref$i$suf.dat"
+    lw=2; [ -n "$suf" ] && lw=1
+    plot+="${plot:+, }'$tmp/old$i$suf.dat' using 1:2:3:4 with yerrorlines lw $lw lc $i dt 1 pt 7 title '$n sockets, 0.1.0 template and plugin, $what' noenhanced"
+    [ -n "$newcpu" ] && plot+=", '$tmp/new$i$suf.dat' using 1:2 with linespoints lw $lw lc $i dt 2 pt 5 title '$n sockets, new template, $what (requests independent of ports)' noenhanced"
+    [ -n "$refcpu" ] && plot+=", '$tmp/ref$i$suf.dat' using 1:2 with lines lw 1 lc $i dt 3 title '$n sockets, $reflabel' noenhanced"
+  done
+done
+[ -n "$plot" ] || { echo "plot-bench: no template intervals in $csv" >&2; exit 0; }
+gnuplot <<GP
+set terminal pngcairo size 1100,850 font "Sans,10"
+set output '$png2'
+set title "Plugin CPU per minute of the template's polled items vs ports the template polls\n(median; 2 vCPUs; the 0.1.0 template polls tcp.port.get per port, the new one tcp.sockets.get once)"
+set xlabel "listening ports the template polls"
+set ylabel "plugin CPU ms per minute"
+set logscale y
+set format y "10^{%L}"
+set grid xtics ytics mytics lc rgb "#dddddd"
+set key below left maxrows 6 width -2 spacing 1.1
+set xrange [0:105]
+plot $plot
+GP
+echo "plot-bench: wrote $png2"

@@ -2,6 +2,7 @@ package agenttest_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -129,6 +130,21 @@ func testMatchesSS(t *testing.T, v agenttest.Version) {
 		}
 	}
 
+	// tcp.sockets.get: its states as ss counts them, every held listening
+	// port with the builder's counts, no port where nothing listens.
+	report(compare("zabbix_get tcp.sockets.get states vs ss -tanH", all, askCounts(statesOf(a.Get), "tcp.sockets.get"), ownConn, sockets.AllStates))
+	for _, h := range held {
+		ask := portOf(a.Get, h.Port)
+		if h.Local[sockets.Listen] == 0 {
+			if _, err := ask("tcp.sockets.get"); !errors.Is(err, errNoPort) {
+				t.Errorf("tcp.sockets.get lists port %d, where nothing listens (%v)", h.Port, err)
+			}
+			continue
+		}
+		report(checkCounts(ask, "tcp.sockets.get", h.Local))
+	}
+	checkDiskGetAll(t, a.Get)
+
 	// -t: the same checks, several runs at a time (no TCP socket of their own).
 	var checks []func() error
 	checks = append(checks, func() error {
@@ -153,6 +169,9 @@ func testMatchesSS(t *testing.T, v agenttest.Version) {
 			return checkCounts(a.Test, "tcp.status.get["+port+"]", h.Local)
 		})
 	}
+	checks = append(checks, func() error {
+		return compare("-t tcp.sockets.get states vs ss -tanH", all, askCounts(statesOf(a.Test), "tcp.sockets.get"), none, sockets.AllStates)
+	})
 	errs := make([]error, len(checks))
 	sem := make(chan struct{}, testWorkers)
 	var wg sync.WaitGroup
@@ -286,4 +305,101 @@ func checkCounts(ask func(string) (string, error), key string, want sockets.Coun
 		return fmt.Errorf("%s = %v; want %v", key, got, want)
 	}
 	return nil
+}
+
+// statesOf wraps ask so that it answers the "states" object of a
+// tcp.sockets.get value.
+func statesOf(ask func(string) (string, error)) func(string) (string, error) {
+	return func(key string) (string, error) {
+		v, err := ask(key)
+		if err != nil {
+			return v, err
+		}
+		var o struct {
+			States json.RawMessage `json:"states"`
+		}
+		if err := json.Unmarshal([]byte(v), &o); err != nil || o.States == nil {
+			return v, fmt.Errorf("%s = %.200q: no states object (%v)", key, v, err)
+		}
+		return string(o.States), nil
+	}
+}
+
+// errNoPort: tcp.sockets.get does not list the port.
+var errNoPort = errors.New("port not listed")
+
+// portOf wraps ask so that it answers the state counts and total of one
+// port of a tcp.sockets.get value, as a tcp.status.get object.
+func portOf(ask func(string) (string, error), port uint16) func(string) (string, error) {
+	return func(key string) (string, error) {
+		v, err := ask(key)
+		if err != nil {
+			return v, err
+		}
+		var o struct {
+			Ports []map[string]json.RawMessage `json:"ports"`
+		}
+		if err := json.Unmarshal([]byte(v), &o); err != nil {
+			return v, fmt.Errorf("%s = %.200q: %w", key, v, err)
+		}
+		for _, p := range o.Ports {
+			if string(p["port"]) != strconv.Itoa(int(port)) {
+				continue
+			}
+			m := map[string]json.RawMessage{"total": p["total"]}
+			for _, s := range sockets.States {
+				m[s.String()] = p[s.String()]
+			}
+			b, err := json.Marshal(m)
+			return string(b), err
+		}
+		return "", fmt.Errorf("%s, port %d: %w", key, port, errNoPort)
+	}
+}
+
+// checkDiskGetAll asks for disk.get.all and disk.discovery: the same
+// devices in the same order, and each device disk.get knows with disk.get's
+// fields.
+func checkDiskGetAll(t *testing.T, ask func(string) (string, error)) {
+	t.Helper()
+	var all []map[string]any
+	var disc []map[string]string
+	for key, dst := range map[string]any{"disk.get.all": &all, "disk.discovery": &disc} {
+		v, err := ask(key)
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		if err := json.Unmarshal([]byte(v), dst); err != nil {
+			t.Fatalf("%s = %.200q: %v", key, v, err)
+		}
+	}
+	if len(all) != len(disc) || len(all) == 0 {
+		t.Fatalf("disk.get.all lists %d devices, disk.discovery %d", len(all), len(disc))
+	}
+	for i, d := range disc {
+		name := d["{#DEVNAME}"]
+		if all[i]["devname"] != name {
+			t.Errorf("device %d: disk.get.all %v, disk.discovery %s", i, all[i]["devname"], name)
+			continue
+		}
+		v, err := ask("disk.get[" + name + "]")
+		if err != nil {
+			if len(all[i]) != 6 {
+				t.Errorf("%s: disk.get fails (%v) but disk.get.all has counters", name, err)
+			}
+			continue
+		}
+		var one map[string]uint64
+		if err := json.Unmarshal([]byte(v), &one); err != nil {
+			t.Fatal(err)
+		}
+		if len(all[i]) != 6+len(one) {
+			t.Errorf("%s: disk.get.all has %d fields, want 6 + the %d of disk.get", name, len(all[i]), len(one))
+		}
+		for f := range one {
+			if _, ok := all[i][f]; !ok {
+				t.Errorf("%s: disk.get.all lacks %s", name, f)
+			}
+		}
+	}
 }

@@ -113,7 +113,7 @@ func (f FS) Stats(name string) (Stats, error) {
 	want := strings.ReplaceAll(name, "!", "/")
 	for _, d := range ds {
 		if d.DeviceName == want {
-			return Stats{IOStats: d.IOStats, HasDiscard: d.IoStatsCount >= 18, HasFlush: d.IoStatsCount >= 20}, nil
+			return statsOf(d), nil
 		}
 	}
 	return Stats{}, fmt.Errorf("%q: %w", name, ErrUnknownDevice)
@@ -123,20 +123,53 @@ func (f FS) Stats(name string) (Stats, error) {
 // by name. Missing sysfs directories leave the sysfs fields empty; an
 // unreadable /proc/diskstats is an error.
 func (f FS) Devices() ([]Device, error) {
-	ds, err := f.diskstats()
+	devs, _, err := f.devices()
+	return devs, err
+}
+
+// DeviceStats is one block device with its counters.
+type DeviceStats struct {
+	Device
+	// Stats holds the counters when Device.InDiskstats is set.
+	Stats Stats
+}
+
+// All returns what Devices returns, each device with its counters, from one
+// read of /proc/diskstats.
+func (f FS) All() ([]DeviceStats, error) {
+	devs, stats, err := f.devices()
 	if err != nil {
 		return nil, err
 	}
+	out := make([]DeviceStats, len(devs))
+	for i, d := range devs {
+		out[i] = DeviceStats{Device: d}
+		if d.InDiskstats {
+			out[i].Stats = stats[d.Name]
+		}
+	}
+	return out, nil
+}
+
+// devices reads /proc/diskstats once and sysfs, and returns the devices
+// sorted by name and the counters of those /proc/diskstats lists.
+func (f FS) devices() ([]Device, map[string]Stats, error) {
+	ds, err := f.diskstats()
+	if err != nil {
+		return nil, nil, err
+	}
 	byName := map[string]*Device{}
+	stats := map[string]Stats{}
 	for _, d := range ds {
 		if !safeName(d.DeviceName) {
 			continue
 		}
 		byName[d.DeviceName] = &Device{Name: d.DeviceName, InDiskstats: true}
+		stats[d.DeviceName] = statsOf(d)
 	}
 	entries, err := f.sysEntries()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, e := range entries {
 		name := strings.ReplaceAll(e, "!", "/")
@@ -150,7 +183,12 @@ func (f FS) Devices() ([]Device, error) {
 		out = append(out, *d)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return out, stats, nil
+}
+
+// statsOf takes the counters of one /proc/diskstats line.
+func statsOf(d blockdevice.Diskstats) Stats {
+	return Stats{IOStats: d.IOStats, HasDiscard: d.IoStatsCount >= 18, HasFlush: d.IoStatsCount >= 20}
 }
 
 // safeName rejects names that cannot be a single sysfs directory entry once

@@ -266,3 +266,69 @@ func TestIntegrationLive(t *testing.T) {
 		}
 	}
 }
+
+// TestAllMatchesDevicesAndStats checks that All lists what Devices lists,
+// each device listed by /proc/diskstats with what Stats gives for it, over
+// the fixtures and the machine's own /proc and /sys.
+func TestAllMatchesDevicesAndStats(t *testing.T) {
+	check := func(t *testing.T, f FS) {
+		all, err := f.All()
+		if err != nil {
+			t.Fatal(err)
+		}
+		devs, err := f.Devices()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) != len(devs) {
+			t.Fatalf("All lists %d devices, Devices %d", len(all), len(devs))
+		}
+		counted := 0
+		for i, d := range all {
+			if !reflect.DeepEqual(d.Device, devs[i]) {
+				t.Errorf("device %d: All %+v, Devices %+v", i, d.Device, devs[i])
+			}
+			if !d.InDiskstats {
+				if d.Stats != (Stats{}) {
+					t.Errorf("%s: not in diskstats but has counters %+v", d.Name, d.Stats)
+				}
+				continue
+			}
+			counted++
+			st, err := f.Stats(d.Name)
+			if err != nil {
+				t.Errorf("%s: %v", d.Name, err)
+				continue
+			}
+			// The live counters move between the two reads: compare what
+			// cannot move (the fields the kernel has), and that nothing
+			// went backwards.
+			if st.HasDiscard != d.Stats.HasDiscard || st.HasFlush != d.Stats.HasFlush || st.ReadIOs < d.Stats.ReadIOs || st.WriteIOs < d.Stats.WriteIOs {
+				t.Errorf("%s: All %+v, Stats %+v", d.Name, d.Stats, st)
+			}
+		}
+		if counted == 0 {
+			t.Errorf("no device with counters")
+		}
+	}
+	for _, scenario := range []string{"disks", "no-sysfs"} {
+		t.Run("+"+scenario, func(t *testing.T) {
+			f := fixture(t, scenario)
+			check(t, f)
+			// Fixtures do not move: every counter equals Stats'.
+			all, _ := f.All()
+			for _, d := range all {
+				if st, err := f.Stats(d.Name); err == nil && st != d.Stats {
+					t.Errorf("%s: All %+v, Stats %+v", d.Name, d.Stats, st)
+				}
+			}
+		})
+	}
+	t.Run("+live", func(t *testing.T) {
+		f, err := NewFS("", "")
+		if err != nil {
+			t.Skip(err)
+		}
+		check(t, f)
+	})
+}

@@ -10,6 +10,7 @@
 //	fs, err := disks.NewFS("/proc", "/sys")
 //	devs, err := fs.Devices()        // every block device, sorted by name
 //	st, err := fs.Stats("nvme0n1")   // raw counters of one device
+//	all, err := fs.All()             // every device with its counters, one read
 //
 // Kernel documentation: Documentation/admin-guide/iostats.rst (diskstats
 // fields) and Documentation/ABI/stable/sysfs-block (sysfs attributes).

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -11,17 +12,21 @@ import (
 // snapshotCache shares socket-table reads between requests.
 //
 //   - A read serves every request for the same query that arrives within ttl
-//     after it completed; concurrent identical requests wait for the one read
-//     in flight instead of starting their own.
+//     after the read STARTED; concurrent identical requests wait for the one
+//     read in flight instead of starting their own. Counting from the start
+//     means two requests ttl or more apart never share a read, however long
+//     the read took: an item polled every ttl seconds or slower gets a new
+//     read every time.
 //   - A query for some states is answered by a fresh read of all states with
 //     the same port and family. A query for one state alone reads with the
 //     kernel's state mask, unless another state of the same port and family
 //     was asked within ttl: then it reads all states, so a burst of state
 //     items costs one full dump and a lone state item a filtered one.
 //   - The read of the whole TCP table (every state, port and family, as
-//     tcp.status.get asks) also counts by state the sockets of each listening
-//     port, so per-port queries of listening ports within ttl cost no read
-//     at all.
+//     tcp.status.get and tcp.sockets.get ask) also takes the listeners with
+//     their addresses and queues and counts by state the sockets of each
+//     listening port, so per-port queries of listening ports within ttl cost
+//     no read at all.
 type snapshotCache struct {
 	src     sockets.Source
 	ttl     time.Duration
@@ -41,24 +46,33 @@ type snapshot struct {
 	counts sockets.Counts
 	ports  *portCounts // the whole-table read only
 	err    error
-	at     time.Time // completion time
+	at     time.Time // when the read started
 }
 
-// portCounts holds counts by state of the listening ports' sockets.
+// portCounts holds the listening ports of a whole-table read: their
+// listeners and the counts by state of their sockets.
 type portCounts struct {
-	slot   [65536]uint16    // port → index+1 into counts; 0 = not counted
-	counts []sockets.Counts // one per listening port
+	slot  [65536]uint16 // port → index+1 into ports; 0 = not counted
+	ports []listenPort  // sorted by port
+}
+
+// listenPort is one listening port of a whole-table read.
+type listenPort struct {
+	port uint16
+	portListeners
+	counts sockets.Counts
 }
 
 func (p *portCounts) get(port uint16) (sockets.Counts, bool) {
 	if p == nil || p.slot[port] == 0 {
 		return sockets.Counts{}, false
 	}
-	return p.counts[p.slot[port]-1], true
+	return p.ports[p.slot[port]-1].counts, true
 }
 
 // maxPortSlots bounds how many listening ports the whole-table read counts
-// separately; a host with more answers the rest with filtered reads.
+// separately: the lowest ones. A host with more answers per-port queries of
+// the others with filtered reads, and tcp.sockets.get leaves them out.
 const maxPortSlots = 4096
 
 func newSnapshotCache(src sockets.Source, ttl, timeout time.Duration) *snapshotCache {
@@ -70,7 +84,7 @@ func newSnapshotCache(src sockets.Source, ttl, timeout time.Duration) *snapshotC
 var wholeTable = sockets.Query{Proto: sockets.TCP}
 
 // fresh reports whether e can answer now: in flight, or completed without
-// error less than ttl ago. A read in flight is always waited for, never
+// error and started less than ttl ago. A read in flight is always waited for, never
 // duplicated: a read blocked where its context cannot reach it (a read(2) on
 // a stuck file) makes the requests for its query time out, but never piles
 // up blocked threads. Called with c.mu held.
@@ -109,8 +123,6 @@ func (c *snapshotCache) counts(ctx context.Context, q sockets.Query) (sockets.Co
 	}
 	now := c.now()
 	c.mu.Lock()
-	all := q
-	all.States = 0
 	if q.LocalPort != 0 && q.Family == sockets.FamilyAll && q.Proto == sockets.TCP {
 		if w := c.entries[wholeTable]; c.fresh(w, now) && completed(w) {
 			if pc, ok := w.ports.get(q.LocalPort); ok {
@@ -119,31 +131,61 @@ func (c *snapshotCache) counts(ctx context.Context, q sockets.Query) (sockets.Co
 			}
 		}
 	}
+	e := c.entry(q, now)
+	c.mu.Unlock()
+	if err := c.wait(ctx, e); err != nil {
+		return sockets.Counts{}, err
+	}
+	return e.counts, nil
+}
+
+// whole returns the whole-table read: every TCP socket counted by state,
+// and the listening ports.
+func (c *snapshotCache) whole(ctx context.Context) (sockets.Counts, *portCounts, error) {
+	now := c.now()
+	c.mu.Lock()
+	e := c.entry(wholeTable, now)
+	c.mu.Unlock()
+	if err := c.wait(ctx, e); err != nil {
+		return sockets.Counts{}, nil, err
+	}
+	return e.counts, e.ports, nil
+}
+
+// entry returns the snapshot that answers q at now, starting a read when
+// none is fresh. Called with c.mu held.
+func (c *snapshotCache) entry(q sockets.Query, now time.Time) *snapshot {
+	all := q
+	all.States = 0
 	e := c.entries[all]
 	if !c.fresh(e, now) {
 		e = c.entries[q]
 	}
-	if !c.fresh(e, now) {
-		if q.States != 0 {
-			if last, ok := c.lastSome[all]; ok && now.Sub(last) < c.ttl {
-				q = all // several states asked in a burst: one full read
-			} else {
-				c.lastSome[all] = now
-			}
-		}
-		c.evict(now)
-		e = &snapshot{ready: make(chan struct{})}
-		c.entries[q] = e
-		c.reads++
-		go c.read(q, e)
+	if c.fresh(e, now) {
+		return e
 	}
-	c.mu.Unlock()
+	if q.States != 0 {
+		if last, ok := c.lastSome[all]; ok && now.Sub(last) < c.ttl {
+			q = all // several states asked in a burst: one full read
+		} else {
+			c.lastSome[all] = now
+		}
+	}
+	c.evict(now)
+	e = &snapshot{ready: make(chan struct{}), at: now}
+	c.entries[q] = e
+	c.reads++
+	go c.read(q, e)
+	return e
+}
 
+// wait waits for e, or for the end of ctx.
+func (c *snapshotCache) wait(ctx context.Context, e *snapshot) error {
 	select {
 	case <-e.ready:
-		return e.counts, e.err
+		return e.err
 	case <-ctx.Done():
-		return sockets.Counts{}, ctx.Err()
+		return ctx.Err()
 	}
 }
 
@@ -157,7 +199,6 @@ func (c *snapshotCache) read(q sockets.Query, e *snapshot) {
 			e.err = panicError(r)
 		}
 		c.mu.Lock()
-		e.at = c.now()
 		close(e.ready)
 		c.mu.Unlock()
 	}()
@@ -169,26 +210,43 @@ func (c *snapshotCache) read(q sockets.Query, e *snapshot) {
 }
 
 // readWholeTable counts every TCP socket by state, and by state and port
-// for the ports that listen. The listeners come from a LISTEN-only read,
-// which walks only the kernel's listening hash (microseconds); the one full
-// walk then adds each socket to its port's counts if that port listens.
+// for the ports that listen. The listeners, with their addresses and
+// queues, come from a LISTEN-only read, which walks only the kernel's
+// listening hash with netlink and only the first lines of the tables with
+// /proc; the one full walk then adds each socket to its port's counts if
+// that port listens.
 func readWholeTable(ctx context.Context, src sockets.Source) (sockets.Counts, *portCounts, error) {
-	pc := &portCounts{}
-	err := src.Walk(ctx, sockets.Query{Proto: sockets.TCP, States: sockets.MaskOf(sockets.Listen)}, func(s *sockets.Socket) {
-		if pc.slot[s.LocalPort] == 0 && len(pc.counts) < maxPortSlots {
-			pc.counts = append(pc.counts, sockets.Counts{})
-			pc.slot[s.LocalPort] = uint16(len(pc.counts))
+	byPort := map[uint16]*portListeners{}
+	q := sockets.Query{Proto: sockets.TCP, States: sockets.MaskOf(sockets.Listen), Fields: sockets.FieldLocalAddr | sockets.FieldQueues}
+	err := src.Walk(ctx, q, func(s *sockets.Socket) {
+		l := byPort[s.LocalPort]
+		if l == nil {
+			l = &portListeners{}
+			byPort[s.LocalPort] = l
 		}
+		l.addAddr(s)
+		l.addQueues(s)
 	})
 	if err != nil {
 		return sockets.Counts{}, nil, err
+	}
+	ports := make([]uint16, 0, len(byPort))
+	for p := range byPort {
+		ports = append(ports, p)
+	}
+	slices.Sort(ports)
+	pc := &portCounts{ports: make([]listenPort, 0, min(len(ports), maxPortSlots))}
+	for _, p := range ports[:min(len(ports), maxPortSlots)] {
+		byPort[p].sortAddrs()
+		pc.ports = append(pc.ports, listenPort{port: p, portListeners: *byPort[p]})
+		pc.slot[p] = uint16(len(pc.ports))
 	}
 	var total sockets.Counts
 	err = src.Walk(ctx, wholeTable, func(s *sockets.Socket) {
 		st := s.State & sockets.MaxState
 		total[st]++
 		if i := pc.slot[s.LocalPort]; i != 0 {
-			pc.counts[i-1][st]++
+			pc.ports[i-1].counts[st]++
 		}
 	})
 	if err != nil {

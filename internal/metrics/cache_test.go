@@ -299,3 +299,60 @@ func readsOf(c *snapshotCache) uint64 {
 	defer c.mu.Unlock()
 	return c.reads
 }
+
+// clockSource is a table whose every walk takes d of the test clock.
+type clockSource struct {
+	fakeSource
+	clk *manualClock
+	d   time.Duration
+}
+
+func (c *clockSource) Walk(ctx context.Context, q sockets.Query, visit func(*sockets.Socket)) error {
+	c.clk.add(c.d)
+	return c.fakeSource.Walk(ctx, q, visit)
+}
+
+// TestCacheFreshnessCountsFromReadStart pins the rule that makes the TTL
+// safe for items polled every TTL seconds: a read serves requests arriving
+// less than ttl after it STARTED, so two polls one delay apart never share
+// a read however long it took; requests arriving while it runs share it.
+func TestCacheFreshnessCountsFromReadStart(t *testing.T) {
+	for _, q := range []sockets.Query{{}, {LocalPort: 80}, {States: sockets.MaskOf(sockets.TimeWait)}} {
+		src := &clockSource{fakeSource: fakeSource{socks: mixedTable()}, d: time.Second}
+		c, clk := newTestCache(&src.fakeSource, 60*time.Second)
+		src.clk = clk
+		c.src = src
+		ctx := context.Background()
+		t0 := clk.now()
+		if _, err := c.counts(ctx, q); err != nil { // reads from t0 to t0+1s (2s for the whole table)
+			t.Fatal(err)
+		}
+		clk.add(59*time.Second - clk.now().Sub(t0)) // t0+59s: within ttl of the start
+		if _, err := c.counts(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		if n := readsOf(c); n != 1 {
+			t.Fatalf("%+v: a request 59 s after the start read %d times in all, want 1", q, n)
+		}
+		clk.add(time.Second) // t0+60s: one delay after the first poll
+		if _, err := c.counts(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		if n := readsOf(c); n != 2 {
+			t.Errorf("%+v: a poll one TTL after the first got the first read again (%d reads in all, want 2)", q, n)
+		}
+	}
+	// The whole-table read too, through whole().
+	src := &clockSource{fakeSource: fakeSource{socks: mixedTable()}, d: time.Second}
+	c, clk := newTestCache(src, 60*time.Second)
+	src.clk = clk
+	for i := range 3 {
+		if _, _, err := c.whole(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := readsOf(c); n != uint64(i+1) {
+			t.Fatalf("poll %d, 60 s apart: %d reads in all", i+1, n)
+		}
+		clk.add(60*time.Second - 2*src.d) // each read moved the clock by two walks
+	}
+}

@@ -48,7 +48,8 @@ type Config struct {
 	// Source is auto, netlink or proc. Auto uses netlink unless ProcRoot is
 	// set to another root, which only the /proc parser can read.
 	Source SourceKind
-	// CacheTTL is how long one socket-table read serves further requests.
+	// CacheTTL is how long one socket-table read serves further requests,
+	// counted from the start of the read.
 	CacheTTL time.Duration
 	// Timeout bounds one request when the agent does not send its own (6.0).
 	Timeout time.Duration
@@ -71,7 +72,7 @@ var Options = []struct{ Name, Help string }{
 	{"ProcRoot", "procfs mount point; another root than /proc reads the host tables under <ProcRoot>/1/net (default /proc)"},
 	{"SysRoot", "sysfs mount point, for disk discovery (default /sys)"},
 	{"Source", "socket table source: auto, netlink or proc (default auto)"},
-	{"CacheTTL", "seconds one socket table read serves further requests, 0 to 60, fractions allowed (default 1)"},
+	{"CacheTTL", "seconds from the start of a socket table read during which it serves further requests, 0 to 60, fractions allowed (default 1)"},
 	{"Timeout", "seconds a request may take when the agent sends no timeout, 1 to 30 (default: the agent's Timeout)"},
 }
 

@@ -31,6 +31,12 @@ func (e *Exporter) diskMetrics() []Metric {
 			Params:      []Param{paramDevice},
 			Handler:     e.diskGet,
 		},
+		{
+			Key: "disk.get.all",
+			Description: "JSON array of every block device disk.discovery lists, with its discovery fields and " +
+				"the counters disk.get returns, from one read of /proc/diskstats.",
+			Handler: e.diskGetAll,
+		},
 	}
 }
 
@@ -82,9 +88,56 @@ func (e *Exporter) diskGet(_ context.Context, p Params) (string, error) {
 	return string(appendDiskStats(nil, &st)), nil
 }
 
+// diskGetAll: disk.get.all → JSON array, sorted by device name, of
+// {"devname":...,"devtype":...,"dmname":...,"model":...,"serial":...,
+// "rotational":..., + the fields of disk.get}: the rows of disk.discovery
+// (its macros without {# }, lower case) with the counters, from one read of
+// /proc/diskstats. A device only sysfs knows has no counter fields.
+func (e *Exporter) diskGetAll(context.Context, Params) (string, error) {
+	fs, err := disks.NewFS(e.cfg.ProcRoot, e.cfg.SysRoot)
+	if err != nil {
+		return "", operatorError(err, errDiskTable)
+	}
+	all, err := fs.All()
+	if err != nil {
+		return "", operatorError(err, errDiskTable)
+	}
+	b := make([]byte, 0, 64+512*len(all))
+	b = append(b, '[')
+	for i := range all {
+		d := &all[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		for j, f := range [...]struct{ name, v string }{
+			{"devname", d.Name}, {"devtype", d.Type}, {"dmname", d.DMName},
+			{"model", d.Model}, {"serial", d.Serial}, {"rotational", d.Rotational},
+		} {
+			if j == 0 {
+				b = append(b, `{"`...)
+			} else {
+				b = append(b, `,"`...)
+			}
+			b = append(b, f.name...)
+			b = append(b, `":`...)
+			b = appendJSONString(b, f.v)
+		}
+		if d.InDiskstats {
+			b = appendDiskFields(append(b, ','), &d.Stats)
+		}
+		b = append(b, '}')
+	}
+	return string(append(b, ']')), nil
+}
+
 // appendDiskStats appends the JSON object of st to b; the discard and flush
 // counters only when the kernel has them.
 func appendDiskStats(b []byte, st *disks.Stats) []byte {
+	return append(appendDiskFields(append(b, '{'), st), '}')
+}
+
+// appendDiskFields appends the fields of st without braces.
+func appendDiskFields(b []byte, st *disks.Stats) []byte {
 	s := &st.IOStats
 	fields := []struct {
 		name string
@@ -103,7 +156,6 @@ func appendDiskStats(b []byte, st *disks.Stats) []byte {
 	if st.HasFlush {
 		n = 17
 	}
-	b = append(b, '{')
 	for i, f := range fields[:n] {
 		if i > 0 {
 			b = append(b, ',')
@@ -113,5 +165,5 @@ func appendDiskStats(b []byte, st *disks.Stats) []byte {
 		b = append(b, `":`...)
 		b = strconv.AppendUint(b, f.v, 10)
 	}
-	return append(b, '}')
+	return b
 }

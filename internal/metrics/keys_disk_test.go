@@ -150,13 +150,14 @@ func TestGoldenDisks(t *testing.T) {
 			{key: "disk.get", params: []string{"cciss/c0d0p1"}},
 			{key: "disk.get", params: []string{"zram1"}},
 			{key: "disk.get", params: []string{"sd a"}},
+			{key: "disk.get.all"},
 		})
 	})
 	t.Run("no-disks", func(t *testing.T) {
-		checkGolden(t, "no-disks", []goldenCase{{key: "disk.discovery"}, {key: "disk.get", params: []string{"sda"}}})
+		checkGolden(t, "no-disks", []goldenCase{{key: "disk.discovery"}, {key: "disk.get", params: []string{"sda"}}, {key: "disk.get.all"}})
 	})
 	t.Run("no-sysfs", func(t *testing.T) {
-		checkGolden(t, "no-sysfs", []goldenCase{{key: "disk.discovery"}, {key: "disk.get", params: []string{"nvme0n1"}}})
+		checkGolden(t, "no-sysfs", []goldenCase{{key: "disk.discovery"}, {key: "disk.get", params: []string{"nvme0n1"}}, {key: "disk.get.all"}})
 	})
 }
 
@@ -238,5 +239,101 @@ func TestIntegrationDiskLive(t *testing.T) {
 				t.Errorf("disk.get[%s] %s = %d, diskstats read %d before and %d after", dev, names[i], v, lo, hi)
 			}
 		}
+	}
+}
+
+// checkDiskGetAll checks disk.get.all against disk.discovery and disk.get
+// of the same exporter: the same devices in the same order, each row's
+// discovery fields equal to the discovery macros, its counters equal to
+// disk.get's (within the moves of a live system: between lo and hi, which
+// read the counters before and after) and no counter fields for a device
+// disk.get does not know.
+func checkDiskGetAll(t *testing.T, e *Exporter, moving bool) {
+	t.Helper()
+	ctx := context.Background()
+	disc, err := e.Export(ctx, "disk.discovery", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]map[string]uint64{}
+	rows := decodeLLD(t, disc)
+	for _, r := range rows {
+		if v, err := e.Export(ctx, "disk.get", []string{r["{#DEVNAME}"]}); err == nil {
+			var m map[string]uint64
+			if err := json.Unmarshal([]byte(v), &m); err != nil {
+				t.Fatal(err)
+			}
+			before[r["{#DEVNAME}"]] = m
+		}
+	}
+	v, err := e.Export(ctx, "disk.get.all", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []map[string]any
+	dec := json.NewDecoder(strings.NewReader(v))
+	dec.UseNumber()
+	if err := dec.Decode(&all); err != nil {
+		t.Fatalf("disk.get.all is not a JSON array: %v\n%s", err, v)
+	}
+	if len(all) != len(rows) {
+		t.Fatalf("disk.get.all lists %d devices, disk.discovery %d", len(all), len(rows))
+	}
+	for i, r := range rows {
+		got := all[i]
+		name := r["{#DEVNAME}"]
+		for _, f := range []string{"devname", "devtype", "dmname", "model", "serial", "rotational"} {
+			if got[f] != r["{#"+strings.ToUpper(f)+"}"] {
+				t.Errorf("%s: %s = %v, disk.discovery has %q", name, f, got[f], r["{#"+strings.ToUpper(f)+"}"])
+			}
+		}
+		lo, ok := before[name]
+		if !ok {
+			if len(got) != 6 {
+				t.Errorf("%s: disk.get does not know it, disk.get.all gives %v", name, got)
+			}
+			continue
+		}
+		if len(got) != 6+len(lo) {
+			t.Errorf("%s: %d fields, want 6 + the %d of disk.get", name, len(got), len(lo))
+		}
+		var hi map[string]uint64
+		if moving {
+			v, err := e.Export(ctx, "disk.get", []string{name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal([]byte(v), &hi); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for f, want := range lo {
+			n, err := strconv.ParseUint(string(got[f].(json.Number)), 10, 64)
+			switch {
+			case err != nil:
+				t.Errorf("%s: %s = %v", name, f, got[f])
+			case !moving && n != want:
+				t.Errorf("%s: %s = %d, disk.get %d", name, f, n, want)
+			case moving && f != "in_flight" && (n < want || n > hi[f]):
+				t.Errorf("%s: %s = %d, disk.get %d before and %d after", name, f, n, want, hi[f])
+			}
+		}
+	}
+}
+
+func TestDiskGetAll(t *testing.T) {
+	for _, scenario := range []string{"disks", "no-disks", "no-sysfs"} {
+		t.Run(scenario, func(t *testing.T) { checkDiskGetAll(t, diskExporter(t, scenario), false) })
+	}
+	t.Run("live", func(t *testing.T) {
+		e, err := newExporter(DefaultConfig(), NopLogger{}, &fakeSource{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDiskGetAll(t, e, true)
+	})
+	_, err := diskExporter(t, "disks").Export(context.Background(), "disk.get.all", []string{"sda"})
+	if err == nil || err.Error() != "Too many parameters." {
+		t.Errorf("disk.get.all[sda]: %v, want Too many parameters.", err)
 	}
 }

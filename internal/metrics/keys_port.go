@@ -39,10 +39,74 @@ func (e *Exporter) portMetrics() []Metric {
 
 // portRow is one port of a discovery: every socket on it folded together.
 type portRow struct {
-	port   uint16
-	addrs  []netip.Addr // distinct, unsorted until output
-	fams   [2]bool      // IPv4, IPv6
+	port uint16
+	portListeners
 	inodes []uint64
+}
+
+// portListeners folds the listeners (bound sockets, for UDP) of one port:
+// their distinct addresses and families, as discovery shows them, and their
+// accept queues and backlogs, as tcp.port.get reports them.
+type portListeners struct {
+	addrs     []netip.Addr // distinct, unsorted until describe
+	fams      [2]bool      // IPv4, IPv6
+	listeners uint64
+	queue     uint64  // accept queues, summed
+	backlog   uint64  // backlogs, summed
+	pused     float64 // fullest queue in % of its backlog
+}
+
+// addAddr folds in the address and family of s (a walk with
+// FieldLocalAddr).
+func (l *portListeners) addAddr(s *sockets.Socket) {
+	if !slices.Contains(l.addrs, s.LocalAddr) {
+		l.addrs = append(l.addrs, s.LocalAddr)
+	}
+	switch s.Family {
+	case sockets.FamilyV4:
+		l.fams[0] = true
+	case sockets.FamilyV6:
+		l.fams[1] = true
+	}
+}
+
+// addQueues counts the listener s with its accept queue and backlog (a walk
+// with FieldQueues).
+func (l *portListeners) addQueues(s *sockets.Socket) {
+	l.listeners++
+	l.queue += uint64(s.RQueue)
+	l.backlog += uint64(s.WQueue)
+	// A listener's backlog is unknown (0) in the /proc tables: no ratio.
+	if s.WQueue > 0 {
+		l.pused = max(l.pused, 100*float64(s.RQueue)/float64(s.WQueue))
+	}
+}
+
+// sortAddrs puts the addresses in the order describe lists them.
+func (l *portListeners) sortAddrs() {
+	slices.SortFunc(l.addrs, func(a, b netip.Addr) int { return a.Compare(b) })
+}
+
+// describe returns the port's addresses and families as discovery joins
+// them ("0.0.0.0,::", "4,6"), and whether every address is a loopback one.
+// The addresses are listed in their order: call sortAddrs first.
+func (l *portListeners) describe() (address, family string, loopback bool) {
+	addrs := make([]string, len(l.addrs))
+	loopback = len(l.addrs) > 0
+	for i, a := range l.addrs {
+		addrs[i] = a.String()
+		if !a.Unmap().IsLoopback() {
+			loopback = false
+		}
+	}
+	var fams []string
+	if l.fams[0] {
+		fams = append(fams, "4")
+	}
+	if l.fams[1] {
+		fams = append(fams, "6")
+	}
+	return strings.Join(addrs, ","), strings.Join(fams, ","), loopback
 }
 
 // lldPort is the JSON form of one discovered port.
@@ -79,15 +143,7 @@ func (e *Exporter) portDiscovery(ctx context.Context, proto sockets.Proto) (stri
 			r = &portRow{port: s.LocalPort}
 			rows[s.LocalPort] = r
 		}
-		if !slices.Contains(r.addrs, s.LocalAddr) {
-			r.addrs = append(r.addrs, s.LocalAddr)
-		}
-		switch s.Family {
-		case sockets.FamilyV4:
-			r.fams[0] = true
-		case sockets.FamilyV6:
-			r.fams[1] = true
-		}
+		r.addAddr(s)
 		if s.Inode != 0 {
 			r.inodes = append(r.inodes, s.Inode)
 		}
@@ -106,22 +162,8 @@ func (e *Exporter) portDiscovery(ctx context.Context, proto sockets.Proto) (stri
 	out := make([]lldPort, 0, len(ports))
 	for _, p := range ports {
 		r := rows[p]
-		slices.SortFunc(r.addrs, func(a, b netip.Addr) int { return a.Compare(b) })
-		addrs := make([]string, len(r.addrs))
-		loopback := len(r.addrs) > 0
-		for i, a := range r.addrs {
-			addrs[i] = a.String()
-			if !a.Unmap().IsLoopback() {
-				loopback = false
-			}
-		}
-		var fams []string
-		if r.fams[0] {
-			fams = append(fams, "4")
-		}
-		if r.fams[1] {
-			fams = append(fams, "6")
-		}
+		r.sortAddrs()
+		address, family, loopback := r.describe()
 		var procs []string
 		for _, ino := range r.inodes {
 			for _, n := range names[ino] {
@@ -133,8 +175,8 @@ func (e *Exporter) portDiscovery(ctx context.Context, proto sockets.Proto) (stri
 		slices.Sort(procs)
 		out = append(out, lldPort{
 			Port:     strconv.Itoa(int(p)),
-			Address:  strings.Join(addrs, ","),
-			Family:   strings.Join(fams, ","),
+			Address:  address,
+			Family:   family,
 			Process:  strings.Join(procs, ","),
 			Loopback: boolDigit(loopback),
 		})
@@ -210,19 +252,11 @@ func (e *Exporter) tcpPortGet(ctx context.Context, p Params) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var listeners, queue, backlog uint64
-	var pused float64
+	var l portListeners
 	q := sockets.Query{Proto: sockets.TCP, States: sockets.MaskOf(sockets.Listen), LocalPort: port, Fields: sockets.FieldQueues}
 	err = e.src.Walk(ctx, q, func(s *sockets.Socket) {
-		if s.LocalPort != port {
-			return
-		}
-		listeners++
-		queue += uint64(s.RQueue)
-		backlog += uint64(s.WQueue)
-		// A listener's backlog is unknown (0) in the /proc tables: no ratio.
-		if s.WQueue > 0 {
-			pused = max(pused, 100*float64(s.RQueue)/float64(s.WQueue))
+		if s.LocalPort == port {
+			l.addQueues(s)
 		}
 	})
 	if err != nil {
@@ -233,21 +267,38 @@ func (e *Exporter) tcpPortGet(ctx context.Context, p Params) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	b := make([]byte, 0, 384)
-	b = append(b, `{"port":`...)
+	b := appendPortFields(append(make([]byte, 0, 384), '{'), port, &l, &c, false)
+	return string(append(b, '}')), nil
+}
+
+// appendPortFields appends the fields of one port as tcp.port.get and
+// tcp.sockets.get give them, without braces: "port", then with withAddress
+// "address", "family" and "loopback" (as discovery has them), then
+// "listening", "listeners", "accept_queue", "backlog",
+// "accept_queue_pused" and the 12 state fields of tcp.status.get.
+func appendPortFields(b []byte, port uint16, l *portListeners, c *sockets.Counts, withAddress bool) []byte {
+	b = append(b, `"port":`...)
 	b = strconv.AppendUint(b, uint64(port), 10)
+	if withAddress {
+		address, family, loopback := l.describe()
+		b = append(b, `,"address":`...)
+		b = appendJSONString(b, address)
+		b = append(b, `,"family":`...)
+		b = appendJSONString(b, family)
+		b = append(b, `,"loopback":`...)
+		b = append(b, boolDigit(loopback)...)
+	}
 	b = append(b, `,"listening":`...)
-	b = append(b, boolDigit(listeners > 0)...)
+	b = append(b, boolDigit(l.listeners > 0)...)
 	b = append(b, `,"listeners":`...)
-	b = strconv.AppendUint(b, listeners, 10)
+	b = strconv.AppendUint(b, l.listeners, 10)
 	b = append(b, `,"accept_queue":`...)
-	b = strconv.AppendUint(b, queue, 10)
+	b = strconv.AppendUint(b, l.queue, 10)
 	b = append(b, `,"backlog":`...)
-	b = strconv.AppendUint(b, backlog, 10)
+	b = strconv.AppendUint(b, l.backlog, 10)
 	b = append(b, `,"accept_queue_pused":`...)
-	b = strconv.AppendFloat(b, pused, 'f', 2, 64)
+	b = strconv.AppendFloat(b, l.pused, 'f', 2, 64)
 	b = append(b, ',')
 	// appendStateCounts opens its own object: take its fields only.
-	b = append(b, appendStateCounts(nil, &c)[1:]...)
-	return string(append(b, '}')), nil
+	return append(b, appendStateCounts(nil, c)[1:]...)
 }

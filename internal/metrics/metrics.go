@@ -116,7 +116,7 @@ func newExporter(cfg Config, log Logger, src sockets.Source) (*Exporter, error) 
 
 // table declares every key of the plugin, grouped by concern.
 func (e *Exporter) table() []Metric {
-	return slices.Concat(e.tcpMetrics(), e.portMetrics(), e.kernelMetrics(), e.remoteMetrics(), e.diskMetrics())
+	return slices.Concat(e.tcpMetrics(), e.socketsMetrics(), e.portMetrics(), e.kernelMetrics(), e.remoteMetrics(), e.diskMetrics())
 }
 
 var keyRe = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)

@@ -10,7 +10,8 @@
 //     See Documentation/networking and include/uapi/linux/inet_diag.h.
 //   - NewProc parses <dir>/tcp, tcp6 (udp, udp6) as /proc/net shows them
 //     (Documentation/networking/proc_net_tcp.rst), streaming with a fixed
-//     buffer.
+//     buffer. A walk for TCP listeners alone reads only the tables' first
+//     part, where the kernel prints its listening hash.
 //
 // NewAuto combines them: netlink until the kernel refuses it, /proc after.
 //

@@ -315,3 +315,33 @@ func FuzzParseTable(f *testing.F) {
 		})
 	})
 }
+
+// TestProcListenersPrefix pins the listener walk's early stop: the kernel
+// prints listeners first, so a LISTEN-only walk ends at the first line of
+// another state (SYN_RECV excepted) and never reads the rest, here a
+// malformed line and a listener that only a whole-table walk sees.
+func TestProcListenersPrefix(t *testing.T) {
+	listen := "   0: 0100007F:0016 00000000:0000 0A 00000000:00000002 00:00000000 00000000     0        0 111 1 0000000000000000 100 0 0 10 0\n"
+	synRecv := "   1: 0100007F:0016 0200007F:C350 03 00000000:00000000 02:00000123 00000000     0        0 0 0 0000000000000000\n"
+	late := "   3: 0100007F:0017 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 222 1 0000000000000000 100 0 0 10 0\n"
+	dir := t.TempDir()
+	tcp := procHeader4 + listen + synRecv + listen + procLine4 + late + "   4: garbage\n"
+	if err := os.WriteFile(filepath.Join(dir, "tcp"), []byte(tcp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := NewProc(dir)
+	var ports []uint16
+	err := src.Walk(context.Background(), Query{States: MaskOf(Listen), Fields: FieldQueues}, func(s *Socket) {
+		ports = append(ports, s.LocalPort)
+	})
+	if err != nil || len(ports) != 2 || ports[0] != 22 || ports[1] != 22 {
+		t.Errorf("listener walk: ports %v, %v; want [22 22] and no error", ports, err)
+	}
+	// Any other query reads the whole table, and meets the broken line.
+	if _, err := Count(context.Background(), src, Query{States: MaskOf(Listen, Established)}); !errors.Is(err, errMalformed) {
+		t.Errorf("LISTEN+ESTABLISHED walk: error %v, want the malformed line", err)
+	}
+	if _, err := Count(context.Background(), src, Query{Proto: UDP, States: MaskOf(Listen)}); err == nil {
+		t.Errorf("UDP walk: no error for the missing udp table")
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"zabbix-agent2-plugin-tcpstatus/internal/disks"
 )
 
 // The inner subcommand runs inside the load namespace (`ip netns exec`), so
@@ -33,7 +35,8 @@ type Result struct {
 	SysMs    float64 `json:"sys_ms"`
 	WallMs   float64 `json:"wall_ms"`
 	RSSkB    int64   `json:"rss_kb"`
-	Value    string  `json:"value"` // what the method reported (TIME_WAIT count where it reports one)
+	Value    string  `json:"value"`           // what the method reported (TIME_WAIT count where it reports one)
+	Ports    int     `json:"ports,omitempty"` // template intervals: the ports the template polls (old) or the load listens on (new)
 }
 
 // sample is one measured interval.
@@ -82,6 +85,11 @@ type inner struct {
 	tmp          string
 	profileDir   string
 	gap          time.Duration // pause before every measured interval (longer than CacheTTL: each interval starts with an expired cache)
+	templateOld  string        // template export of the "before" interval
+	templateNew  string        // template export of the "after" interval, or "contract"
+	binOld       string        // directory of the plugin built from the old template's release
+	listenPorts  []string      // the load's listening ports
+	tmplPorts    []int         // numbers of ports the old template polls
 	results      []Result
 	logf         func(string, ...any)
 }
@@ -97,8 +105,21 @@ func innerMain(args []string) int {
 	fs.StringVar(&in.zget, "zabbix-get", "", "zabbix_get binary")
 	fs.StringVar(&in.tmp, "tmp", os.TempDir(), "directory for agent configs and logs")
 	fs.StringVar(&in.profileDir, "profile-dir", "", "write CPU profiles of the plugin's key handlers here (group profile)")
-	only := fs.String("only", "", "comma-separated method groups to run (ref,core,plugin,builtin,tools); empty: all")
+	only := fs.String("only", "", "comma-separated method groups to run (ref,core,plugin,template,builtin,tools); empty: all")
+	fs.StringVar(&in.templateOld, "template-old", "", "template export whose interval is measured as before")
+	fs.StringVar(&in.templateNew, "template-new", "", "template export whose interval is measured as after (contract: the bulk keys' contract)")
+	listen := fs.String("listen-ports", "", "the load's listening ports, comma-separated")
+	fs.StringVar(&in.binOld, "bin-old", "", "directory of the plugin the old template's interval runs (default: -bin)")
+	tmplPorts := fs.String("template-ports", "1,30,100", "numbers of ports the old template polls")
 	fs.Parse(args)
+	if *listen != "" {
+		in.listenPorts = strings.Split(*listen, ",")
+	}
+	var perr error
+	if in.tmplPorts, perr = intList(*tmplPorts); perr != nil {
+		fmt.Fprintf(os.Stderr, "benchdriver inner: %v\n", perr)
+		return 2
+	}
 	in.logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, "benchdriver: "+f+"\n", a...) }
 	var err error
 	if in.self, err = os.Executable(); err != nil {
@@ -119,6 +140,7 @@ func innerMain(args []string) int {
 		{"ref", in.refs},
 		{"core", in.core},
 		{"plugin", in.plugin},
+		{"template", in.template},
 		{"builtin", in.builtin},
 		{"tools", in.tools},
 		{"profile", in.profiles},
@@ -570,3 +592,199 @@ func (in *inner) tools() error {
 	in.add(summarize("ss-state", "ss -tanH state time-wait | wc -l (kernel-filtered)", 1, ss, rss, tw, true))
 	return nil
 }
+
+// intervalGap separates two requests of a template interval: Zabbix spreads
+// a host's items over their delay at whole seconds by item id, so two
+// requests of one host are at least about a second apart, and no request
+// rides on another's read beyond what the default CacheTTL (1 s, counted
+// from the start of a read) gives.
+const intervalGap = 1050 * time.Millisecond
+
+// templateInterval measures one interval of a template as a server polls
+// it: every polled key once, intervalGap apart, the plugin's CPU read
+// around each request and summed with the key's weight (its polls per
+// minute: 0.2 for a 5-minute item). The plugin runs in a fresh agent 2
+// with default options but opts. One warm-up interval is not measured.
+func (in *inner) templateInterval(method, label, plugin string, opts map[string]string, polled []Polled, ports, reps int) error {
+	a, err := startAgent(in.agentBin, in.zget, plugin, filepath.Join(in.tmp, "agent-"+method), 10050, opts)
+	if err != nil {
+		return fmt.Errorf("agent %s: %w", method, err)
+	}
+	defer a.stop()
+	for _, p := range polled { // warm-up; starts the plugin process
+		if _, err := a.get(p.Key); err != nil {
+			return err
+		}
+	}
+	pid, err := a.pluginPID()
+	if err != nil {
+		return err
+	}
+	perKey := map[string][]float64{}
+	var order []string
+	var total []sample
+	var calls float64
+	tw := ""
+	for r := 0; r < reps; r++ {
+		var sum sample
+		calls = 0
+		for _, p := range polled {
+			time.Sleep(intervalGap)
+			c0, err := readCPU(pid)
+			if err != nil {
+				return err
+			}
+			t0 := time.Now()
+			v, err := a.get(p.Key)
+			wall := time.Since(t0)
+			if err != nil {
+				return err
+			}
+			c1, err := readCPU(pid)
+			if err != nil {
+				return err
+			}
+			cpu := float64(cpuDelta(c0, c1))
+			sum.cpu += time.Duration(cpu * p.Weight)
+			sum.user += time.Duration(float64(c1.userNs-c0.userNs) * p.Weight)
+			sum.sys += time.Duration(float64(c1.sysNs-c0.sysNs) * p.Weight)
+			sum.wall += time.Duration(float64(wall) * p.Weight)
+			calls += p.Weight
+			name := p.Key
+			if p.What == "prototype" {
+				name = prototypeName(p.Key)
+			}
+			if _, ok := perKey[name]; !ok {
+				order = append(order, name)
+			}
+			perKey[name] = append(perKey[name], cpu*p.Weight/1e6)
+			if m := timeWaitRe.FindStringSubmatch(v); m != nil && tw == "" {
+				tw = m[1]
+			}
+		}
+		total = append(total, sum)
+	}
+	// The label lists what the interval is made of: CPU ms per minute by
+	// key (summed over a prototype's instances), medians over reps.
+	var parts []string
+	for _, k := range order {
+		v := perKey[k]
+		per := make([]float64, 0, reps)
+		n := len(v) / reps
+		for r := 0; r < reps; r++ {
+			s := 0.0
+			for _, x := range v[r*n : (r+1)*n] {
+				s += x
+			}
+			per = append(per, s)
+		}
+		parts = append(parts, fmt.Sprintf("%s %s", k, fmtMs(median(per))))
+	}
+	res := summarize(method, label+": "+strings.Join(parts, ", "), int(calls+0.5), total, peakRSSkB(pid), tw, false)
+	res.Ports = ports
+	in.add(res)
+	return nil
+}
+
+// prototypeName replaces the parameters of a key with "*"
+// (tcp.port.get[22] → tcp.port.get[*]), to sum a prototype's instances.
+func prototypeName(key string) string {
+	if i := strings.IndexByte(key, '['); i >= 0 {
+		return key[:i] + "[*]"
+	}
+	return key
+}
+
+// template runs the template intervals: the new template once (its
+// requests do not depend on the ports), the old one for each number of
+// ports, each with the default source (netlink) and with Source=proc.
+func (in *inner) template() error {
+	if in.templateNew == "" && in.templateOld == "" {
+		return nil
+	}
+	disks, err := benchDisks(4)
+	if err != nil {
+		return err
+	}
+	plugin, err := in.pluginBinary()
+	if err != nil {
+		return err
+	}
+	// The "before" interval runs the plugin of the old template's release
+	// when given.
+	oldPlugin, oldCode := plugin, "this plugin"
+	if in.binOld != "" {
+		if oldPlugin, err = filepath.Abs(filepath.Join(in.binOld, "zabbix-agent2-plugin-tcpstatus")); err != nil {
+			return err
+		}
+		oldCode = "its plugin"
+	}
+	for _, src := range []struct {
+		suffix, label string
+		opts          map[string]string
+	}{{"", "default options", nil}, {"-proc", "Source=proc", map[string]string{"Source": "proc"}}} {
+		if in.templateNew != "" {
+			var polled []Polled
+			if in.templateNew == "contract" {
+				polled = contractPolled()
+			} else {
+				c, err := templateCost(in.templateNew, in.listenPorts, disks)
+				if err != nil {
+					return err
+				}
+				polled = c.Polled
+			}
+			label := fmt.Sprintf("new template, one interval (%d listening ports, %d disks), %s", len(in.listenPorts), len(disks), src.label)
+			if err := in.templateInterval("tmpl-new"+src.suffix, label, plugin, src.opts, polled, len(in.listenPorts), in.light); err != nil {
+				return err
+			}
+		}
+		if in.templateOld == "" {
+			continue
+		}
+		for _, p := range in.tmplPorts {
+			if p > len(in.listenPorts) {
+				return fmt.Errorf("%d ports asked, the load listens on %d", p, len(in.listenPorts))
+			}
+			c, err := templateCost(in.templateOld, in.listenPorts[:p], disks)
+			if err != nil {
+				return err
+			}
+			label := fmt.Sprintf("0.1.0 template and %s, one interval with %d ports, %d disks, %s", oldCode, p, len(disks), src.label)
+			if err := in.templateInterval(fmt.Sprintf("tmpl-old-p%d%s", p, src.suffix), label, oldPlugin, src.opts, c.Polled, p, in.heavy); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// benchDisks names up to n block devices that have counters, as the
+// template's disk items would poll them: devices the template discovers
+// first, then loop, RAM and similar devices (each costs a read of
+// /proc/diskstats like a disk) when the machine has fewer disks.
+func benchDisks(n int) ([]string, error) {
+	fs, err := disks.NewFS("", "")
+	if err != nil {
+		return nil, err
+	}
+	all, err := fs.All()
+	if err != nil {
+		return nil, err
+	}
+	var real, other []string
+	for _, d := range all {
+		switch {
+		case !d.InDiskstats:
+		case virtualDisk.MatchString(d.Name):
+			other = append(other, d.Name)
+		default:
+			real = append(real, d.Name)
+		}
+	}
+	out := append(real, other...)
+	return out[:min(n, len(out))], nil
+}
+
+// virtualDisk is what the 0.1.0 template's disk discovery skips by default.
+var virtualDisk = regexp.MustCompile(`^(loop|ram|zram|sr|fd|nbd|dm-)[0-9]+$`)

@@ -26,6 +26,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,6 +41,8 @@ func main() {
 			os.Exit(innerMain(os.Args[2:]))
 		case "ref":
 			os.Exit(refMain(os.Args[2:]))
+		case "templates":
+			os.Exit(templatesMain(os.Args[2:]))
 		}
 	}
 	os.Exit(outerMain(os.Args[1:]))
@@ -139,8 +142,24 @@ func outerMain(args []string) int {
 	only := fs.String("only", "", "method groups to run (ref,core,plugin,builtin,tools,profile); empty: all")
 	check := fs.Bool("check", false, "fail when a method's TIME_WAIT or total count disagrees with the load (smoke test)")
 	profiles := fs.Bool("profiles", true, "keep CPU profiles of the plugin's key handlers at the largest size in -out/pprof")
+	tmplOld := fs.String("template-old", "", "template export (6.0 XML) whose interval is measured as \"before\" (e.g. the 0.1.0 template from git)")
+	tmplNew := fs.String("template-new", "", "template export whose interval is measured as \"after\", or \"contract\" for the bulk keys' contract")
+	tmplPorts := fs.String("template-ports", "1,30,100", "numbers of ports the old template polls (its per-port items)")
+	listeners := fs.Int("listeners", 100, "extra listening ports of the load (loadgen -listeners), beyond its 3 per worker")
+	binOld := fs.String("bin-old", "", "directory of the plugin built from the old template's release, for the \"before\" interval (default: -bin)")
 	fs.Parse(args)
 	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "benchdriver: "+f+"\n", a...) }
+	for _, p := range []*string{tmplOld, tmplNew, binOld} {
+		if *p != "" && *p != "contract" {
+			*p, _ = filepath.Abs(*p)
+		}
+	}
+	ps, err := intList(*tmplPorts)
+	if err != nil || len(ps) == 0 {
+		logf("-template-ports: %v", err)
+		return 2
+	}
+	tmplMax := slices.Max(ps)
 	if os.Geteuid() != 0 {
 		logf("needs root (network namespaces)")
 		return 2
@@ -188,7 +207,8 @@ func outerMain(args []string) int {
 			pdir, _ = filepath.Abs(filepath.Join(*out, "pprof"))
 			os.MkdirAll(pdir, 0o755)
 		}
-		r, interrupted := runSize(n, lg, self, binDir, *agentBin, zg, tmp, *only, pdir, light, heavy, sigs, logf)
+		tm := templateRun{old: *tmplOld, new: *tmplNew, ports: *tmplPorts, listeners: *listeners, need: tmplMax, binOld: *binOld}
+		r, interrupted := runSize(n, lg, self, binDir, *agentBin, zg, tmp, *only, pdir, light, heavy, tm, sigs, logf)
 		if *check && r.Error == "" {
 			if errs := checkValues(r); len(errs) > 0 {
 				r.Error = "check: " + strings.Join(errs, "; ")
@@ -242,6 +262,15 @@ func checkValues(r Run) []string {
 	}
 	cmp(timeWaitMethods, r.Load.Counts["time_wait"])
 	cmp(totalMethods, r.Load.Counts["total"])
+	// Template intervals, when measured: each reports the TIME_WAIT count
+	// of its tcp.sockets.get or tcp.status.get.
+	var tmpl []string
+	for _, x := range r.Results {
+		if strings.HasPrefix(x.Method, "tmpl-") {
+			tmpl = append(tmpl, x.Method)
+		}
+	}
+	cmp(tmpl, r.Load.Counts["time_wait"])
 	return errs
 }
 
@@ -254,13 +283,22 @@ func largest(sizes string) int {
 	return m
 }
 
-func runSize(n int, loadgen, self, binDir, agentBin, zget, tmp, only, profileDir string, light, heavy int, sigs chan os.Signal, logf func(string, ...any)) (r Run, interrupted bool) {
+// templateRun says which template intervals to measure.
+type templateRun struct {
+	old, new  string // template exports (new may be "contract")
+	ports     string // numbers of ports the old template polls
+	listeners int    // extra listening ports of the load
+	need      int    // the most ports the old template polls
+	binOld    string // plugin of the old template's release
+}
+
+func runSize(n int, loadgen, self, binDir, agentBin, zget, tmp, only, profileDir string, light, heavy int, tm templateRun, sigs chan os.Signal, logf func(string, ...any)) (r Run, interrupted bool) {
 	r = Run{Nominal: n}
 	t0 := time.Now()
 	defer func() { r.Seconds = time.Since(t0).Seconds() }()
 	ns := fmt.Sprintf("tcpbench-%d-%d", os.Getpid(), n)
 	ready := filepath.Join(tmp, fmt.Sprintf("ready-%d.json", n))
-	lcmd := exec.Command(loadgen, "-n", strconv.Itoa(n), "-hold", "60m", "-netns", ns, "-ready-file", ready)
+	lcmd := exec.Command(loadgen, "-n", strconv.Itoa(n), "-hold", "90m", "-netns", ns, "-ready-file", ready, "-listeners", strconv.Itoa(tm.listeners))
 	lcmd.Stderr = os.Stderr
 	lcmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // our SIGINT handling decides
 	if err := lcmd.Start(); err != nil {
@@ -311,10 +349,19 @@ func runSize(n int, loadgen, self, binDir, agentBin, zget, tmp, only, profileDir
 	r.Sockets = r.Load.Counts["total"]
 	logf("n=%d: %d sockets in %s, built in %.1fs; measuring (%d/%d reps)", n, r.Sockets, ns, r.Load.BuildSeconds, light, heavy)
 	r.LoadAvgBefore = loadavg()
+	var listen []string
+	for _, p := range r.Load.ListenPorts {
+		listen = append(listen, strconv.Itoa(int(p)))
+	}
+	if (tm.old != "" || tm.new != "") && len(listen) < tm.need {
+		r.Error = fmt.Sprintf("the load listens on %d ports, the template intervals need %d (raise -listeners)", len(listen), tm.need)
+		return r, false
+	}
 	icmd := exec.Command("ip", "netns", "exec", ns, self, "inner",
 		"-reps", strconv.Itoa(light), "-heavy-reps", strconv.Itoa(heavy),
 		"-port", strconv.Itoa(int(r.Load.BusyPort)), "-bin", binDir, "-agent", agentBin,
-		"-zabbix-get", zget, "-tmp", filepath.Join(tmp, fmt.Sprintf("n%d", n)), "-only", only, "-profile-dir", profileDir)
+		"-zabbix-get", zget, "-tmp", filepath.Join(tmp, fmt.Sprintf("n%d", n)), "-only", only, "-profile-dir", profileDir,
+		"-template-old", tm.old, "-template-new", tm.new, "-template-ports", tm.ports, "-listen-ports", strings.Join(listen, ","), "-bin-old", tm.binOld)
 	icmd.Stderr = os.Stderr
 	icmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, _ := icmd.StdoutPipe()
@@ -354,4 +401,40 @@ func runSize(n int, loadgen, self, binDir, agentBin, zget, tmp, only, profileDir
 		r.Error = "measurements: " + o.err.Error()
 	}
 	return r, false
+}
+
+// templatesMain prints the agent requests and stored values per minute of
+// two template exports (before and after) for several numbers of ports.
+func templatesMain(args []string) int {
+	fs := flag.NewFlagSet("templates", flag.ExitOnError)
+	oldT := fs.String("old", "", "template export before")
+	newT := fs.String("new", "", "template export after")
+	ports := fs.String("ports", "1,30,100", "numbers of discovered ports")
+	disks := fs.Int("disks", 4, "number of discovered disks")
+	fs.Parse(args)
+	ps, err := intList(*ports)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "benchdriver templates: %v\n", err)
+		return 2
+	}
+	t, err := costTable(*oldT, *newT, ps, *disks)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "benchdriver templates: %v\n", err)
+		return 1
+	}
+	fmt.Print(t)
+	return 0
+}
+
+// intList parses "1,30,100".
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("bad number %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

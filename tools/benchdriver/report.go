@@ -24,12 +24,12 @@ func writeReport(dir string, rep Report) error {
 		return err
 	}
 	w := csv.NewWriter(f)
-	w.Write([]string{"n", "method", "calls", "reps", "cpu_ms", "cpu_min_ms", "cpu_max_ms", "user_ms", "sys_ms", "wall_ms", "rss_kb", "value", "label"})
+	w.Write([]string{"n", "method", "calls", "reps", "cpu_ms", "cpu_min_ms", "cpu_max_ms", "user_ms", "sys_ms", "wall_ms", "rss_kb", "value", "label", "ports"})
 	ff := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 	for _, r := range rep.Runs {
 		for _, x := range r.Results {
 			w.Write([]string{strconv.Itoa(x.N), x.Method, strconv.Itoa(x.Calls), strconv.Itoa(x.Reps), ff(x.CPUms), ff(x.CPUMinMs), ff(x.CPUMaxMs),
-				ff(x.UserMs), ff(x.SysMs), ff(x.WallMs), strconv.FormatInt(x.RSSkB, 10), x.Value, x.Label})
+				ff(x.UserMs), ff(x.SysMs), ff(x.WallMs), strconv.FormatInt(x.RSSkB, 10), x.Value, x.Label, strconv.Itoa(x.Ports)})
 		}
 	}
 	w.Flush()
@@ -45,6 +45,7 @@ func writeReport(dir string, rep Report) error {
 
 // tableOrder is the order of the methods in the tables.
 var tableOrder = []string{
+	"tmpl-new", "tmpl-new-proc", "tmpl-old-p1", "tmpl-old-p30", "tmpl-old-p100", "tmpl-old-p1-proc", "tmpl-old-p30-proc", "tmpl-old-p100-proc",
 	"plugin", "plugin-status-get", "plugin-port-get", "plugin-discovery-first", "plugin-discovery", "plugin-state", "plugin-port",
 	"plugin-cached", "plugin-cached-status-get", "plugin-cached-port-get", "plugin-cached-x11", "plugin-proc",
 	"builtin-x11", "netstat-x11", "ss-x11", "ss-x1", "ss-state",
@@ -115,8 +116,48 @@ func markdown(rep Report) string {
 			fmt.Fprintf(&b, "| `%s` %s | %d | %s (%s–%s) | %s | %s | %.1f | %s |\n", r.Method, strings.ReplaceAll(r.Label, "|", "\\|"), r.Calls,
 				fmtMs(r.CPUms), fmtMs(r.CPUMinMs), fmtMs(r.CPUMaxMs), ratio, fmtMs(r.WallMs), float64(r.RSSkB)/1024, r.Value)
 		}
+		b.WriteString(intervalTable(run.Results))
 		b.WriteString(targets(run.Results))
 	}
+	return b.String()
+}
+
+// intervalTable compares the template intervals: the old template for each
+// number of ports, the new one, with netlink against the reference dump
+// and with Source=proc against one /proc parse. Empty without them.
+func intervalTable(rs []Result) string {
+	newNL, ok1 := find(rs, "tmpl-new")
+	newPr, ok2 := find(rs, "tmpl-new-proc")
+	ref, _ := find(rs, "nl-ref")
+	parse, _ := find(rs, "core-proc")
+	var olds []Result
+	for _, r := range rs {
+		if strings.HasPrefix(r.Method, "tmpl-old-") && !strings.HasSuffix(r.Method, "-proc") {
+			olds = append(olds, r)
+		}
+	}
+	if !ok1 && !ok2 && len(olds) == 0 {
+		return ""
+	}
+	x := func(r Result, d Result) string {
+		if d.CPUms <= 0 || r.CPUms <= 0 {
+			return "–"
+		}
+		return strconv.FormatFloat(r.CPUms/d.CPUms, 'f', 2, 64) + "×"
+	}
+	var b strings.Builder
+	b.WriteString("\nTemplate interval: plugin CPU ms per minute of the items the template polls (each requested once, about a second apart; 5-minute items counted a fifth, hourly ones a sixtieth), with the ratio to one reference netlink dump (default options) or to one /proc parse (Source=proc):\n\n")
+	b.WriteString("| ports polled | 0.1.0 template | × dump | new template | × dump | 0.1.0, Source=proc | × /proc parse | new, Source=proc | × /proc parse |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	sort.Slice(olds, func(i, j int) bool { return olds[i].Ports < olds[j].Ports })
+	for _, o := range olds {
+		op, _ := find(rs, o.Method+"-proc")
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", o.Ports, fmtMs(o.CPUms), x(o, ref), fmtMs(newNL.CPUms), x(newNL, ref),
+			fmtMs(op.CPUms), x(op, parse), fmtMs(newPr.CPUms), x(newPr, parse))
+	}
+	if len(olds) == 0 {
+		fmt.Fprintf(&b, "| – | – | – | %s | %s | – | – | %s | %s |\n", fmtMs(newNL.CPUms), x(newNL, ref), fmtMs(newPr.CPUms), x(newPr, parse))
+	}
+	fmt.Fprintf(&b, "\nThe new template's requests do not depend on the ports (measured once, with the load's %d listening ports in its answer).\n", newNL.Ports)
 	return b.String()
 }
 
@@ -228,9 +269,13 @@ func targets(rs []Result) string {
 			row("tcp.port.discovery "+d.what+" wall (zabbix_get round trip) ≤ 10 ms", r.WallMs, r.WallMs <= 10, " ms")
 		}
 	}
-	if r, ok := find(rs, "plugin"); ok {
-		mb := float64(r.RSSkB) / 1024
-		row("plugin peak RSS ≤ 15 MB", mb, mb <= 15, " MB")
+	ratio("new template interval ≤ 1.15 × reference dump", "tmpl-new", "nl-ref", 1.15, true)
+	ratio("new template interval, Source=proc ≤ 1.15 × one /proc parse", "tmpl-new-proc", "core-proc", 1.15, true)
+	for _, m := range []struct{ method, what string }{{"plugin", ""}, {"tmpl-new", " (new template interval)"}, {"tmpl-new-proc", " (new template interval, Source=proc)"}} {
+		if r, ok := find(rs, m.method); ok {
+			mb := float64(r.RSSkB) / 1024
+			row("plugin peak RSS"+m.what+" ≤ 15 MB", mb, mb <= 15, " MB")
+		}
 	}
 	return b.String()
 }
