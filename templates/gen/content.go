@@ -27,8 +27,8 @@ var variants = []variant{
 		setup: "1. Install the plugin as `/usr/libexec/zabbix-agent2-plugins/zabbix-agent2-plugin-tcpstatus` (mode 0755, runnable by the agent's user) and its configuration `conf/tcpstatus.conf` as `/etc/zabbix/zabbix_agent2.d/plugins.d/tcpstatus.conf`; it sets\n\n" +
 			"   ```\n   Plugins.TCPStatus.System.Path=/usr/libexec/zabbix-agent2-plugins/zabbix-agent2-plugin-tcpstatus\n   ```\n\n" +
 			"   (the project README, \"Install\", has the details; the Debian package does all of this).\n" +
-			"2. Restart the agent and check a key: `zabbix_get -s <host> -k tcp.status.get`.\n" +
-			"3. Import `tcpstatus_agent2.xml` (Configuration/Data collection → Templates → Import) and link the template to the host.\n" +
+			"2. Restart the agent and check a key: `zabbix_get -s <host> -k tcp.sockets.get`.\n" +
+			"3. Import `tcpstatus_agent2.xml` (Configuration/Data collection → Templates → Import; the Debian package installs it as `/usr/share/zabbix-agent2-plugin-tcpstatus/templates/tcpstatus_agent2.xml`) and link the template to the host. Over a host that has the 0.1.0 template, see \"Upgrading from 0.1.0\" below.\n" +
 			"4. Adjust the macros below on the host (thresholds, discovery filters). Per-port and per-disk thresholds go in context macros such as `{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"8080\"}`; limit port discovery to the services you care about with `{$TCP.PORT.MATCHES}`, since a discovered port that stops listening raises \"Not listening\".",
 	},
 	{
@@ -38,8 +38,8 @@ var variants = []variant{
 		source: "the tcpstatus-discovery helper run by the classic Zabbix agent through UserParameters",
 		nodata: "TCP: No data from the tcpstatus-discovery helper",
 		setup: "1. Install the helper as `/usr/bin/tcpstatus-discovery` (mode 0755) and `scripts/userparameter_tcpstatus.conf` as `/etc/zabbix/zabbix_agentd.conf.d/userparameter_tcpstatus.conf`; it maps every key of this template to the helper (the Debian package does both).\n" +
-			"2. Restart the agent and check a key: `zabbix_get -s <host> -k tcp.status.get`. The helper stops at 2.5 s, inside the agent's default 3 s `Timeout`.\n" +
-			"3. Import `tcpstatus_agent.xml` (Configuration/Data collection → Templates → Import) and link the template to the host.\n" +
+			"2. Restart the agent and check a key: `zabbix_get -s <host> -k tcp.sockets.get`. The helper stops at 2.5 s, inside the agent's default 3 s `Timeout`.\n" +
+			"3. Import `tcpstatus_agent.xml` (Configuration/Data collection → Templates → Import; the Debian package installs it as `/usr/share/zabbix-agent2-plugin-tcpstatus/templates/tcpstatus_agent.xml`) and link the template to the host. Over a host that has the 0.1.0 template, see \"Upgrading from 0.1.0\" below.\n" +
 			"4. Adjust the macros below on the host (thresholds, discovery filters). Per-port and per-disk thresholds go in context macros such as `{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"8080\"}`; limit port discovery to the services you care about with `{$TCP.PORT.MATCHES}`, since a discovered port that stops listening raises \"Not listening\". Process names in port discovery need the agent's user to read other users' /proc/<pid>/fd; without that `{#PROCESS}` is empty.",
 	},
 }
