@@ -65,11 +65,9 @@ var (
 	heartbeat = Step{Type: "DISCARD_UNCHANGED_HEARTBEAT", Params: []string{"1h"}}
 )
 
-// portPath reads one field of the port {#PORT} from tcp.sockets.get; when
-// the port is not listed, the error handler decides (handler, arg).
-func portPath(field, handler, arg string) Step {
-	return Step{Type: "JSONPATH", Params: []string{"$.ports[?(@.port=={#PORT})]." + field + ".first()"}, ErrHandler: handler, ErrHandlerArg: arg}
-}
+// notListening is the object of a port that tcp.sockets.get does not list:
+// nothing listens on it (the socket counts are unknown, so left out).
+const notListening = `{"listening":0,"listeners":0,"accept_queue":0,"backlog":0,"accept_queue_pused":0}`
 
 // diskLLDScript keeps the discovery fields of disk.get.all for the disk
 // discovery rule.
@@ -448,25 +446,43 @@ func portRule(v variant, ref func(string) string) *Rule {
 		},
 		Pre: []Step{{Type: "DISCARD_UNCHANGED_HEARTBEAT", Params: []string{"1d"}}},
 	}
-	// Every per-port item is a dependent of the host's tcp.sockets.get,
-	// which lists each listening port once: the requests per interval do
-	// not grow with the ports. The discovery itself stays a polled key on
-	// its slow schedule because it names processes, which the bulk key does
-	// not carry.
-	const master = "tcp.sockets.get"
+	// Every per-port item is fed by the host's tcp.sockets.get, which lists
+	// each listening port once: the requests per interval do not grow with
+	// the ports. The discovery itself stays a polled key on its slow
+	// schedule because it names processes, which the bulk key does not
+	// carry.
+	//
+	// One dependent prototype per port picks the port's object out of the
+	// bulk answer and the port's items split it: the server filters the
+	// list once per port instead of once per item, and the prototype keeps
+	// the uuid of 0.1.0's per-port master tcp.port.get[{#PORT}]. A 6.0
+	// import deletes prototypes missing from the file, and deleting a
+	// master deletes its dependents with their history; updated in place,
+	// it keeps them.
+	const master = "tcp.sockets.get.port[{#PORT}]"
 	portTags := func(kv ...string) []Tag { return append(tags(kv...), Tag{"port", "{#PORT}"}) }
 	add := func(it *Item) {
 		it.Tags = portTags("component", "network")
 		r.Items = append(r.Items, it)
 	}
-	// A port that stops listening is absent from tcp.sockets.get, so the
-	// JSONPath finds nothing. For the listener fields that means 0: no
-	// listener, no accept queue, no backlog (what tcp.port.get answers for
-	// such a port). Its sockets by state are not listed any more, so they
-	// are unknown: their items get no value rather than a false 0 (CLOSE_WAIT
-	// sockets of a dead service may well linger).
-	zero := func(f string) Step { return portPath(f, "CUSTOM_VALUE", "0") }
-	unknown := func(f string) Step { return portPath(f, "DISCARD_VALUE", "") }
+	// A port that stops listening is absent from tcp.sockets.get. For the
+	// listener fields that means 0: no listener, no accept queue, no
+	// backlog (what tcp.port.get answers for such a port). Its sockets by
+	// state are not listed any more, so they are unknown: their items get
+	// no value rather than a false 0 (CLOSE_WAIT sockets of a dead service
+	// may well linger).
+	r.Items = append(r.Items, &Item{
+		Name: "Port {#PORT}: Get data", Type: "DEPENDENT", Key: master, Delay: "0", History: "0", Trends: "0", ValueType: "TEXT",
+		Description: "Listener and socket states of local port {#PORT} ({#PROCESS} on {#ADDRESS}): its object in the answer of tcp.sockets.get (no agent request of its own). " +
+			"When nothing listens on the port any more, an object with listening, listeners, accept queue, backlog and fill 0 and no socket counts. Master item of the port's items; no history of its own.",
+		Pre:    []Step{{Type: "JSONPATH", Params: []string{"$.ports[?(@.port=={#PORT})].first()"}, ErrHandler: "CUSTOM_VALUE", ErrHandlerArg: notListening}},
+		Master: "tcp.sockets.get",
+		Tags:   portTags("component", "raw"),
+	})
+	zero := func(f string) Step { return jsonpath("$." + f) }
+	unknown := func(f string) Step {
+		return Step{Type: "JSONPATH", Params: []string{"$." + f}, ErrHandler: "DISCARD_VALUE"}
+	}
 	add(dep(master, "tcp.port.listening[{#PORT}]", "Port {#PORT}: Listening", "", "",
 		"Whether a socket listens on local port {#PORT}: 1 while tcp.sockets.get lists the port, 0 when it does not.", zero("listening")))
 	r.Items[len(r.Items)-1].ValueMap = "TCP::Port listening"
@@ -561,28 +577,36 @@ func diskRule(ref func(string) string) *Rule {
 		},
 	}
 	diskTags := func(kv ...string) []Tag { return append(tags(kv...), Tag{"disk", "{#DEVNAME}"}) }
+	// As for ports: one dependent prototype per disk picks the device out
+	// of disk.get.all, keeping the uuid of 0.1.0's per-disk master. A device
+	// that is gone is absent: no value (a 0 would draw an idle disk that
+	// does not exist).
+	const dev = "disk.get.all.device[{#DEVNAME}]"
+	r.Items = append(r.Items, &Item{
+		Name: "Disk {#DEVNAME}: Get stats", Type: "DEPENDENT", Key: dev, Delay: "0", History: "0", Trends: "0", ValueType: "TEXT",
+		Description: "I/O counters of {#DEVNAME} (/proc/diskstats): its object in the answer of disk.get.all (no agent request of its own). Master item of the disk's items; no history of its own.",
+		Pre:         []Step{{Type: "JSONPATH", Params: []string{`$[?(@.devname=="{#DEVNAME}")].first()`}, ErrHandler: "DISCARD_VALUE"}},
+		Master:      master,
+		Tags:        diskTags("component", "raw"),
+	})
 	add := func(it *Item) {
 		it.Tags = diskTags("component", "storage")
 		r.Items = append(r.Items, it)
 	}
-	// A device that is gone is absent from disk.get.all: its items get no
-	// value (a 0 would draw an idle disk that does not exist).
-	field := func(f string) Step {
-		return Step{Type: "JSONPATH", Params: []string{`$[?(@.devname=="{#DEVNAME}")].` + f + ".first()"}, ErrHandler: "DISCARD_VALUE"}
-	}
+	field := func(f string) Step { return jsonpath("$." + f) }
 	for _, d := range []struct{ dir, Dir string }{{"read", "Read"}, {"write", "Write"}} {
-		add(dep(master, "disk."+d.dir+".rate[{#DEVNAME}]", "Disk {#DEVNAME}: "+d.Dir+" rate", "!r/s", "FLOAT",
+		add(dep(dev, "disk."+d.dir+".rate[{#DEVNAME}]", "Disk {#DEVNAME}: "+d.Dir+" rate", "!r/s", "FLOAT",
 			d.Dir+" requests completed per second (r/s, w/s in iostat).", field(d.dir+"_ios"), perSecond))
-		add(dep(master, "disk."+d.dir+".bytes.rate[{#DEVNAME}]", "Disk {#DEVNAME}: "+d.Dir+" throughput", "Bps", "FLOAT",
+		add(dep(dev, "disk."+d.dir+".bytes.rate[{#DEVNAME}]", "Disk {#DEVNAME}: "+d.Dir+" throughput", "Bps", "FLOAT",
 			"Bytes "+map[string]string{"read": "read", "write": "written"}[d.dir]+" per second (512-byte sectors × 512).", field(d.dir+"_sectors"), perSecond, multiplier("512")))
-		add(dep(master, "disk."+d.dir+".time.rate[{#DEVNAME}]", "Disk {#DEVNAME}: "+d.Dir+" time", "!ms/s", "FLOAT",
+		add(dep(dev, "disk."+d.dir+".time.rate[{#DEVNAME}]", "Disk {#DEVNAME}: "+d.Dir+" time", "!ms/s", "FLOAT",
 			"Milliseconds spent on "+d.dir+" requests per second of wall time, summed over requests in parallel. Divided by the request rate it gives the average wait.", field(d.dir+"_ticks_ms"), perSecond))
 	}
-	add(dep(master, "disk.util[{#DEVNAME}]", "Disk {#DEVNAME}: Utilization", "%", "FLOAT",
+	add(dep(dev, "disk.util[{#DEVNAME}]", "Disk {#DEVNAME}: Utilization", "%", "FLOAT",
 		"Percent of time the device had I/O in flight (%util in iostat; io_ticks per second ÷ 10). Near 100% a single-queue disk is saturated; SSDs and arrays serve requests in parallel and can do more.", field("io_ticks_ms"), perSecond, multiplier("0.1")))
-	add(dep(master, "disk.queue[{#DEVNAME}]", "Disk {#DEVNAME}: Average queue size", "", "FLOAT",
+	add(dep(dev, "disk.queue[{#DEVNAME}]", "Disk {#DEVNAME}: Average queue size", "", "FLOAT",
 		"Average number of requests queued or in service (aqu-sz in iostat; weighted time in queue per second ÷ 1000).", field("time_in_queue_ms"), perSecond, multiplier("0.001")))
-	add(dep(master, "disk.in_flight[{#DEVNAME}]", "Disk {#DEVNAME}: Requests in flight", "", "",
+	add(dep(dev, "disk.in_flight[{#DEVNAME}]", "Disk {#DEVNAME}: Requests in flight", "", "",
 		"Requests issued to the device and not yet completed, at the moment of the check.", field("in_flight")))
 	for _, d := range []string{"read", "write"} {
 		rate := "disk." + d + ".rate[{#DEVNAME}]"
