@@ -181,8 +181,15 @@ func requests(w func(string, ...any), t *Template) {
 	w("\n")
 }
 
-// feeds says which items and rules a master feeds.
+// feeds says which items and rules a master feeds, directly or through
+// other dependent items.
 func feeds(t *Template, key string) string {
+	plural := func(n int, what string) string {
+		if n == 1 {
+			return "1 " + what
+		}
+		return fmt.Sprintf("%d %ss", n, what)
+	}
 	n := 0
 	for _, it := range t.Items {
 		if it.Master == key {
@@ -191,20 +198,24 @@ func feeds(t *Template, key string) string {
 	}
 	var parts []string
 	if n > 0 {
-		parts = append(parts, fmt.Sprintf("%d items", n))
+		parts = append(parts, plural(n, "item"))
 	}
 	for _, r := range t.Rules {
 		if r.Master == key {
 			parts = append(parts, r.Name)
 		}
-		m := 0
-		for _, it := range r.Items {
-			if it.Master == key {
-				m++
+		fed := map[string]bool{key: true}
+		for changed := true; changed; {
+			changed = false
+			for _, it := range r.Items {
+				if it.Master != "" && fed[it.Master] && !fed[it.Key] {
+					fed[it.Key] = true
+					changed = true
+				}
 			}
 		}
-		if m > 0 {
-			parts = append(parts, fmt.Sprintf("%d item prototypes of %s", m, r.Name))
+		if m := len(fed) - 1; m > 0 {
+			parts = append(parts, plural(m, "item prototype")+" of "+r.Name)
 		}
 	}
 	if len(parts) == 0 {
