@@ -648,8 +648,13 @@ func (c *checker) checkUUIDs(lock Lock) {
 			}
 		}
 		if !renamed {
-			c.res.Findings = append(c.res.Findings, Finding{File: "uuids.lock", Rule: "uuid-lock", Object: p,
-				Msg: "object no longer in any template; record the removal with -update", Lock: true})
+			msg := "object no longer in any template; record the removal with -update"
+			if strings.Contains(p, "/item_prototype:") {
+				// Seen on 6.0.14: the import deleted a removed master
+				// prototype, its dependents with it, then failed to update them.
+				msg += " (an import deletes a prototype the file no longer has, and every prototype dependent on it with its history: to move dependents to a new master, give the new master this uuid instead)"
+			}
+			c.res.Findings = append(c.res.Findings, Finding{File: "uuids.lock", Rule: "uuid-lock", Object: p, Msg: msg, Lock: true})
 		}
 	}
 }
