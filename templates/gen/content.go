@@ -479,21 +479,22 @@ func portRule(v variant, ref func(string) string) *Rule {
 		Master: "tcp.sockets.get",
 		Tags:   portTags("component", "raw"),
 	})
-	zero := func(f string) Step { return jsonpath("$." + f) }
+	// The not-listening object has the listener fields, as 0.
+	field := func(f string) Step { return jsonpath("$." + f) }
 	unknown := func(f string) Step {
 		return Step{Type: "JSONPATH", Params: []string{"$." + f}, ErrHandler: "DISCARD_VALUE"}
 	}
 	add(dep(master, "tcp.port.listening[{#PORT}]", "Port {#PORT}: Listening", "", "",
-		"Whether a socket listens on local port {#PORT}: 1 while tcp.sockets.get lists the port, 0 when it does not.", zero("listening")))
+		"Whether a socket listens on local port {#PORT}: 1 while tcp.sockets.get lists the port, 0 when it does not.", field("listening")))
 	r.Items[len(r.Items)-1].ValueMap = "TCP::Port listening"
 	add(dep(master, "tcp.port.listeners[{#PORT}]", "Port {#PORT}: Listeners", "", "",
-		"Listening sockets on local port {#PORT} (one per address and family, more with SO_REUSEPORT); 0 when nothing listens.", zero("listeners")))
+		"Listening sockets on local port {#PORT} (one per address and family, more with SO_REUSEPORT); 0 when nothing listens.", field("listeners")))
 	add(dep(master, "tcp.port.accept_queue[{#PORT}]", "Port {#PORT}: Accept queue", "", "",
-		"Connections established but not yet accepted by the application, summed over the port's listeners; 0 when nothing listens.", zero("accept_queue")))
+		"Connections established but not yet accepted by the application, summed over the port's listeners; 0 when nothing listens.", field("accept_queue")))
 	add(dep(master, "tcp.port.backlog[{#PORT}]", "Port {#PORT}: Accept queue limit", "", "",
-		"Listen backlog (accept queue limit) of the port's listeners, summed: the application's listen() argument capped by net.core.somaxconn; 0 when nothing listens.", zero("backlog")))
+		"Listen backlog (accept queue limit) of the port's listeners, summed: the application's listen() argument capped by net.core.somaxconn; 0 when nothing listens.", field("backlog")))
 	add(dep(master, "tcp.port.accept_queue.pused[{#PORT}]", "Port {#PORT}: Accept queue, in % of limit", "%", "FLOAT",
-		"Fill of the fullest listener's accept queue in percent of its backlog; 0 when nothing listens. At 100% new connections are dropped (TcpExt ListenOverflows).", zero("accept_queue_pused")))
+		"Fill of the fullest listener's accept queue in percent of its backlog; 0 when nothing listens. At 100% new connections are dropped (TcpExt ListenOverflows).", field("accept_queue_pused")))
 	for _, s := range tcpStates {
 		add(dep(master, "tcp.port.state[{#PORT},"+s[0]+"]", "Port {#PORT}: Sockets in "+s[1], "", "",
 			"TCP sockets with local port {#PORT} in the "+s[1]+" state. No value while nothing listens on the port (tcp.sockets.get lists listening ports only).", unknown(s[0])))
