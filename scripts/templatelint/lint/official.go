@@ -221,26 +221,25 @@ func ourNames(t *template) []ours {
 	add := func(kind, path, name string, line int) {
 		out = append(out, ours{kind: kind, what: path, name: name, line: line, class: classOf[kind]})
 	}
-	te := t.el
-	for _, it := range te.list("items", "item") {
-		p := base + "/item:" + it.val("key")
+	// item adds an item or item prototype with the triggers inside it.
+	item := func(scope, kind, tkind string, it *elem) {
+		p := scope + "/" + kind + ":" + it.val("key")
 		add("item key", p, it.val("key"), it.line)
 		add("item name", p, it.val("name"), it.line)
-		for _, tr := range it.list("triggers", "trigger") {
-			add("trigger name", base+"/trigger:"+tr.val("name"), tr.val("name"), tr.line)
+		for _, tr := range it.list(tkind+"s", tkind) {
+			add("trigger name", scope+"/"+tkind+":"+tr.val("name"), tr.val("name"), tr.line)
 		}
+	}
+	te := t.el
+	for _, it := range te.list("items", "item") {
+		item(base, "item", "trigger", it)
 	}
 	for _, r := range te.list("discovery_rules", "discovery_rule") {
 		scope := base + "/discovery_rule:" + r.val("key")
 		add("item key", scope, r.val("key"), r.line)
 		add("discovery rule name", scope, r.val("name"), r.line)
 		for _, p := range r.list("item_prototypes", "item_prototype") {
-			pp := scope + "/item_prototype:" + p.val("key")
-			add("item key", pp, p.val("key"), p.line)
-			add("item name", pp, p.val("name"), p.line)
-			for _, tr := range p.list("trigger_prototypes", "trigger_prototype") {
-				add("trigger name", scope+"/trigger_prototype:"+tr.val("name"), tr.val("name"), tr.line)
-			}
+			item(scope, "item_prototype", "trigger_prototype", p)
 		}
 		for _, tr := range r.list("trigger_prototypes", "trigger_prototype") {
 			add("trigger name", scope+"/trigger_prototype:"+tr.val("name"), tr.val("name"), tr.line)
