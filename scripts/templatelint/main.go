@@ -3,6 +3,8 @@
 //
 //	go run ./scripts/templatelint templates/*.xml          # check
 //	go run ./scripts/templatelint -update templates/*.xml  # record new, renamed, removed objects in uuids.lock
+//	go run ./scripts/templatelint -official testdata/official-templates templates/*.xml
+//	                                 # also: no name shared with Zabbix's own templates
 //
 // The lock defaults to uuids.lock next to the first file. Exit status 1
 // when anything is reported.
@@ -30,12 +32,13 @@ func run(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("templatelint", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	fs.Usage = func() {
-		fmt.Fprintln(stdout, "usage: templatelint [-lock uuids.lock] [-update] template.xml...")
+		fmt.Fprintln(stdout, "usage: templatelint [-lock uuids.lock] [-update] [-official dir] template.xml...")
 		fs.PrintDefaults()
 		fmt.Fprintln(stdout, "rules:", lint.Rules)
 	}
 	lockPath := fs.String("lock", "", "uuid lock file (default: uuids.lock next to the first template)")
 	update := fs.Bool("update", false, "record new, renamed and removed objects in the lock (never a changed uuid)")
+	officialDir := fs.String("official", "", "directory of official template names (zabbix-<version>.json, exported from real servers); no name of ours may be one of theirs")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -53,6 +56,12 @@ func run(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var opts lint.Options
+	if *officialDir != "" {
+		if opts.Official, err = lint.ReadOfficial(*officialDir); err != nil {
+			return err
+		}
+	}
 	var files []lint.File
 	for _, name := range fs.Args() {
 		data, err := os.ReadFile(name)
@@ -61,7 +70,7 @@ func run(args []string, stdout io.Writer) error {
 		}
 		files = append(files, lint.File{Name: name, Data: data})
 	}
-	res := lint.Check(files, lock)
+	res := lint.CheckWith(files, lock, opts)
 	if *update {
 		l, err := lint.Update(res)
 		if err != nil {
@@ -71,7 +80,7 @@ func run(args []string, stdout io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "templatelint: %s records %d objects\n", *lockPath, len(l))
-		res = lint.Check(files, l)
+		res = lint.CheckWith(files, l, opts)
 	}
 	for _, f := range res.Findings {
 		fmt.Fprintln(stdout, f)

@@ -27,8 +27,8 @@ var variants = []variant{
 		setup: "1. Install the plugin as `/usr/libexec/zabbix-agent2-plugins/zabbix-agent2-plugin-tcpstatus` (mode 0755, runnable by the agent's user) and its configuration `conf/tcpstatus.conf` as `/etc/zabbix/zabbix_agent2.d/plugins.d/tcpstatus.conf`; it sets\n\n" +
 			"   ```\n   Plugins.TCPStatus.System.Path=/usr/libexec/zabbix-agent2-plugins/zabbix-agent2-plugin-tcpstatus\n   ```\n\n" +
 			"   (the project README, \"Install\", has the details; the Debian package does all of this).\n" +
-			"2. Restart the agent and check a key: `zabbix_get -s <host> -k tcp.status.get`.\n" +
-			"3. Import `tcpstatus_agent2.xml` (Configuration/Data collection → Templates → Import) and link the template to the host.\n" +
+			"2. Restart the agent and check a key: `zabbix_get -s <host> -k tcp.sockets.get`.\n" +
+			"3. Import `tcpstatus_agent2.xml` (Configuration/Data collection → Templates → Import; the Debian package installs it as `/usr/share/zabbix-agent2-plugin-tcpstatus/templates/tcpstatus_agent2.xml`) and link the template to the host. Over a host that has the 0.1.0 template, see \"Upgrading from 0.1.0\" below.\n" +
 			"4. Adjust the macros below on the host (thresholds, discovery filters). Per-port and per-disk thresholds go in context macros such as `{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"8080\"}`; limit port discovery to the services you care about with `{$TCP.PORT.MATCHES}`, since a discovered port that stops listening raises \"Not listening\".",
 	},
 	{
@@ -38,8 +38,8 @@ var variants = []variant{
 		source: "the tcpstatus-discovery helper run by the classic Zabbix agent through UserParameters",
 		nodata: "TCP: No data from the tcpstatus-discovery helper",
 		setup: "1. Install the helper as `/usr/bin/tcpstatus-discovery` (mode 0755) and `scripts/userparameter_tcpstatus.conf` as `/etc/zabbix/zabbix_agentd.conf.d/userparameter_tcpstatus.conf`; it maps every key of this template to the helper (the Debian package does both).\n" +
-			"2. Restart the agent and check a key: `zabbix_get -s <host> -k tcp.status.get`. The helper stops at 2.5 s, inside the agent's default 3 s `Timeout`.\n" +
-			"3. Import `tcpstatus_agent.xml` (Configuration/Data collection → Templates → Import) and link the template to the host.\n" +
+			"2. Restart the agent and check a key: `zabbix_get -s <host> -k tcp.sockets.get`. The helper stops at 2.5 s, inside the agent's default 3 s `Timeout`.\n" +
+			"3. Import `tcpstatus_agent.xml` (Configuration/Data collection → Templates → Import; the Debian package installs it as `/usr/share/zabbix-agent2-plugin-tcpstatus/templates/tcpstatus_agent.xml`) and link the template to the host. Over a host that has the 0.1.0 template, see \"Upgrading from 0.1.0\" below.\n" +
 			"4. Adjust the macros below on the host (thresholds, discovery filters). Per-port and per-disk thresholds go in context macros such as `{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"8080\"}`; limit port discovery to the services you care about with `{$TCP.PORT.MATCHES}`, since a discovered port that stops listening raises \"Not listening\". Process names in port discovery need the agent's user to read other users' /proc/<pid>/fd; without that `{#PROCESS}` is empty.",
 	},
 }
@@ -64,6 +64,19 @@ var (
 	perSecond = Step{Type: "CHANGE_PER_SECOND", Params: []string{""}}
 	heartbeat = Step{Type: "DISCARD_UNCHANGED_HEARTBEAT", Params: []string{"1h"}}
 )
+
+// notListening is the object of a port that tcp.sockets.get does not list:
+// nothing listens on it (the socket counts are unknown, so left out).
+const notListening = `{"listening":0,"listeners":0,"accept_queue":0,"backlog":0,"accept_queue_pused":0}`
+
+// diskLLDScript keeps the discovery fields of disk.get.all for the disk
+// discovery rule.
+const diskLLDScript = `var devs = JSON.parse(value), out = [];
+for (var i = 0; i < devs.length; i++) {
+    var d = devs[i];
+    out.push({devname: d.devname, devtype: d.devtype, dmname: d.dmname, model: d.model, serial: d.serial, rotational: d.rotational});
+}
+return JSON.stringify(out);`
 
 func multiplier(f string) Step { return Step{Type: "MULTIPLIER", Params: []string{f}} }
 
@@ -144,36 +157,41 @@ var limitFields = []field{
 
 func build(v variant) *Template {
 	T := v.name
+	const sockets = "tcp.sockets.get"
 	ref := func(key string) string { return "/" + T + "/" + key }
 	t := &Template{
 		Tech:  T,
 		Name:  T,
 		Group: "Templates/Operating systems",
 		Description: "TCP socket states, listening ports and their accept queues, kernel TCP counters and limits, and disk I/O of a Linux host, collected by " + v.source + ".\n\n" +
-			"Replaces netstat/ss pipelines in UserParameters: one request per interval returns every state as JSON, dependent items split it.\n\n" +
+			"Replaces netstat/ss pipelines in UserParameters: one request per data family and interval (socket table, kernel counters, block devices, limits) returns JSON that dependent items split, however many ports and disks are discovered.\n\n" +
 			"Setup and macros: templates/" + v.file + ".README.md.",
 		Tags: tags("class", "os", "target", "linux"),
 	}
 
-	// ---- socket states ------------------------------------------------
+	// ---- socket states -------------------------------------------------
+	// One master per data family and interval: tcp.sockets.get answers the
+	// host's states and every listening port from one read of the socket
+	// table, so per-port items add no request.
 	t.Items = append(t.Items, &Item{
-		Name: "TCP: Get socket states", Key: "tcp.status.get", Delay: "1m", History: "1h", Trends: "0", ValueType: "TEXT",
-		Description: "Number of TCP sockets in every state and their total, as JSON, from " + v.source + ". Master item of the \"TCP: Sockets in ...\" items.",
-		Tags:        tags("component", "raw"),
+		Name: "TCP: Get sockets", Key: sockets, Delay: "1m", History: "0", Trends: "0", ValueType: "TEXT",
+		Description: "TCP sockets of the host by state, and every listening port with its listeners, accept queue, backlog and sockets by state, as JSON, from one read of the socket table by " + v.source + ". " +
+			"Master item of the \"TCP: Sockets in ...\" items and of the discovered ports' items; no history of its own.",
+		Tags: tags("component", "raw"),
 	})
 	for _, s := range tcpStates {
-		t.Items = append(t.Items, dep("tcp.status.get", "tcp.state["+s[0]+"]", "TCP: Sockets in "+s[1], "", "",
-			"TCP sockets (IPv4 and IPv6) in the "+s[1]+" state.", jsonpath("$."+s[0])))
+		t.Items = append(t.Items, dep(sockets, "tcp.state["+s[0]+"]", "TCP: Sockets in "+s[1], "", "",
+			"TCP sockets (IPv4 and IPv6) in the "+s[1]+" state.", jsonpath("$.states."+s[0])))
 		t.Items[len(t.Items)-1].Tags = tags("component", "network")
 	}
-	t.Items = append(t.Items, dep("tcp.status.get", "tcp.state[total]", "TCP: Sockets, total", "", "",
-		"TCP sockets (IPv4 and IPv6) in any state.", jsonpath("$.total")))
+	t.Items = append(t.Items, dep(sockets, "tcp.state[total]", "TCP: Sockets, total", "", "",
+		"TCP sockets (IPv4 and IPv6) in any state. The no-data trigger watches this item: it has a value every minute exactly when the socket table could be read.", jsonpath("$.states.total")))
 	t.Items[len(t.Items)-1].Tags = tags("component", "network")
 
 	// ---- kernel counters ----------------------------------------------
 	t.Items = append(t.Items, &Item{
-		Name: "TCP: Get kernel counters", Key: "tcp.kernel.get", Delay: "1m", History: "1h", Trends: "0", ValueType: "TEXT",
-		Description: "Kernel socket statistics (/proc/net/sockstat, sockstat6) and TCP counters (/proc/net/snmp, /proc/net/netstat) as JSON. Master item of the sockstat and counter items.",
+		Name: "TCP: Get kernel counters", Key: "tcp.kernel.get", Delay: "1m", History: "0", Trends: "0", ValueType: "TEXT",
+		Description: "Kernel socket statistics (/proc/net/sockstat, sockstat6) and TCP counters (/proc/net/snmp, /proc/net/netstat) as JSON. Master item of the sockstat and counter items; no history of its own.",
 		Tags:        tags("component", "raw"),
 	})
 	for _, f := range sockstatFields {
@@ -196,8 +214,8 @@ func build(v variant) *Template {
 
 	// ---- kernel limits ------------------------------------------------
 	t.Items = append(t.Items, &Item{
-		Name: "TCP: Get kernel limits", Key: "tcp.limits.get", Delay: "5m", History: "1h", Trends: "0", ValueType: "TEXT",
-		Description: "TCP sysctls (/proc/sys/net/ipv4, net.core.somaxconn) as JSON. Master item of the limit items.",
+		Name: "TCP: Get kernel limits", Key: "tcp.limits.get", Delay: "5m", History: "0", Trends: "0", ValueType: "TEXT",
+		Description: "TCP sysctls (/proc/sys/net/ipv4, net.core.somaxconn) as JSON. Master item of the limit items; no history of its own.",
 		Tags:        tags("component", "raw"),
 	})
 	for _, f := range limitFields {
@@ -232,6 +250,13 @@ func build(v variant) *Template {
 		Delay: "5m", History: "7d", Trends: "0", ValueType: "TEXT",
 		Description: "The {$TCP.REMOTE.TOP.COUNT} remote addresses with the most TCP sockets in state {$TCP.REMOTE.TOP.STATE}, as JSON [{\"address\":...,\"count\":...}], most first. Shows who holds the connections when a state count is high.",
 		Tags:        tags("component", "network"),
+	})
+
+	// ---- block devices ---------------------------------------------------
+	t.Items = append(t.Items, &Item{
+		Name: "Disk: Get block device stats", Key: "disk.get.all", Delay: "1m", History: "0", Trends: "0", ValueType: "TEXT",
+		Description: "Every block device with its discovery fields (sysfs) and I/O counters (/proc/diskstats), as JSON, from one read. Master item of the disk discovery and of every discovered disk's items; no history of its own.",
+		Tags:        tags("component", "raw"),
 	})
 
 	// ---- host triggers ------------------------------------------------
@@ -330,11 +355,11 @@ func build(v variant) *Template {
 		Description: orphCrit.Description, DependsOn: []*Trigger{orphCrit}, Tags: tags("scope", "capacity"),
 	}
 	nodata := &Trigger{
-		Expr:      "nodata(" + ref("tcp.status.get") + ",{$TCP.NODATA.TIMEOUT})=1",
+		Expr:      "nodata(" + ref("tcp.state[total]") + ",{$TCP.NODATA.TIMEOUT})=1",
 		Name:      v.nodata,
 		EventName: v.nodata + " (for {$TCP.NODATA.TIMEOUT})",
 		Priority:  "AVERAGE",
-		Description: "tcp.status.get has returned nothing for {$TCP.NODATA.TIMEOUT}: the agent is down or unreachable, or the key is not supported (check the item's error). " +
+		Description: "The socket counts (TCP: Sockets, total, from tcp.sockets.get) have had no value for {$TCP.NODATA.TIMEOUT}: the agent is down or unreachable, the key is not supported, or the socket table cannot be read (check the error of TCP: Get sockets). " +
 			"All items of this template depend on the same source.",
 		Tags: tags("scope", "availability"),
 	}
@@ -389,10 +414,10 @@ func build(v variant) *Template {
 				{Graph: "Port {#PORT}: Accept queue", Prototype: true, X: 12, W: 12, H: 10},
 			}},
 			{Name: "Disks", Widgets: []Widget{
-				{Graph: "{#DEVNAME}: Disk read/write rates", Prototype: true, W: 12, H: 5},
-				{Graph: "{#DEVNAME}: Disk read/write throughput", Prototype: true, X: 12, W: 12, H: 5},
-				{Graph: "{#DEVNAME}: Disk utilization and queue", Prototype: true, Y: 5, W: 12, H: 5},
-				{Graph: "{#DEVNAME}: Disk average waiting time", Prototype: true, X: 12, Y: 5, W: 12, H: 5},
+				{Graph: "Disk {#DEVNAME}: Read/write rates", Prototype: true, W: 12, H: 5},
+				{Graph: "Disk {#DEVNAME}: Read/write throughput", Prototype: true, X: 12, W: 12, H: 5},
+				{Graph: "Disk {#DEVNAME}: Utilization and queue", Prototype: true, Y: 5, W: 12, H: 5},
+				{Graph: "Disk {#DEVNAME}: Average waiting time", Prototype: true, X: 12, Y: 5, W: 12, H: 5},
 			}},
 		},
 	}}
@@ -421,34 +446,61 @@ func portRule(v variant, ref func(string) string) *Rule {
 		},
 		Pre: []Step{{Type: "DISCARD_UNCHANGED_HEARTBEAT", Params: []string{"1d"}}},
 	}
-	master := "tcp.port.get[{#PORT}]"
+	// Every per-port item is fed by the host's tcp.sockets.get, which lists
+	// each listening port once: the requests per interval do not grow with
+	// the ports. The discovery itself stays a polled key on its slow
+	// schedule because it names processes, which the bulk key does not
+	// carry.
+	//
+	// One dependent prototype per port picks the port's object out of the
+	// bulk answer and the port's items split it: the server filters the
+	// list once per port instead of once per item, and the prototype keeps
+	// the uuid of 0.1.0's per-port master tcp.port.get[{#PORT}]. A 6.0
+	// import deletes prototypes missing from the file, and deleting a
+	// master deletes its dependents with their history; updated in place,
+	// it keeps them.
+	const master = "tcp.sockets.get.port[{#PORT}]"
 	portTags := func(kv ...string) []Tag { return append(tags(kv...), Tag{"port", "{#PORT}"}) }
-	r.Items = append(r.Items, &Item{
-		Name: "Port {#PORT}: Get data", Key: master, Delay: "1m", History: "1h", Trends: "0", ValueType: "TEXT",
-		Description: "Listener and socket states of local port {#PORT} ({#PROCESS} on {#ADDRESS}) as JSON. Master item of the port's items.",
-		Tags:        portTags("component", "raw"),
-	})
 	add := func(it *Item) {
 		it.Tags = portTags("component", "network")
 		r.Items = append(r.Items, it)
 	}
+	// A port that stops listening is absent from tcp.sockets.get. For the
+	// listener fields that means 0: no listener, no accept queue, no
+	// backlog (what tcp.port.get answers for such a port). Its sockets by
+	// state are not listed any more, so they are unknown: their items get
+	// no value rather than a false 0 (CLOSE_WAIT sockets of a dead service
+	// may well linger).
+	r.Items = append(r.Items, &Item{
+		Name: "Port {#PORT}: Get data", Type: "DEPENDENT", Key: master, Delay: "0", History: "0", Trends: "0", ValueType: "TEXT",
+		Description: "Listener and socket states of local port {#PORT} ({#PROCESS} on {#ADDRESS}): its object in the answer of tcp.sockets.get (no agent request of its own). " +
+			"When nothing listens on the port any more, an object with listening, listeners, accept queue, backlog and fill 0 and no socket counts. Master item of the port's items; no history of its own.",
+		Pre:    []Step{{Type: "JSONPATH", Params: []string{"$.ports[?(@.port=={#PORT})].first()"}, ErrHandler: "CUSTOM_VALUE", ErrHandlerArg: notListening}},
+		Master: "tcp.sockets.get",
+		Tags:   portTags("component", "raw"),
+	})
+	// The not-listening object has the listener fields, as 0.
+	field := func(f string) Step { return jsonpath("$." + f) }
+	unknown := func(f string) Step {
+		return Step{Type: "JSONPATH", Params: []string{"$." + f}, ErrHandler: "DISCARD_VALUE"}
+	}
 	add(dep(master, "tcp.port.listening[{#PORT}]", "Port {#PORT}: Listening", "", "",
-		"Whether a socket listens on local port {#PORT}.", jsonpath("$.listening")))
+		"Whether a socket listens on local port {#PORT}: 1 while tcp.sockets.get lists the port, 0 when it does not.", field("listening")))
 	r.Items[len(r.Items)-1].ValueMap = "TCP::Port listening"
 	add(dep(master, "tcp.port.listeners[{#PORT}]", "Port {#PORT}: Listeners", "", "",
-		"Listening sockets on local port {#PORT} (one per address and family, more with SO_REUSEPORT).", jsonpath("$.listeners")))
+		"Listening sockets on local port {#PORT} (one per address and family, more with SO_REUSEPORT); 0 when nothing listens.", field("listeners")))
 	add(dep(master, "tcp.port.accept_queue[{#PORT}]", "Port {#PORT}: Accept queue", "", "",
-		"Connections established but not yet accepted by the application, summed over the port's listeners.", jsonpath("$.accept_queue")))
+		"Connections established but not yet accepted by the application, summed over the port's listeners; 0 when nothing listens.", field("accept_queue")))
 	add(dep(master, "tcp.port.backlog[{#PORT}]", "Port {#PORT}: Accept queue limit", "", "",
-		"Listen backlog (accept queue limit) of the port's listeners, summed: the application's listen() argument capped by net.core.somaxconn.", jsonpath("$.backlog")))
+		"Listen backlog (accept queue limit) of the port's listeners, summed: the application's listen() argument capped by net.core.somaxconn; 0 when nothing listens.", field("backlog")))
 	add(dep(master, "tcp.port.accept_queue.pused[{#PORT}]", "Port {#PORT}: Accept queue, in % of limit", "%", "FLOAT",
-		"Fill of the fullest listener's accept queue in percent of its backlog. At 100% new connections are dropped (TcpExt ListenOverflows).", jsonpath("$.accept_queue_pused")))
+		"Fill of the fullest listener's accept queue in percent of its backlog; 0 when nothing listens. At 100% new connections are dropped (TcpExt ListenOverflows).", field("accept_queue_pused")))
 	for _, s := range tcpStates {
 		add(dep(master, "tcp.port.state[{#PORT},"+s[0]+"]", "Port {#PORT}: Sockets in "+s[1], "", "",
-			"TCP sockets with local port {#PORT} in the "+s[1]+" state.", jsonpath("$."+s[0])))
+			"TCP sockets with local port {#PORT} in the "+s[1]+" state. No value while nothing listens on the port (tcp.sockets.get lists listening ports only).", unknown(s[0])))
 	}
 	add(dep(master, "tcp.port.state[{#PORT},total]", "Port {#PORT}: Sockets, total", "", "",
-		"TCP sockets with local port {#PORT} in any state.", jsonpath("$.total")))
+		"TCP sockets with local port {#PORT} in any state. No value while nothing listens on the port (tcp.sockets.get lists listening ports only).", unknown("total")))
 
 	aqCrit := &Trigger{
 		Expr:      "min(" + ref("tcp.port.accept_queue.pused[{#PORT}]") + ",5m)>{$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT:\"{#PORT}\"}",
@@ -501,72 +553,94 @@ func portRule(v variant, ref func(string) string) *Rule {
 }
 
 func diskRule(ref func(string) string) *Rule {
+	const master = "disk.get.all"
 	r := &Rule{
-		Name: "Block devices discovery", Key: "disk.discovery", Delay: "1h", Lifetime: "7d",
-		Description: "Block devices from sysfs. By default whole disks only ({$DISK.DEVTYPE.MATCHES}), without loop, RAM, zram, optical, floppy, NBD and device-mapper devices ({$DISK.DEVNAME.NOT_MATCHES}). A device that disappears keeps its items for 7 days.",
+		// The key stays disk.discovery so that an import over 0.1.0 keeps
+		// the rule, its discovered items and their history; it is no agent
+		// key any more but the rule's name on the host.
+		Name: "Disk discovery", Key: "disk.discovery", Type: "DEPENDENT", Master: master, Lifetime: "7d",
+		Description: "Block devices from disk.get.all (sysfs). By default whole disks only ({$DISK.DEVTYPE.MATCHES}), without loop, RAM, zram, optical, floppy, NBD and device-mapper devices ({$DISK.DEVNAME.NOT_MATCHES}). " +
+			"Follows its master every minute, but only a changed list of devices (or once a day) is processed. A device that disappears keeps its items for 7 days.",
 		Filter: []Cond{
 			{Macro: "{#DEVNAME}", Value: "{$DISK.DEVNAME.MATCHES}"},
 			{Macro: "{#DEVNAME}", Value: "{$DISK.DEVNAME.NOT_MATCHES}", Operator: "NOT_MATCHES_REGEX"},
 			{Macro: "{#DEVTYPE}", Value: "{$DISK.DEVTYPE.MATCHES}"},
 		},
-		Pre: []Step{{Type: "DISCARD_UNCHANGED_HEARTBEAT", Params: []string{"1d"}}},
+		MacroPaths: [][2]string{
+			{"{#DEVNAME}", "$.devname"}, {"{#DEVTYPE}", "$.devtype"}, {"{#DMNAME}", "$.dmname"},
+			{"{#MODEL}", "$.model"}, {"{#ROTATIONAL}", "$.rotational"}, {"{#SERIAL}", "$.serial"},
+		},
+		Pre: []Step{
+			// Keep the discovery fields only, so that the counters, which
+			// change every minute, do not defeat the discard below.
+			{Type: "JAVASCRIPT", Params: []string{diskLLDScript}},
+			{Type: "DISCARD_UNCHANGED_HEARTBEAT", Params: []string{"1d"}},
+		},
 	}
-	master := "disk.get[{#DEVNAME}]"
 	diskTags := func(kv ...string) []Tag { return append(tags(kv...), Tag{"disk", "{#DEVNAME}"}) }
+	// As for ports: one dependent prototype per disk picks the device out
+	// of disk.get.all, keeping the uuid of 0.1.0's per-disk master. A device
+	// that is gone is absent: no value (a 0 would draw an idle disk that
+	// does not exist).
+	const dev = "disk.get.all.device[{#DEVNAME}]"
 	r.Items = append(r.Items, &Item{
-		Name: "{#DEVNAME}: Get stats", Key: master, Delay: "1m", History: "1h", Trends: "0", ValueType: "TEXT",
-		Description: "I/O counters of {#DEVNAME} from /proc/diskstats as JSON. Master item of the disk's items.",
+		Name: "Disk {#DEVNAME}: Get stats", Type: "DEPENDENT", Key: dev, Delay: "0", History: "0", Trends: "0", ValueType: "TEXT",
+		Description: "I/O counters of {#DEVNAME} (/proc/diskstats): its object in the answer of disk.get.all (no agent request of its own). Master item of the disk's items; no history of its own.",
+		Pre:         []Step{{Type: "JSONPATH", Params: []string{`$[?(@.devname=="{#DEVNAME}")].first()`}, ErrHandler: "DISCARD_VALUE"}},
+		Master:      master,
 		Tags:        diskTags("component", "raw"),
 	})
 	add := func(it *Item) {
 		it.Tags = diskTags("component", "storage")
 		r.Items = append(r.Items, it)
 	}
+	field := func(f string) Step { return jsonpath("$." + f) }
 	for _, d := range []struct{ dir, Dir string }{{"read", "Read"}, {"write", "Write"}} {
-		add(dep(master, "disk."+d.dir+".rate[{#DEVNAME}]", "{#DEVNAME}: Disk "+d.dir+" rate", "!r/s", "FLOAT",
-			d.Dir+" requests completed per second (r/s, w/s in iostat).", jsonpath("$."+d.dir+"_ios"), perSecond))
-		add(dep(master, "disk."+d.dir+".bytes.rate[{#DEVNAME}]", "{#DEVNAME}: Disk "+d.dir+" throughput", "Bps", "FLOAT",
-			"Bytes "+map[string]string{"read": "read", "write": "written"}[d.dir]+" per second (512-byte sectors × 512).", jsonpath("$."+d.dir+"_sectors"), perSecond, multiplier("512")))
-		add(dep(master, "disk."+d.dir+".time.rate[{#DEVNAME}]", "{#DEVNAME}: Disk "+d.dir+" time", "!ms/s", "FLOAT",
-			"Milliseconds spent on "+d.dir+" requests per second of wall time, summed over requests in parallel. Divided by the request rate it gives the average wait.", jsonpath("$."+d.dir+"_ticks_ms"), perSecond))
+		add(dep(dev, "disk."+d.dir+".rate[{#DEVNAME}]", "Disk {#DEVNAME}: "+d.Dir+" rate", "!r/s", "FLOAT",
+			d.Dir+" requests completed per second (r/s, w/s in iostat).", field(d.dir+"_ios"), perSecond))
+		add(dep(dev, "disk."+d.dir+".bytes.rate[{#DEVNAME}]", "Disk {#DEVNAME}: "+d.Dir+" throughput", "Bps", "FLOAT",
+			"Bytes "+map[string]string{"read": "read", "write": "written"}[d.dir]+" per second (512-byte sectors × 512).", field(d.dir+"_sectors"), perSecond, multiplier("512")))
+		add(dep(dev, "disk."+d.dir+".time.rate[{#DEVNAME}]", "Disk {#DEVNAME}: "+d.Dir+" time", "!ms/s", "FLOAT",
+			"Milliseconds spent on "+d.dir+" requests per second of wall time, summed over requests in parallel. Divided by the request rate it gives the average wait.", field(d.dir+"_ticks_ms"), perSecond))
 	}
-	add(dep(master, "disk.util[{#DEVNAME}]", "{#DEVNAME}: Disk utilization", "%", "FLOAT",
-		"Percent of time the device had I/O in flight (%util in iostat; io_ticks per second ÷ 10). Near 100% a single-queue disk is saturated; SSDs and arrays serve requests in parallel and can do more.", jsonpath("$.io_ticks_ms"), perSecond, multiplier("0.1")))
-	add(dep(master, "disk.queue[{#DEVNAME}]", "{#DEVNAME}: Disk average queue size", "", "FLOAT",
-		"Average number of requests queued or in service (aqu-sz in iostat; weighted time in queue per second ÷ 1000).", jsonpath("$.time_in_queue_ms"), perSecond, multiplier("0.001")))
-	add(dep(master, "disk.in_flight[{#DEVNAME}]", "{#DEVNAME}: Disk requests in flight", "", "",
-		"Requests issued to the device and not yet completed, at the moment of the check.", jsonpath("$.in_flight")))
+	add(dep(dev, "disk.util[{#DEVNAME}]", "Disk {#DEVNAME}: Utilization", "%", "FLOAT",
+		"Percent of time the device had I/O in flight (%util in iostat; io_ticks per second ÷ 10). Near 100% a single-queue disk is saturated; SSDs and arrays serve requests in parallel and can do more.", field("io_ticks_ms"), perSecond, multiplier("0.1")))
+	add(dep(dev, "disk.queue[{#DEVNAME}]", "Disk {#DEVNAME}: Average queue size", "", "FLOAT",
+		"Average number of requests queued or in service (aqu-sz in iostat; weighted time in queue per second ÷ 1000).", field("time_in_queue_ms"), perSecond, multiplier("0.001")))
+	add(dep(dev, "disk.in_flight[{#DEVNAME}]", "Disk {#DEVNAME}: Requests in flight", "", "",
+		"Requests issued to the device and not yet completed, at the moment of the check.", field("in_flight")))
 	for _, d := range []string{"read", "write"} {
 		rate := "disk." + d + ".rate[{#DEVNAME}]"
 		tm := "disk." + d + ".time.rate[{#DEVNAME}]"
+		// Calculated by the server from the two rates: no agent request.
 		add(&Item{
-			Name: "{#DEVNAME}: Disk " + d + " request avg waiting time", Type: "CALCULATED", Key: "disk." + d + ".await[{#DEVNAME}]",
+			Name: "Disk {#DEVNAME}: " + strings.ToUpper(d[:1]) + d[1:] + " request avg waiting time", Type: "CALCULATED", Key: "disk." + d + ".await[{#DEVNAME}]",
 			Delay: "1m", History: "7d", ValueType: "FLOAT", Units: "!ms",
 			Params:      fmt.Sprintf("last(//%s)/(last(//%s)+(last(//%s)=0))", tm, rate, rate),
-			Description: "Average time a " + d + " request took, queueing included (" + d[:1] + "_await in iostat): time spent on " + d + "s ÷ " + d + "s completed, over the last interval; 0 when there were none.",
+			Description: "Average time a " + d + " request took, queueing included (" + d[:1] + "_await in iostat): time spent on " + d + "s ÷ " + d + "s completed, over the last interval; 0 when there were none. Calculated by the server, no agent request.",
 		})
 	}
 
 	utilCrit := &Trigger{
 		Expr:      "min(" + ref("disk.util[{#DEVNAME}]") + ",15m)>{$DISK.UTIL.MAX.CRIT:\"{#DEVNAME}\"}",
-		Name:      "{#DEVNAME}: Disk utilization is critically high",
-		EventName: "{#DEVNAME}: Disk utilization is critically high (over {$DISK.UTIL.MAX.CRIT:\"{#DEVNAME}\"}% for 15m)",
+		Name:      "Disk {#DEVNAME}: Utilization is critically high",
+		EventName: "Disk {#DEVNAME}: Utilization is critically high (over {$DISK.UTIL.MAX.CRIT:\"{#DEVNAME}\"}% for 15m)",
 		Opdata:    "Utilization: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
 		Description: "{#DEVNAME} has had I/O in flight almost all the time for 15 minutes. For a single disk that means saturation: requests queue and latency grows.",
 		Tags:        tags("scope", "performance"),
 	}
 	utilWarn := &Trigger{
 		Expr:      "min(" + ref("disk.util[{#DEVNAME}]") + ",15m)>{$DISK.UTIL.MAX.WARN:\"{#DEVNAME}\"}",
-		Name:      "{#DEVNAME}: Disk utilization is high",
-		EventName: "{#DEVNAME}: Disk utilization is high (over {$DISK.UTIL.MAX.WARN:\"{#DEVNAME}\"}% for 15m)",
+		Name:      "Disk {#DEVNAME}: Utilization is high",
+		EventName: "Disk {#DEVNAME}: Utilization is high (over {$DISK.UTIL.MAX.WARN:\"{#DEVNAME}\"}% for 15m)",
 		Opdata:    "Utilization: {ITEM.LASTVALUE1}", Priority: "WARNING",
 		Description: utilCrit.Description, DependsOn: []*Trigger{utilCrit}, Tags: tags("scope", "performance"),
 	}
 	await := &Trigger{
 		Expr: "min(" + ref("disk.read.await[{#DEVNAME}]") + ",15m)>{$DISK.READ.AWAIT.MAX.WARN:\"{#DEVNAME}\"} or " +
 			"min(" + ref("disk.write.await[{#DEVNAME}]") + ",15m)>{$DISK.WRITE.AWAIT.MAX.WARN:\"{#DEVNAME}\"}",
-		Name:      "{#DEVNAME}: Disk response time is high",
-		EventName: "{#DEVNAME}: Disk response time is high (read over {$DISK.READ.AWAIT.MAX.WARN:\"{#DEVNAME}\"}ms or write over {$DISK.WRITE.AWAIT.MAX.WARN:\"{#DEVNAME}\"}ms for 15m)",
+		Name:      "Disk {#DEVNAME}: Response time is high",
+		EventName: "Disk {#DEVNAME}: Response time is high (read over {$DISK.READ.AWAIT.MAX.WARN:\"{#DEVNAME}\"}ms or write over {$DISK.WRITE.AWAIT.MAX.WARN:\"{#DEVNAME}\"}ms for 15m)",
 		Opdata:    "Read: {ITEM.LASTVALUE1}, write: {ITEM.LASTVALUE2}", Priority: "WARNING",
 		Description: "Requests to {#DEVNAME} take long on average, queueing included: the device is overloaded or failing.",
 		Tags:        tags("scope", "performance"),
@@ -574,19 +648,19 @@ func diskRule(ref func(string) string) *Rule {
 	r.Triggers = []*Trigger{utilWarn, utilCrit, await}
 
 	r.Graphs = []*Graph{
-		{Name: "{#DEVNAME}: Disk read/write rates", Items: []GraphItem{
+		{Name: "Disk {#DEVNAME}: Read/write rates", Items: []GraphItem{
 			{Key: "disk.read.rate[{#DEVNAME}]", Color: "1A7C11"},
 			{Key: "disk.write.rate[{#DEVNAME}]", Color: "2774A4"},
 		}},
-		{Name: "{#DEVNAME}: Disk read/write throughput", Items: []GraphItem{
+		{Name: "Disk {#DEVNAME}: Read/write throughput", Items: []GraphItem{
 			{Key: "disk.read.bytes.rate[{#DEVNAME}]", Color: "1A7C11"},
 			{Key: "disk.write.bytes.rate[{#DEVNAME}]", Color: "2774A4"},
 		}},
-		{Name: "{#DEVNAME}: Disk average waiting time", Items: []GraphItem{
+		{Name: "Disk {#DEVNAME}: Average waiting time", Items: []GraphItem{
 			{Key: "disk.read.await[{#DEVNAME}]", Color: "1A7C11"},
 			{Key: "disk.write.await[{#DEVNAME}]", Color: "2774A4"},
 		}},
-		{Name: "{#DEVNAME}: Disk utilization and queue", Items: []GraphItem{
+		{Name: "Disk {#DEVNAME}: Utilization and queue", Items: []GraphItem{
 			{Key: "disk.util[{#DEVNAME}]", Color: "F63100", DrawType: "FILLED_REGION"},
 			{Key: "disk.queue[{#DEVNAME}]", Color: "2774A4", Right: true},
 		}},
@@ -599,14 +673,14 @@ func macros() []Macro {
 		{"{$DISK.DEVNAME.MATCHES}", ".+", "Disk discovery: discover block devices whose name matches this regex."},
 		{"{$DISK.DEVNAME.NOT_MATCHES}", "^(loop|ram|zram|sr|fd|nbd|dm-)[0-9]+$", "Disk discovery: skip block devices whose name matches this regex (loop, RAM, zram, optical, floppy, NBD and device-mapper devices)."},
 		{"{$DISK.DEVTYPE.MATCHES}", "^disk$", "Disk discovery: discover devices whose type (disk or partition) matches this regex."},
-		{"{$DISK.READ.AWAIT.MAX.WARN}", "50", "Average read wait time in ms over 15 minutes above which \"Disk response time is high\" fires. Per disk: {$DISK.READ.AWAIT.MAX.WARN:\"<devname>\"}."},
-		{"{$DISK.UTIL.MAX.CRIT}", "95", "Disk utilization in % over 15 minutes above which \"Disk utilization is critically high\" fires. Per disk: {$DISK.UTIL.MAX.CRIT:\"<devname>\"}."},
-		{"{$DISK.UTIL.MAX.WARN}", "80", "Disk utilization in % over 15 minutes above which \"Disk utilization is high\" fires. Per disk: {$DISK.UTIL.MAX.WARN:\"<devname>\"}."},
-		{"{$DISK.WRITE.AWAIT.MAX.WARN}", "50", "Average write wait time in ms over 15 minutes above which \"Disk response time is high\" fires. Per disk: {$DISK.WRITE.AWAIT.MAX.WARN:\"<devname>\"}."},
+		{"{$DISK.READ.AWAIT.MAX.WARN}", "50", "Average read wait time in ms over 15 minutes above which \"Response time is high\" fires. Per disk: {$DISK.READ.AWAIT.MAX.WARN:\"<devname>\"}."},
+		{"{$DISK.UTIL.MAX.CRIT}", "95", "Disk utilization in % over 15 minutes above which \"Utilization is critically high\" fires. Per disk: {$DISK.UTIL.MAX.CRIT:\"<devname>\"}."},
+		{"{$DISK.UTIL.MAX.WARN}", "80", "Disk utilization in % over 15 minutes above which \"Utilization is high\" fires. Per disk: {$DISK.UTIL.MAX.WARN:\"<devname>\"}."},
+		{"{$DISK.WRITE.AWAIT.MAX.WARN}", "50", "Average write wait time in ms over 15 minutes above which \"Response time is high\" fires. Per disk: {$DISK.WRITE.AWAIT.MAX.WARN:\"<devname>\"}."},
 		{"{$TCP.CLOSE_WAIT.MAX.CRIT}", "1000", "CLOSE_WAIT sockets on the host, for 5 minutes, above which \"Critically many CLOSE_WAIT sockets\" fires."},
 		{"{$TCP.CLOSE_WAIT.MAX.WARN}", "100", "CLOSE_WAIT sockets on the host, for 5 minutes, above which \"Too many CLOSE_WAIT sockets\" fires."},
 		{"{$TCP.LISTEN_OVERFLOWS.RATE.MAX.WARN}", "0", "Accept queue overflows per second, averaged over 5 minutes, above which \"Accept queues are overflowing\" fires."},
-		{"{$TCP.NODATA.TIMEOUT}", "30m", "How long tcp.status.get may return nothing before the no-data trigger fires."},
+		{"{$TCP.NODATA.TIMEOUT}", "30m", "How long TCP: Sockets, total (from tcp.sockets.get) may have no value before the no-data trigger fires."},
 		{"{$TCP.ORPHAN.PUSED.MAX.CRIT}", "85", "Orphaned sockets in % of tcp_max_orphans, for 5 minutes, above which \"Orphaned sockets almost at tcp_max_orphans\" fires."},
 		{"{$TCP.ORPHAN.PUSED.MAX.WARN}", "50", "Orphaned sockets in % of tcp_max_orphans, for 5 minutes, above which \"Orphaned sockets running high\" fires."},
 		{"{$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT}", "95", "Accept queue fill in % of the backlog, for 5 minutes, above which \"Accept queue almost full\" fires. Per port: {$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT:\"<port>\"}."},

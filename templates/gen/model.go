@@ -67,7 +67,9 @@ type Trigger struct {
 // Rule is a low-level discovery rule with its prototypes.
 type Rule struct {
 	Name        string
+	Type        string // "" = ZABBIX_PASSIVE, DEPENDENT
 	Key         string
+	Master      string // master item key of a DEPENDENT rule
 	Delay       string
 	Lifetime    string
 	Description string
@@ -76,6 +78,7 @@ type Rule struct {
 	Triggers    []*Trigger
 	Graphs      []*Graph
 	Pre         []Step
+	MacroPaths  [][2]string // LLD macro, JSONPath
 }
 
 // Cond is one LLD filter condition.
@@ -371,17 +374,30 @@ func ruleNode(t *Template, r *Rule, base string, u *ids) *node {
 	if len(conds) > 0 {
 		filter = el("filter", tx("evaltype", "AND"), el("conditions", conds...))
 	}
+	var master *node
+	delay := omitDefault(r.Delay, "1m")
+	if r.Master != "" {
+		master = el("master_item", tx("key", r.Master))
+		delay = "0"
+	}
+	var paths []*node
+	for _, mp := range sortedBy(r.MacroPaths, func(mp [2]string) []string { return []string{mp[0]} }) {
+		paths = append(paths, el("lld_macro_path", tx("lld_macro", mp[0]), tx("path", mp[1])))
+	}
 	return el("discovery_rule",
 		tx("uuid", u.get(scope)),
 		tx("name", r.Name),
+		tx("type", r.Type),
 		tx("key", r.Key),
-		tx("delay", omitDefault(r.Delay, "1m")),
+		tx("delay", delay),
 		filter,
 		tx("lifetime", r.Lifetime),
 		tx("description", r.Description),
 		list("item_prototypes", items),
 		list("trigger_prototypes", trigs),
 		list("graph_prototypes", graphs),
+		master,
+		list("lld_macro_paths", paths),
 		stepsNode(r.Pre),
 	)
 }

@@ -68,7 +68,8 @@ var Rules = []string{
 	"expression", "threshold", "event-name", "dependency", "master-item",
 	"calculated", "graph", "dashboard", "valuemap", "macro-undefined",
 	"macro-description", "macro-unused", "description", "history",
-	"lifetime", "prototype-key",
+	"lifetime", "prototype-key", "polled-prototype", "error-handler",
+	"master-history", "official-names",
 }
 
 var uuidRe = regexp.MustCompile(`^[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}$`)
@@ -79,15 +80,30 @@ type checker struct {
 	// broken is set when a file could not be read: its objects are unknown,
 	// so none counts as removed from the lock.
 	broken bool
+	// official holds the names of Zabbix's own templates (nil: not checked).
+	official officialIndex
 }
 
 func (c *checker) add(line int, rule, object, format string, args ...any) {
 	c.res.Findings = append(c.res.Findings, Finding{File: c.file, Line: line, Rule: rule, Object: object, Msg: fmt.Sprintf(format, args...)})
 }
 
+// Options adds checks to Check.
+type Options struct {
+	// Official are the names of Zabbix's own templates; when set, no name
+	// of the checked templates may be one of theirs (rule official-names).
+	Official []Official
+}
+
 // Check lints the files and compares their uuids with the lock.
-func Check(files []File, lock Lock) Result {
+func Check(files []File, lock Lock) Result { return CheckWith(files, lock, Options{}) }
+
+// CheckWith is Check with the checks of opts.
+func CheckWith(files []File, lock Lock, opts Options) Result {
 	c := &checker{}
+	if len(opts.Official) > 0 {
+		c.official = buildIndex(opts.Official)
+	}
 	for _, f := range files {
 		c.file = f.Name
 		c.checkFile(f.Data)
@@ -146,6 +162,8 @@ type template struct {
 	macros     map[string]*elem // name → <macro>
 	used       map[string]bool  // macro names used
 	dashboards []*elem
+	el         *elem   // the <template> element
+	top        []*elem // top-level triggers and graphs of this template
 }
 
 func (c *checker) checkFile(data []byte) {
@@ -185,6 +203,7 @@ func (c *checker) checkFile(data []byte) {
 			continue
 		}
 		c.checkTrigger(t, tr, "template:"+t.tech, "", "trigger")
+		t.top = append(t.top, tr)
 		tr.texts(func(s string, _ int) {
 			_, names := userMacros(s)
 			for _, n := range names {
@@ -202,12 +221,21 @@ func (c *checker) checkFile(data []byte) {
 			continue
 		}
 		c.checkGraph(t, g, "template:"+t.tech, "", "graph")
+		t.top = append(t.top, g)
 	}
 	for _, t := range order {
 		for _, d := range t.dashboards {
 			c.checkDashboard(t, d, "template:"+t.tech)
 		}
 		c.checkMacros(t)
+		var trigs []*elem
+		for _, e := range t.top {
+			if e.name == "trigger" {
+				trigs = append(trigs, e)
+			}
+		}
+		c.checkPolling(t, t.el, trigs)
+		c.checkOfficial(t)
 	}
 }
 
@@ -216,6 +244,7 @@ func (c *checker) checkTemplate(te *elem) *template {
 		tech: te.val("template"), items: map[string]*elem{}, triggers: map[string]bool{},
 		graphs: map[string]bool{}, protos: map[string]map[string]*elem{}, ptriggers: map[string]map[string]bool{},
 		pgraphs: map[string]bool{}, valuemaps: map[string]bool{}, macros: map[string]*elem{}, used: map[string]bool{},
+		el: te,
 	}
 	base := "template:" + t.tech
 	c.object(te, base, false)
@@ -619,8 +648,13 @@ func (c *checker) checkUUIDs(lock Lock) {
 			}
 		}
 		if !renamed {
-			c.res.Findings = append(c.res.Findings, Finding{File: "uuids.lock", Rule: "uuid-lock", Object: p,
-				Msg: "object no longer in any template; record the removal with -update", Lock: true})
+			msg := "object no longer in any template; record the removal with -update"
+			if strings.Contains(p, "/item_prototype:") {
+				// Seen on 6.0.14: the import deleted a removed master
+				// prototype, its dependents with it, then failed to update them.
+				msg += " (an import deletes a prototype the file no longer has, and every prototype dependent on it with its history: to move dependents to a new master, give the new master this uuid instead)"
+			}
+			c.res.Findings = append(c.res.Findings, Finding{File: "uuids.lock", Rule: "uuid-lock", Object: p, Msg: msg, Lock: true})
 		}
 	}
 }

@@ -23,6 +23,15 @@ func readGood(t *testing.T) (string, Lock) {
 	return string(data), lock
 }
 
+func readOfficial(t *testing.T) []Official {
+	t.Helper()
+	o, err := ReadOfficial("testdata/official")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
 // edit is one change to good.xml: replace old (which must occur) by new.
 type edit struct{ old, new string }
 
@@ -50,7 +59,7 @@ func rules(fs []Finding) map[string]bool {
 // only because of its edit.
 func TestGoodTemplate(t *testing.T) {
 	src, lock := readGood(t)
-	res := Check([]File{{Name: "good.xml", Data: []byte(src)}}, lock)
+	res := CheckWith([]File{{Name: "good.xml", Data: []byte(src)}}, lock, Options{Official: readOfficial(t)})
 	for _, f := range res.Findings {
 		t.Errorf("unexpected: %s", f)
 	}
@@ -114,15 +123,29 @@ func TestBrokenTemplates(t *testing.T) {
 		{"-item without history", []edit{{"<history>7d</history>\n                    <value_type>FLOAT</value_type>", "<value_type>FLOAT</value_type>"}}, "history"},
 		{"-text item with trends", []edit{{"<trends>0</trends>\n                    <value_type>TEXT</value_type>", "<value_type>TEXT</value_type>"}}, "history"},
 		{"-discovery without lifetime", []edit{{"<lifetime>7d</lifetime>", ""}}, "lifetime"},
-		{"-prototype key without LLD macro", []edit{{"<key>ex.used[{#NAME}]</key>\n                            <history>", "<key>ex.used</key>\n                            <history>"}}, "prototype-key"},
+		{"-prototype key without LLD macro", []edit{{"<key>ex.used[{#NAME}]</key>\n", "<key>ex.used</key>\n"}}, "prototype-key"},
 		{"-LLD macro in a plain item key", []edit{{"<key>ex.open.pused</key>", "<key>ex.open.pused[{#NAME}]</key>"}}, "prototype-key"},
+		{"-polled item prototype", []edit{{"<type>DEPENDENT</type>\n                            <key>ex.used[{#NAME}]</key>", "<key>ex.used[{#NAME}]</key>"}}, "polled-prototype"},
+		{"-JSONPath filter on an LLD macro without error handler", []edit{{"<error_handler>DISCARD_VALUE</error_handler>", ""}}, "error-handler"},
+		{"-JSONPath filter on an LLD macro failing the item", []edit{{"<error_handler>DISCARD_VALUE</error_handler>", "<error_handler>CUSTOM_ERROR</error_handler><error_handler_params>gone</error_handler_params>"}}, "error-handler"},
+		{"-trigger on an item without history", []edit{{"<history>1h</history>", "<history>0</history>"}}, "master-history"},
+		{"-master keeps history nobody reads", []edit{{"nodata(/Lint example/ex.get,", "nodata(/Lint example/ex.open,"}}, "master-history"},
+		{"-dependent rule on unknown master", []edit{{"<key>ex.discovery</key>\n                    <delay>1h</delay>", "<type>DEPENDENT</type><key>ex.discovery</key><delay>0</delay><master_item><key>ex.nope</key></master_item>"}}, "master-item"},
+		{"-dependency cycle", []edit{
+			{"<key>ex.get</key>\n                            </master_item>", "<key>ex.used[{#NAME}]</key>\n                            </master_item>"},
+			{"<key>ex.get</key>\n                            </master_item>", "<key>ex.size[{#NAME}]</key>\n                            </master_item>"}}, "master-item"},
+		{"-graph prototype named like an official one", []edit{{"<name>{#NAME}: Size and use</name>", "<name>{#NAME}: Disk space usage</name>"}}, "official-names"},
+		{"-graph named like an official prototype expands", []edit{{"<name>Ex: Open</name>\n            <graph_items>", "<name>Interface eth0: Network traffic</name>\n            <graph_items>"}}, "official-names"},
+		{"-item key of an official template", []edit{{"<key>ex.open.pused</key>", "<key>system.uptime</key>"}}, "official-names"},
+		{"-macro of an official template", []edit{{"<macro>{$EX.NAME.MATCHES}</macro>", "<macro>{$AGENT.TIMEOUT}</macro>"}}, "official-names"},
 	}
 	src, lock := readGood(t)
+	official := readOfficial(t)
 	seen := map[string]bool{}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			broken := apply(t, src, c.edits)
-			res := Check([]File{{Name: "broken.xml", Data: []byte(broken)}}, lock)
+			res := CheckWith([]File{{Name: "broken.xml", Data: []byte(broken)}}, lock, Options{Official: official})
 			if !rules(res.Findings)[c.rule] {
 				t.Errorf("rule %s did not fire; findings: %v", c.rule, res.Findings)
 			}

@@ -121,3 +121,14 @@ func (e *elem) texts(fn func(text string, line int)) {
 		k.texts(fn)
 	}
 }
+
+// walk calls fn for e and every element under it, depth first.
+func (e *elem) walk(fn func(*elem)) {
+	if e == nil {
+		return
+	}
+	fn(e)
+	for _, k := range e.kids {
+		k.walk(fn)
+	}
+}
