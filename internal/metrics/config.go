@@ -123,7 +123,7 @@ func ParseConfig(opts map[string]string, globalTimeout time.Duration) (Config, e
 
 func parseRoot(v string) (string, error) {
 	if !filepath.IsAbs(v) {
-		return "", fmt.Errorf("expected an absolute path, got %s", Quote(v))
+		return "", fmt.Errorf("expected an absolute path, got %s", QuotePath(v))
 	}
 	st, err := os.Stat(v)
 	if err != nil {
@@ -131,10 +131,10 @@ func parseRoot(v string) (string, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err // the path is shown quoted instead
 		}
-		return "", fmt.Errorf("cannot use %s: %v", Quote(v), err)
+		return "", fmt.Errorf("cannot use %s: %v", QuotePath(v), err)
 	}
 	if !st.IsDir() {
-		return "", fmt.Errorf("%s is not a directory", Quote(v))
+		return "", fmt.Errorf("%s is not a directory", QuotePath(v))
 	}
 	return filepath.Clean(v), nil
 }

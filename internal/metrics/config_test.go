@@ -44,6 +44,7 @@ func TestParseConfig(t *testing.T) {
 		{"-unknown", map[string]string{"ProcRot": "/proc"}, "unknown option Plugins.TCPStatus.ProcRot; known options: ProcRoot, SysRoot, Source, CacheTTL, Timeout"},
 		{"-relative root", map[string]string{"ProcRoot": "proc"}, `invalid option Plugins.TCPStatus.ProcRoot: expected an absolute path, got "proc"`},
 		{"-missing root", map[string]string{"SysRoot": dir + "/nope"}, `invalid option Plugins.TCPStatus.SysRoot: cannot use "` + dir + `/nope": no such file or directory`},
+		{"-long missing root", map[string]string{"SysRoot": dir + "/" + strings.Repeat("d", 200)}, `cannot use "` + dir + "/" + strings.Repeat("d", 200) + `": no such file or directory`},
 		{"-root control character", map[string]string{"ProcRoot": "/pr\x00oc"}, `invalid option Plugins.TCPStatus.ProcRoot: cannot use "/pr\x00oc": invalid argument`},
 		{"-root invisible", map[string]string{"SysRoot": "/sys\u200b"}, `invalid option Plugins.TCPStatus.SysRoot: cannot use "/sys<U+200B>": no such file or directory`},
 		{"-file root", map[string]string{"ProcRoot": file}, "is not a directory"},

@@ -47,13 +47,23 @@ const maxQuoted = 64
 // \xNN, invisible or other unprintable characters (U+200B, U+202E, U+00A0,
 // ...) as <U+200B>. Text longer than maxQuoted bytes is cut at a character
 // boundary and marked with "...".
-func Quote(v string) string {
+func Quote(v string) string { return quote(v, maxQuoted) }
+
+// maxQuotedPath bounds a quoted file system path: PATH_MAX, so an
+// administrator sees the whole path the configuration file gave.
+const maxQuotedPath = 4096
+
+// QuotePath is Quote for a path from the agent's configuration file, cut only
+// beyond PATH_MAX: a path cut at 64 bytes would hide which directory failed.
+func QuotePath(v string) string { return quote(v, maxQuotedPath) }
+
+func quote(v string, max int) string {
 	var b strings.Builder
 	b.WriteByte('"')
-	cut := len(v) > maxQuoted
+	cut := len(v) > max
 	if cut {
-		n := maxQuoted
-		for n > maxQuoted-utf8.UTFMax+1 && !utf8.RuneStart(v[n]) {
+		n := max
+		for n > max-utf8.UTFMax+1 && !utf8.RuneStart(v[n]) {
 			n--
 		}
 		v = v[:n]
