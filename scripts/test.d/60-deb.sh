@@ -242,7 +242,18 @@ pkg_op "upgrade 0.1.0 -> $version" "${apt[@]}" install "$deb"
 [ "$(dpkg-query -W -f='${Version}' "$pkg")" = "$version" ] || fail "not upgraded to $version"
 grep -qx "Plugins.TCPStatus.CacheTTL=2" "$conf" && grep -qx "# local change, kept over upgrades" "$conf" ||
   fail "the local change to $conf was lost by the upgrade"
-[ -e "$conf.dpkg-dist" ] && fail "$conf.dpkg-dist: the package's conffile changed since 0.1.0 (the change was not kept silently)"
+# dpkg's conffile rule: where the shipped file changed since 0.1.0, the
+# administrator's version stays in place and the new one is put beside it as
+# .dpkg-dist (a prompt without --force-confold); where it did not change,
+# nothing is put beside it.
+dpkg-deb --fsys-tarfile "$deb_old" | tar -xO ".$conf" > "$work/conf-0.1.0"
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ".$conf" > "$work/conf-new"
+if cmp -s "$work/conf-0.1.0" "$work/conf-new"; then
+  [ -e "$conf.dpkg-dist" ] && fail "$conf.dpkg-dist written although the shipped conffile did not change"
+else
+  cmp -s "$conf.dpkg-dist" "$work/conf-new" ||
+    fail "$conf.dpkg-dist missing or not the new shipped conffile (the shipped conffile changed since 0.1.0)"
+fi
 expect_plugin "after the upgrade from 0.1.0"
 [ "$(agent_pid)" != "$pid0" ] || fail "the upgrade did not restart the agent"
 pkg_op purge "${apt[@]}" purge "$pkg"
