@@ -72,7 +72,7 @@ plot $plot
 GP
 echo "plot-bench: wrote $png"
 
-# Second plot: the template interval against the number of ports the
+# Second plot (ports: the last CSV column; labels hold commas): the template interval against the number of ports the
 # template polls, per load size: the 0.1.0 template (one tcp.port.get per
 # port) and the new one (its requests do not depend on the ports), with
 # netlink against one reference dump and with Source=proc against one /proc
@@ -88,7 +88,7 @@ for n in $(awk -F, 'NR > 1 && $2 ~ /^tmpl-/ {print $1}' "$csv" | sort -un); do
     what=${v#*|}
     ref=nl-ref; reflabel="one netlink dump"
     [ -n "$suf" ] && { ref=core-proc; reflabel="one /proc parse"; }
-    awk -F, -v n="$n" -v suf="$suf" 'NR > 1 && $1 == n && $2 ~ ("^tmpl-old-p[0-9]+" suf "$") {print $14, $5, $6, $7}' "$csv" | sort -n > "$tmp/old$i$suf.dat"
+    awk -F, -v n="$n" -v suf="$suf" 'NR > 1 && $1 == n && $2 ~ ("^tmpl-old-p[0-9]+" suf "$") {print $NF, $5, $6, $7}' "$csv" | sort -n > "$tmp/old$i$suf.dat"
     [ -s "$tmp/old$i$suf.dat" ] || continue
     newcpu=$(awk -F, -v n="$n" -v m="tmpl-new$suf" 'NR > 1 && $1 == n && $2 == m {print $5}' "$csv")
     refcpu=$(awk -F, -v n="$n" -v m="$ref" 'NR > 1 && $1 == n && $2 == m {print $5}' "$csv")

@@ -43,6 +43,8 @@ func main() {
 			os.Exit(refMain(os.Args[2:]))
 		case "templates":
 			os.Exit(templatesMain(os.Args[2:]))
+		case "report":
+			os.Exit(reportMain(os.Args[2:]))
 		}
 	}
 	os.Exit(outerMain(os.Args[1:]))
@@ -437,4 +439,26 @@ func intList(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// reportMain rewrites results.csv and results.md of a directory from its
+// results.json (after a change to the report's layout).
+func reportMain(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: benchdriver report <dir with results.json>")
+		return 2
+	}
+	b, err := os.ReadFile(filepath.Join(args[0], "results.json"))
+	var rep Report
+	if err == nil {
+		err = json.Unmarshal(b, &rep)
+	}
+	if err == nil {
+		err = writeReport(args[0], rep)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "benchdriver report: %v\n", err)
+		return 1
+	}
+	return 0
 }

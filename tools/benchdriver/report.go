@@ -149,10 +149,16 @@ func intervalTable(rs []Result) string {
 	b.WriteString("\nTemplate interval: plugin CPU ms per minute of the items the template polls (each requested once, about a second apart; 5-minute items counted a fifth, hourly ones a sixtieth), with the ratio to one reference netlink dump (default options) or to one /proc parse (Source=proc):\n\n")
 	b.WriteString("| ports polled | 0.1.0 template | × dump | new template | × dump | 0.1.0, Source=proc | × /proc parse | new, Source=proc | × /proc parse |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	sort.Slice(olds, func(i, j int) bool { return olds[i].Ports < olds[j].Ports })
+	ms := func(r Result) string {
+		if r.CPUms <= 0 {
+			return "not measured"
+		}
+		return fmtMs(r.CPUms)
+	}
 	for _, o := range olds {
 		op, _ := find(rs, o.Method+"-proc")
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", o.Ports, fmtMs(o.CPUms), x(o, ref), fmtMs(newNL.CPUms), x(newNL, ref),
-			fmtMs(op.CPUms), x(op, parse), fmtMs(newPr.CPUms), x(newPr, parse))
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", o.Ports, ms(o), x(o, ref), ms(newNL), x(newNL, ref),
+			ms(op), x(op, parse), ms(newPr), x(newPr, parse))
 	}
 	if len(olds) == 0 {
 		fmt.Fprintf(&b, "| – | – | – | %s | %s | – | – | %s | %s |\n", fmtMs(newNL.CPUms), x(newNL, ref), fmtMs(newPr.CPUms), x(newPr, parse))
