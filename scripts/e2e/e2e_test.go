@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -63,10 +64,10 @@ func TestTechnicalName(t *testing.T) {
 }
 
 func TestImportRules(t *testing.T) {
-	if _, ok := importRules("6.0.14")["groups"]; !ok {
+	if _, ok := importRules("6.0.14", false)["groups"]; !ok {
 		t.Error("6.0 rules without groups")
 	}
-	r7 := importRules("7.0.9")
+	r7 := importRules("7.0.9", false)
 	if _, ok := r7["groups"]; ok {
 		t.Error("7.0 rules with groups (split into template_groups/host_groups since 6.2)")
 	}
@@ -88,5 +89,153 @@ func TestRunMainSkipsWithoutPrerequisites(t *testing.T) {
 	t.Setenv("TCPSTATUS_REQUIRE_AGENT", "1")
 	if err := runMain(args, &b); err == nil || errors.Is(err, errSkip) {
 		t.Errorf("missing plugin with TCPSTATUS_REQUIRE_AGENT=1: %v, want a failure", err)
+	}
+}
+
+// TestNamesOfExport: names come from every place an export holds them
+// (items and their triggers, discovery rules with item, trigger and graph
+// prototypes, top-level triggers and graphs, macros, dashboards, value
+// maps), sorted, and nothing else is kept.
+func TestNamesOfExport(t *testing.T) {
+	src := `{"zabbix_export":{"version":"6.0","templates":[{"template":"T","name":"Linux X by Zabbix agent",
+	"items":[{"name":"b","key":"k.b","description":"not kept","triggers":[{"name":"tr1","expression":"x"}]},{"name":"a","key":"k.a"}],
+	"discovery_rules":[{"name":"r","key":"r.k","item_prototypes":[{"name":"p","key":"p.k[{#X}]","trigger_prototypes":[{"name":"tp1"}]}],
+	  "trigger_prototypes":[{"name":"tp0"}],"graph_prototypes":[{"name":"gp"}]}],
+	"macros":[{"macro":"{$M}","value":"1"}],"dashboards":[{"name":"d"}],"valuemaps":[{"name":"v"}]}],
+	"triggers":[{"name":"tr0"}],"graphs":[{"name":"g"}]}}`
+	o, err := namesOfExport([]byte(src), "Linux X by Zabbix agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := (&officialNames{Zabbix: "6.0.0", Templates: map[string]*officialTemplate{"Linux X by Zabbix agent": o}}).encode()
+	got := strings.Join(strings.Fields(string(b)), "")
+	want := `{"zabbix":"6.0.0","templates":{"LinuxXbyZabbixagent":{"items":[{"name":"a","key":"k.a"},{"name":"b","key":"k.b"}],` +
+		`"item_prototypes":[{"name":"p","key":"p.k[{#X}]"}],"discovery_rules":[{"name":"r","key":"r.k"}],"triggers":["tr0","tr1"],` +
+		`"trigger_prototypes":["tp0","tp1"],"graphs":["g"],"graph_prototypes":["gp"],"valuemaps":["v"],"macros":["{$M}"],"dashboards":["d"]}}}`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if _, err := namesOfExport([]byte(src), "Other"); err == nil {
+		t.Error("an export of another template was accepted")
+	}
+}
+
+func TestOfficialRe(t *testing.T) {
+	for name, want := range map[string]bool{
+		"Linux by Zabbix agent":                           true,
+		"Linux by Zabbix agent active":                    true,
+		"Linux block devices by Zabbix agent":             true,
+		"Linux network interfaces by Zabbix agent active": true,
+		"Linux by Zabbix agent 2":                         false,
+		"Linux by SNMP":                                   false,
+		"Windows by Zabbix agent":                         false,
+		"Linux by Prom":                                   false,
+	} {
+		if officialRe.MatchString(name) != want {
+			t.Errorf("%q: match %v, want %v", name, !want, want)
+		}
+	}
+}
+
+// TestOfficialFiles: the stored names (written by -export-official from
+// the real servers) hold the templates the collision check needs.
+func TestOfficialFiles(t *testing.T) {
+	for v, names := range map[string][]string{
+		"6.0": {"Linux by Zabbix agent", "Linux by Zabbix agent active", "Linux block devices by Zabbix agent", "Linux network interfaces by Zabbix agent"},
+		"7.0": {"Linux by Zabbix agent", "Linux by Zabbix agent active"},
+	} {
+		b, err := os.ReadFile(officialFile("../../testdata/official-templates", v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n officialNames
+		if err := json.Unmarshal(b, &n); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(n.Zabbix, v+".") {
+			t.Errorf("%s: from Zabbix %q", v, n.Zabbix)
+		}
+		for _, name := range names {
+			tm := n.Templates[name]
+			if tm == nil {
+				t.Errorf("%s: no %q", v, name)
+				continue
+			}
+			if len(tm.Items)+len(tm.ItemPrototypes) == 0 {
+				t.Errorf("%s: %q has no items", v, name)
+			}
+		}
+		for name := range n.Templates {
+			if !officialRe.MatchString(name) || ownTemplateRe.MatchString(name) {
+				t.Errorf("%s: %q is not an official Linux agent template", v, name)
+			}
+		}
+		if again, _ := n.encode(); string(again) != string(b) {
+			t.Errorf("%s: not in the stored form (sorted, indented)", v)
+		}
+	}
+}
+
+// TestSpec: the expectations read from the shipped templates find their
+// items, prototypes and the macro of each discovery rule, and tell the
+// host's keys apart.
+func TestSpec(t *testing.T) {
+	for _, f := range []string{"../../templates/tcpstatus_agent2.xml", "../../templates/tcpstatus_agent.xml"} {
+		s, err := readSpec(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.items) == 0 || s.rule("{#PORT}") == nil || s.rule("{#DEVNAME}") == nil {
+			t.Errorf("%s: %d items, rules %+v", f, len(s.items), s.rules)
+		}
+		port := s.rule("{#PORT}")
+		keys := map[string]item{}
+		for _, p := range port.prototypes {
+			keys[strings.ReplaceAll(p, "{#PORT}", "8080")] = item{}
+		}
+		keys[strings.ReplaceAll(port.prototypes[0], "{#PORT}", "22")] = item{}
+		complete, partial := port.instances(keys)
+		if strings.Join(complete, ",") != "8080" || (len(port.prototypes) > 1 && strings.Join(partial, ",") != "22") {
+			t.Errorf("%s: complete %v partial %v", f, complete, partial)
+		}
+		if !s.ownKey(s.items[0]) || !s.ownKey(strings.ReplaceAll(port.prototypes[0], "{#PORT}", "22")) || s.ownKey("system.cpu.load[all,avg1]") {
+			t.Errorf("%s: ownKey", f)
+		}
+	}
+	m := protoRe("k[{#P},x,{#P},{#Q}]", "{#P}")
+	if v := m.FindStringSubmatch("k[80,x,80,abc]"); v == nil || v[1] != "80" {
+		t.Errorf("repeat: %v", v)
+	}
+	if m.MatchString("k[80,x,81,abc]") {
+		t.Error("two values of one macro matched")
+	}
+}
+
+// TestAbsentInNamespace: a dependent item of the sysctl master whose
+// sysctl has no file here is tolerated, with the calculated items over it;
+// one whose sysctl exists is not.
+func TestAbsentInNamespace(t *testing.T) {
+	dep := func(id, key, path string) item {
+		i := item{ItemID: id, Key: key, Type: "18", MasterItemID: "1"}
+		i.Preprocessing = append(i.Preprocessing, struct {
+			Type   string `json:"type"`
+			Params string `json:"params"`
+		}{"12", path})
+		return i
+	}
+	items := map[string]item{
+		"tcp.limits.get":     {ItemID: "1", Key: "tcp.limits.get", Type: "0"},
+		"tcp.limit[nope]":    dep("2", "tcp.limit[nope]", "$.tcp_no_such_sysctl_min"),
+		"tcp.limit[backlog]": dep("3", "tcp.limit[backlog]", "$.tcp_max_syn_backlog"),
+		"x.pused":            {ItemID: "4", Key: "x.pused", Type: "15", Params: "100*last(//y)/last(//tcp.limit[nope])"},
+		"y":                  {ItemID: "5", Key: "y", Type: "15", Params: "last(//tcp.limit[backlog])"},
+		"z":                  {ItemID: "6", Key: "z", Type: "15", Params: "last(//x.pused,#2)"},
+	}
+	got := absentInNamespace(items)
+	if strings.Join(sortedKeys(got), " ") != "tcp.limit[nope] x.pused z" {
+		t.Errorf("absent: %v", got)
+	}
+	if !overAbsent(&target{absent: got}, "min(/h/x.pused,5m)>1") || overAbsent(&target{absent: got}, "min(/h/y,5m)>1") {
+		t.Error("overAbsent")
 	}
 }

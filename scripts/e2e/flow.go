@@ -23,7 +23,7 @@ func runAll(ctx context.Context, o *options, ps *procs) error {
 	}
 	logf("PostgreSQL 15 up (socket %s, port %d) in %.1fs", pg.sock, pg.port, time.Since(t0).Seconds())
 	bin := ""
-	if !o.importOnly {
+	if !o.importOnly && !o.exportOff {
 		if bin, err = installBinaries(o); err != nil {
 			return err
 		}
@@ -89,13 +89,30 @@ func installBinaries(o *options) (string, error) {
 // target is one monitored host: an agent and the template linked to it.
 type target struct {
 	agent    *agent
-	template string // technical name
+	hostname string
+	template string    // technical name of ours
+	spec     *tmplSpec // what the template file defines
+	// shared: the host also carries other templates (the official ones);
+	// only the items of ours must have values.
+	shared bool
+	// triggers: the trigger cycles run on this host.
+	triggers bool
 	hostid   string
 	items    map[string]item // by key
+	// absent: items that cannot have data in the run's namespace
+	// (nsabsent.go), by key, with the reason; logged once.
+	absent       map[string]string
+	absentLogged bool
 }
 
 type item struct {
-	ItemID    string `json:"itemid"`
+	ItemID        string `json:"itemid"`
+	MasterItemID  string `json:"master_itemid"`
+	Params        string `json:"params"`
+	Preprocessing []struct {
+		Type   string `json:"type"`
+		Params string `json:"params"`
+	} `json:"preprocessing"`
 	Key       string `json:"key_"`
 	Name      string `json:"name"`
 	Type      string `json:"type"`
@@ -106,6 +123,9 @@ type item struct {
 	Flags     string `json:"flags"`
 	Status    string `json:"status"`
 }
+
+// own reports whether a host item comes from our template.
+func (tg *target) own(key string) bool { return !tg.shared || tg.spec.ownKey(key) }
 
 func (i item) hasValue() bool { return i.LastClock != "" && i.LastClock != "0" }
 
@@ -118,6 +138,7 @@ type trigger struct {
 	Value       string `json:"value"`
 	State       string `json:"state"`
 	Error       string `json:"error"`
+	Expression  string `json:"expression"`
 }
 
 func runVersion(ctx context.Context, o *options, ps *procs, pg *postgres, l layout, bin string, files []string) error {
@@ -147,15 +168,54 @@ func runVersion(ctx context.Context, o *options, ps *procs, pg *postgres, l layo
 		}
 	}
 
-	names := map[string]string{} // file → template technical name
+	// The official Linux templates: write their names, or check the
+	// stored ones still describe this server.
+	official, err := exportOfficial(ctx, z)
+	if err != nil {
+		return err
+	}
+	if o.exportOff {
+		if err := writeOfficial(o.official, l.version, official); err != nil {
+			return err
+		}
+		logf("Zabbix %s: wrote %s: %s", l.version, officialFile(o.official, l.version), official.summary())
+		return nil
+	}
+	if err := checkOfficial(o.official, l.version, official); err != nil {
+		return err
+	}
+	logf("Zabbix %s: %s matches the server: %s", l.version, officialFile(o.official, l.version), official.summary())
+
+	// What each template file defines, for the expectations.
+	specs := map[string]*tmplSpec{} // by file name
 	for _, f := range files {
-		name, err := importTemplate(ctx, z, f)
-		if err != nil && o.serve {
+		sp, err := readSpec(f)
+		if err != nil {
+			return err
+		}
+		specs[filepath.Base(f)] = sp
+	}
+	// With -upgrade-from, the hosts start on the old templates and the new
+	// files are imported over them later.
+	upgrade := o.upgradeFrom != "" && !o.importOnly
+	first := files
+	old := map[string]*tmplSpec{} // by technical name
+	if upgrade {
+		first = oldFiles(o.upgradeFrom, files)
+		for _, f := range first {
+			sp, err := readSpec(f)
+			if err != nil {
+				return err
+			}
+			old[sp.name] = sp
+		}
+	}
+	for _, f := range first {
+		if _, err := importTemplate(ctx, z, f, false); err != nil && o.serve {
 			logf("%v", err)
 		} else if err != nil {
 			return err
 		}
-		names[filepath.Base(f)] = name
 	}
 
 	// The imports grew the item and trigger tables: new statistics again.
@@ -166,8 +226,7 @@ func runVersion(ctx context.Context, o *options, ps *procs, pg *postgres, l layo
 		return nil
 	}
 	if o.importOnly {
-		logf("serving: frontend http://127.0.0.1:%d/ (Admin/zabbix), work %s; Ctrl-C stops", z.webPort, o.work)
-		<-ctx.Done()
+		serveFrontend(ctx, z, o)
 		return nil
 	}
 	zbx, err := lookupAccount("zabbix")
@@ -192,37 +251,75 @@ func runVersion(ctx context.Context, o *options, ps *procs, pg *postgres, l layo
 	logf("test sockets: app port %d with %d CLOSE_WAIT, port %d to close and reopen, port %d with a full accept queue (backlog %d)",
 		socks.appPort(), closeWaitN, socks.gonePort, socks.fullPort, fullBacklog)
 
-	targets := []*target{
-		{agent: a2, template: names["tcpstatus_agent2.xml"]},
-		{agent: ad, template: names["tcpstatus_agent.xml"]},
-	}
-	for _, tg := range targets {
-		if tg.template == "" {
-			return fmt.Errorf("no template for %s among %v", tg.agent.kind, names)
+	var targets []*target
+	for _, t := range []struct {
+		a    *agent
+		file string
+	}{{a2, "tcpstatus_agent2.xml"}, {ad, "tcpstatus_agent.xml"}} {
+		sp := specs[t.file]
+		if sp == nil {
+			return fmt.Errorf("no %s in %s", t.file, o.templates)
 		}
-		if err := createHost(ctx, z, tg, socks); err != nil {
+		tg := &target{agent: t.a, hostname: t.a.hostname, template: sp.name, spec: sp, triggers: true}
+		if err := createHost(ctx, z, tg, socks, sp.name); err != nil {
+			return err
+		}
+		targets = append(targets, tg)
+	}
+	if upgrade {
+		before, err := beforeUpgrade(ctx, z, targets, old)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			if _, err := importTemplate(ctx, z, f, true); err != nil {
+				return fmt.Errorf("over the old template: %w", err)
+			}
+		}
+		if err := afterUpgrade(ctx, z, targets, before); err != nil {
 			return err
 		}
 	}
+	// A host on the official Linux template (already in the database)
+	// takes ours as well.
+	var shared *target
+	if o.shared {
+		shared = &target{agent: a2, hostname: "tcpstatus-e2e-shared", template: targets[0].template, spec: targets[0].spec, shared: true}
+		if err := createHost(ctx, z, shared, socks, officialLinux); err != nil {
+			return err
+		}
+		if err := linkTemplate(ctx, z, shared, shared.template); err != nil {
+			return err
+		}
+		targets = append(targets, shared)
+	}
 	if o.serve {
-		logf("serving: frontend http://127.0.0.1:%d/ (Admin/zabbix), work %s; Ctrl-C stops", z.webPort, o.work)
-		<-ctx.Done()
+		serveFrontend(ctx, z, o)
 		return nil
 	}
-	return scenario(ctx, z, targets, socks)
+	if err := scenario(ctx, z, targets, socks); err != nil {
+		return err
+	}
+	if shared != nil {
+		return checkShared(ctx, z, shared)
+	}
+	return nil
 }
 
 // importTemplate imports one file; any error fails the run. On 6.0 the
 // file must then compare clean (importcompare gives no changes), which
 // proves its layout is the one configuration.export writes.
-func importTemplate(ctx context.Context, z *zabbix, file string) (string, error) {
+//
+// upgrade imports as a user upgrades a template: objects the file no
+// longer has are deleted (deleteMissing).
+func importTemplate(ctx context.Context, z *zabbix, file string, upgrade bool) (string, error) {
 	src, err := os.ReadFile(file)
 	if err != nil {
 		return "", err
 	}
 	name := technicalName(string(src))
 	t := time.Now()
-	params := map[string]any{"format": "xml", "source": string(src), "rules": importRules(z.api.version)}
+	params := map[string]any{"format": "xml", "source": string(src), "rules": importRules(z.api.version, upgrade)}
 	var ok bool
 	if err := z.api.call(ctx, "configuration.import", params, &ok); err != nil {
 		return "", fmt.Errorf("import %s: %w", filepath.Base(file), err)
@@ -251,6 +348,17 @@ func importTemplate(ctx context.Context, z *zabbix, file string) (string, error)
 	return name, nil
 }
 
+// serveFrontend prints where the frontend is (through the host listener
+// handed over by the parent, see netns.go) and waits for Ctrl-C.
+func serveFrontend(ctx context.Context, z *zabbix, o *options) {
+	addr := hostProxy(fmt.Sprintf("127.0.0.1:%d", z.webPort))
+	if addr == "" {
+		addr = fmt.Sprintf("127.0.0.1:%d (inside the run's network namespace)", z.webPort)
+	}
+	logf("serving: frontend http://%s/ (Admin/zabbix), work %s; Ctrl-C stops", addr, o.work)
+	<-ctx.Done()
+}
+
 func technicalName(xml string) string {
 	i := strings.Index(xml, "<template>")
 	if i < 0 {
@@ -265,18 +373,22 @@ func technicalName(xml string) string {
 	return rest[j+len("<template>") : k]
 }
 
-func importRules(version string) map[string]any {
+func importRules(version string, deleteMissing bool) map[string]any {
 	both := map[string]bool{"createMissing": true, "updateExisting": true}
+	all := both
+	if deleteMissing {
+		all = map[string]bool{"createMissing": true, "updateExisting": true, "deleteMissing": true}
+	}
 	rules := map[string]any{
 		"templates":          both,
-		"templateDashboards": both,
+		"templateDashboards": all,
 		"templateLinkage":    map[string]bool{"createMissing": true},
-		"items":              both,
-		"discoveryRules":     both,
-		"triggers":           both,
-		"graphs":             both,
-		"httptests":          both,
-		"valueMaps":          both,
+		"items":              all,
+		"discoveryRules":     all,
+		"triggers":           all,
+		"graphs":             all,
+		"httptests":          all,
+		"valueMaps":          all,
 	}
 	if strings.HasPrefix(version, "6.0") {
 		rules["groups"] = map[string]bool{"createMissing": true}
@@ -287,18 +399,32 @@ func importRules(version string) map[string]any {
 	return rules
 }
 
-// createHost creates the host of one agent with the template linked and
-// the macros the scenario starts from: discovery limited to the test's
-// ports, CLOSE_WAIT thresholds out of reach (lowered later).
-func createHost(ctx context.Context, z *zabbix, tg *target, s *testSockets) error {
+// templateID finds a template by technical name.
+func templateID(ctx context.Context, z *zabbix, name string) (string, error) {
 	var tmpl []struct {
 		TemplateID string `json:"templateid"`
 	}
-	if err := z.api.call(ctx, "template.get", map[string]any{"filter": map[string]any{"host": tg.template}, "output": []string{"templateid"}}, &tmpl); err != nil {
-		return err
+	if err := z.api.call(ctx, "template.get", map[string]any{"filter": map[string]any{"host": name}, "output": []string{"templateid"}}, &tmpl); err != nil {
+		return "", err
 	}
 	if len(tmpl) != 1 {
-		return fmt.Errorf("template %q: %d found", tg.template, len(tmpl))
+		return "", fmt.Errorf("template %q: %d found", name, len(tmpl))
+	}
+	return tmpl[0].TemplateID, nil
+}
+
+// createHost creates the host of one target linked to the given templates
+// (technical names), with the macros the scenario starts from: discovery
+// limited to the test's ports, CLOSE_WAIT thresholds out of reach
+// (lowered later).
+func createHost(ctx context.Context, z *zabbix, tg *target, s *testSockets, templates ...string) error {
+	var links []any
+	for _, name := range templates {
+		id, err := templateID(ctx, z, name)
+		if err != nil {
+			return err
+		}
+		links = append(links, map[string]string{"templateid": id})
 	}
 	var groups []struct {
 		GroupID string `json:"groupid"`
@@ -314,9 +440,9 @@ func createHost(ctx context.Context, z *zabbix, tg *target, s *testSockets) erro
 		HostIDs []string `json:"hostids"`
 	}
 	err := z.api.call(ctx, "host.create", map[string]any{
-		"host":       tg.agent.hostname,
+		"host":       tg.hostname,
 		"groups":     []any{map[string]string{"groupid": groups[0].GroupID}},
-		"templates":  []any{map[string]string{"templateid": tmpl[0].TemplateID}},
+		"templates":  links,
 		"interfaces": []any{map[string]any{"type": 1, "main": 1, "useip": 1, "ip": "127.0.0.1", "dns": "", "port": strconv.Itoa(tg.agent.port)}},
 		"macros": []any{
 			map[string]string{"macro": "{$TCP.PORT.MATCHES}", "value": "^(" + strings.Join(s.ports(), "|") + ")$"},
@@ -325,10 +451,27 @@ func createHost(ctx context.Context, z *zabbix, tg *target, s *testSockets) erro
 		},
 	}, &res)
 	if err != nil {
-		return err
+		return fmt.Errorf("create host %s linked to %q: %w", tg.hostname, templates, err)
 	}
 	tg.hostid = res.HostIDs[0]
-	logf("Zabbix %s: host %s (%s, port %d) linked to %q", z.l.version, tg.agent.hostname, tg.agent.kind, tg.agent.port, tg.template)
+	logf("Zabbix %s: host %s (%s, port %d) linked to %q", z.l.version, tg.hostname, tg.agent.kind, tg.agent.port, templates)
+	return nil
+}
+
+// linkTemplate links one more template (technical name) to a host.
+func linkTemplate(ctx context.Context, z *zabbix, tg *target, name string) error {
+	id, err := templateID(ctx, z, name)
+	if err != nil {
+		return err
+	}
+	t := time.Now()
+	if err := z.api.call(ctx, "host.massadd", map[string]any{
+		"hosts":     []any{map[string]string{"hostid": tg.hostid}},
+		"templates": []any{map[string]string{"templateid": id}},
+	}, nil); err != nil {
+		return fmt.Errorf("link %q to %s: %w", name, tg.hostname, err)
+	}
+	logf("Zabbix %s: host %s also linked to %q in %.1fs", z.l.version, tg.hostname, name, time.Since(t).Seconds())
 	return nil
 }
 

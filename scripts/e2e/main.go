@@ -11,9 +11,14 @@
 //
 // Run as root: go run ./scripts/e2e (scripts/test.d/80-e2e.sh does, after
 // unpacking 7.0; scripts/install-deps.sh installs the 6.0 packages listed in
-// scripts/deps.d/e2e.txt). Every process runs in its own process group on
-// free loopback ports and is stopped on exit, interrupt included; the work
-// directory under /tmp holds configs, logs and the database.
+// scripts/deps.d/e2e.txt). The run starts itself again in a network
+// namespace of its own (netns.go): PostgreSQL, server, frontend, agents and
+// the test's sockets all live on that namespace's loopback, so the socket
+// counts the agents report, and the thresholds the run sets from them, are
+// the run's own whatever the rest of the machine does (-host-noise proves
+// it). Every process runs in its own process group and is stopped on exit,
+// interrupt included; the work directory under /tmp holds configs, logs and
+// the database.
 //
 // The 6.0 and 7.0 packages conflict, so 6.0 runs from the installed
 // packages and 7.0 from a dpkg -x tree ($TCPSTATUS_CACHE/e2e-7.0), each with
@@ -21,9 +26,15 @@
 // reads its configuration from a fixed path under /etc) is copied into the
 // work directory and pointed at a private configuration.
 //
+// -export-official writes the names (only) of Zabbix's own Linux agent
+// templates, as each version's fresh database holds them, to
+// testdata/official-templates/zabbix-<version>.json; every other run
+// checks that those files still match its servers (official.go).
+//
 // -import-only only imports the templates (no agents); -serve leaves the
 // first version running, templates imported and hosts linked, for manual
-// inspection in a browser until interrupted.
+// inspection in a browser (through a port on the host's loopback) until
+// interrupted.
 package main
 
 import (
@@ -58,10 +69,21 @@ type options struct {
 	serve      bool
 	importOnly bool
 	require    bool
+	hostNoise  bool
+	official   string // stored names of the official templates
+	exportOff  bool   // write them instead of checking them
+	// upgradeFrom: directory with the previous release's template files
+	upgradeFrom string
+	// shared: also link ours to a host on the official Linux template
+	shared bool
 }
 
 func main() {
 	if err := runMain(os.Args[1:], os.Stdout); err != nil {
+		var rep errReported
+		if errors.As(err, &rep) {
+			os.Exit(rep.code)
+		}
 		if errors.Is(err, errSkip) {
 			fmt.Println("SKIP:", err)
 			return
@@ -84,6 +106,11 @@ func runMain(args []string, stdout io.Writer) error {
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, configs, database) after the run")
 	fs.BoolVar(&o.serve, "serve", false, "bring up the first version, import and link, print the URL and wait for Ctrl-C")
 	fs.BoolVar(&o.importOnly, "import-only", false, "only import the templates into each version (no agents, no values)")
+	fs.StringVar(&o.official, "official", "testdata/official-templates", "directory with the names of the official Linux templates (zabbix-<version>.json)")
+	fs.BoolVar(&o.exportOff, "export-official", false, "write the names of the official Linux templates of each version's server to -official, then stop")
+	fs.StringVar(&o.upgradeFrom, "upgrade-from", "", "directory with the previous release's template files: link the hosts to them first, then import the new ones over them")
+	fs.BoolVar(&o.shared, "shared", false, "also run a host linked to the official \"Linux by Zabbix agent\" template and then to ours")
+	fs.BoolVar(&o.hostNoise, "host-noise", false, "meanwhile, keep changing the host's CLOSE_WAIT count on its loopback (proves the run does not see it)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -101,6 +128,12 @@ func runMain(args []string, stdout io.Writer) error {
 			return fmt.Errorf("TCPSTATUS_REQUIRE_AGENT=1 and %w", err)
 		}
 		return fmt.Errorf("%w: %v", errSkip, err)
+	}
+	if !inOwnNetns() {
+		return runParent(ctx, args, &o)
+	}
+	if err := loopbackUp(); err != nil {
+		return err
 	}
 	if o.work == "" {
 		w, err := os.MkdirTemp("", "tcpstatus-e2e.")
@@ -123,6 +156,32 @@ func runMain(args []string, stdout io.Writer) error {
 	}()
 	logf("work directory %s", o.work)
 	return runAll(ctx, &o, ps)
+}
+
+// runParent runs the test in a network namespace of its own (netns.go)
+// and, with -host-noise, changes the host's socket counts meanwhile.
+func runParent(ctx context.Context, args []string, o *options) error {
+	if !o.hostNoise {
+		return runInNetns(args, o.serve)
+	}
+	nctx, cancel := context.WithCancel(ctx)
+	type result struct {
+		rounds, sockets int
+		err             error
+	}
+	noise := make(chan result, 1)
+	go func() {
+		r, s, err := hostNoise(nctx)
+		noise <- result{r, s, err}
+	}()
+	err := runInNetns(args, o.serve)
+	cancel()
+	n := <-noise
+	logf("host noise: %d rounds, %d CLOSE_WAIT sockets made and closed on the host's loopback (%d-%d at a time)", n.rounds, n.sockets, noiseMin, noiseMax)
+	if err == nil && n.err != nil {
+		err = fmt.Errorf("host noise: %w", n.err)
+	}
+	return err
 }
 
 func envOr(name, def string) string {
@@ -150,7 +209,7 @@ func preflight(o *options) error {
 		missing = append(missing, layoutFor(o, v).missing()...)
 	}
 	need := []string{filepath.Join(pgBin, "initdb")}
-	if !o.importOnly {
+	if !o.importOnly && !o.exportOff {
 		need = append(need, filepath.Join(o.bin, "zabbix-agent2-plugin-tcpstatus"), filepath.Join(o.bin, "tcpstatus-discovery"), o.userParams)
 	}
 	for _, p := range need {

@@ -3,12 +3,15 @@
 # installed from scripts/deps.d/e2e.txt) and 7.0 (bookworm-backports,
 # unpacked here with dpkg -x under $TCPSTATUS_CACHE/e2e-7.0, never
 # installed: 6.0 and 7.0 packages conflict). The harness, scripts/e2e,
-# runs a private PostgreSQL cluster, server, frontend and agents on free
-# loopback ports under a temporary directory and stops them all on exit;
-# this script kills whatever process group it recorded if the harness dies.
+# runs a private PostgreSQL cluster, server, frontend and agents in a
+# network namespace of its own (its loopback only) under a temporary
+# directory and stops them all on exit; this script kills whatever process
+# group it recorded if the harness dies.
 #
 #   TCPSTATUS_E2E_VERSIONS=6.0      only one version (default 6.0,7.0)
 #   TCPSTATUS_E2E_KEEP=1            keep the work directory (logs, configs)
+#   TCPSTATUS_E2E_HOST_NOISE=1      meanwhile churn CLOSE_WAIT sockets on the
+#                                   host's loopback (the run must not see them)
 #   TCPSTATUS_REQUIRE_AGENT=1       fail instead of skipping when not root
 #                                   or something is missing (CI sets it)
 set -euo pipefail
@@ -48,6 +51,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 go build -o "$work/e2e" ./scripts/e2e
-keep=()
-if [ "${TCPSTATUS_E2E_KEEP:-}" = 1 ]; then keep=(-keep); fi
-"$work/e2e" -versions "$versions" -work "$work" -cache "$cache" "${keep[@]}"
+flags=()
+if [ "${TCPSTATUS_E2E_KEEP:-}" = 1 ]; then flags+=(-keep); fi
+if [ "${TCPSTATUS_E2E_HOST_NOISE:-}" = 1 ]; then flags+=(-host-noise); fi
+t0=$SECONDS
+"$work/e2e" -versions "$versions" -work "$work" -cache "$cache" "${flags[@]}"
+echo "80-e2e: done in $((SECONDS - t0))s"
