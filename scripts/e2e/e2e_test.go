@@ -74,6 +74,17 @@ func TestImportRules(t *testing.T) {
 	if _, ok := r7["template_groups"]; !ok {
 		t.Error("7.0 rules without template_groups")
 	}
+	// An upgrade deletes what the new file no longer has; a plain import
+	// deletes nothing.
+	for _, v := range []string{"6.0.14", "7.0.9"} {
+		for _, del := range []bool{false, true} {
+			for _, k := range []string{"items", "discoveryRules", "triggers", "graphs"} {
+				if got := importRules(v, del)[k].(map[string]bool)["deleteMissing"]; got != del {
+					t.Errorf("%s %s deleteMissing=%v, want %v", v, k, got, del)
+				}
+			}
+		}
+	}
 }
 
 // TestRunMainSkipsWithoutPrerequisites: with something missing (here the
@@ -237,5 +248,23 @@ func TestAbsentInNamespace(t *testing.T) {
 	}
 	if !overAbsent(&target{absent: got}, "min(/h/x.pused,5m)>1") || overAbsent(&target{absent: got}, "min(/h/y,5m)>1") {
 		t.Error("overAbsent")
+	}
+}
+
+// TestValued: an item without history counts as collected only through a
+// dependent (or a dependent's dependent) that has a value.
+func TestValued(t *testing.T) {
+	tg := &target{items: map[string]item{
+		"m":   {ItemID: "1", History: "0", State: "0"},
+		"mid": {ItemID: "2", History: "0", State: "0", MasterItemID: "1"},
+		"d":   {ItemID: "3", History: "7d", State: "0", MasterItemID: "2", LastClock: "1700000000"},
+		"n":   {ItemID: "4", History: "0", State: "0"},
+		"e":   {ItemID: "5", History: "7d", State: "0", MasterItemID: "4"},
+		"h":   {ItemID: "6", History: "1h", State: "0"},
+	}}
+	for k, want := range map[string]bool{"m": true, "mid": true, "d": true, "n": false, "e": false, "h": false} {
+		if got := tg.valued(tg.items[k]); got != want {
+			t.Errorf("%s: valued %v, want %v", k, got, want)
+		}
 	}
 }

@@ -108,6 +108,7 @@ type target struct {
 type item struct {
 	ItemID        string `json:"itemid"`
 	MasterItemID  string `json:"master_itemid"`
+	History       string `json:"history"`
 	Params        string `json:"params"`
 	Preprocessing []struct {
 		Type   string `json:"type"`
@@ -128,6 +129,28 @@ type item struct {
 func (tg *target) own(key string) bool { return !tg.shared || tg.spec.ownKey(key) }
 
 func (i item) hasValue() bool { return i.LastClock != "" && i.LastClock != "0" }
+
+// keepsHistory reports whether the item stores its values (a master that
+// only feeds dependents may keep none: "0").
+func (i item) keepsHistory() bool { return strings.TrimRight(i.History, "smhdw") != "0" }
+
+// valued reports whether an item of the host has a value: its last value,
+// or, for an item that keeps no history (the API then shows no last
+// value), a value of one of its dependents, which the item's value fed.
+func (tg *target) valued(i item) bool {
+	if i.hasValue() {
+		return true
+	}
+	if i.keepsHistory() || i.State != "0" {
+		return false
+	}
+	for _, d := range tg.items {
+		if d.MasterItemID == i.ItemID && d.ItemID != i.ItemID && tg.valued(d) {
+			return true
+		}
+	}
+	return false
+}
 
 // Item types that check-now accepts and the server polls.
 func (i item) pollable() bool { return i.Type == "0" || i.Type == "15" }

@@ -26,6 +26,14 @@
 // reads its configuration from a fixed path under /etc) is copied into the
 // work directory and pointed at a private configuration.
 //
+// -upgrade-from DIR starts the hosts on the previous release's template
+// files in DIR, lets them collect, imports the new files over them and
+// checks that every item whose key both define kept its id and history
+// (upgrade.go). -shared adds a host linked to Zabbix's own "Linux by Zabbix
+// agent" template (in every fresh database), then to ours; ours must
+// collect there too and every discovery rule run without error.
+// scripts/test.d/80-e2e.sh passes both (the previous release from git).
+//
 // -export-official writes the names (only) of Zabbix's own Linux agent
 // templates, as each version's fresh database holds them, to
 // testdata/official-templates/zabbix-<version>.json; every other run

@@ -253,7 +253,7 @@ func refreshItems(ctx context.Context, z *zabbix, tg *target) error {
 	var items []item
 	err := z.api.call(ctx, "item.get", map[string]any{
 		"hostids":             tg.hostid,
-		"output":              []string{"itemid", "key_", "name", "type", "lastvalue", "lastclock", "state", "error", "flags", "status", "master_itemid", "params"},
+		"output":              []string{"itemid", "key_", "name", "type", "lastvalue", "lastclock", "state", "error", "flags", "status", "master_itemid", "params", "history"},
 		"selectPreprocessing": []string{"type", "params"},
 	}, &items)
 	if err != nil {
@@ -364,7 +364,7 @@ func waitValues(ctx context.Context, z *zabbix, targets []*target, what string, 
 					}
 				case i.State == "1":
 					bad = append(bad, "  "+k+": "+i.Error)
-				case sel(i) && !i.hasValue():
+				case sel(i) && !tg.valued(i):
 					missing = append(missing, tg.hostname+" "+k)
 				}
 			}

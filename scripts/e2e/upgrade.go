@@ -40,7 +40,7 @@ func beforeUpgrade(ctx context.Context, z *zabbix, targets []*target, old map[st
 	t := time.Now()
 	last := time.Time{}
 	err := waitFor(ctx, "history of "+historyKey+" under the old templates", 60*time.Second, time.Second, func() (bool, error) {
-		if time.Since(last) > 8*time.Second {
+		if time.Since(last) > 4*time.Second {
 			if err := checkNowAll(ctx, z, targets, agentItems, false); err != nil {
 				return false, err
 			}

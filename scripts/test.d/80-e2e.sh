@@ -12,6 +12,12 @@
 #   TCPSTATUS_E2E_KEEP=1            keep the work directory (logs, configs)
 #   TCPSTATUS_E2E_HOST_NOISE=1      meanwhile churn CLOSE_WAIT sockets on the
 #                                   host's loopback (the run must not see them)
+#   TCPSTATUS_E2E_UPGRADE_FROM=REV  the release whose templates the hosts start
+#                                   on before the new ones are imported over
+#                                   them (default v0.1.0; "none" skips it)
+#   TCPSTATUS_E2E_TEMPLATES=DIR, TCPSTATUS_E2E_BIN=DIR,
+#   TCPSTATUS_E2E_USERPARAMS=FILE   test these instead of templates/, bin/
+#                                   (make build) and the UserParameter file
 #   TCPSTATUS_REQUIRE_AGENT=1       fail instead of skipping when not root
 #                                   or something is missing (CI sets it)
 set -euo pipefail
@@ -36,7 +42,12 @@ unpack7() {
   echo "80-e2e: unpacked Zabbix $v under $dir"
 }
 if [[ ,$versions, == *,7.0,* ]]; then unpack7; fi
-[ -x bin/zabbix-agent2-plugin-tcpstatus ] && [ -x bin/tcpstatus-discovery ] || make build
+bin=${TCPSTATUS_E2E_BIN:-bin}
+templates=${TCPSTATUS_E2E_TEMPLATES:-templates}
+userparams=${TCPSTATUS_E2E_USERPARAMS:-scripts/userparameter_tcpstatus.conf}
+if [ -z "${TCPSTATUS_E2E_BIN:-}" ]; then
+  [ -x bin/zabbix-agent2-plugin-tcpstatus ] && [ -x bin/tcpstatus-discovery ] || make build
+fi
 
 work=$(mktemp -d /tmp/tcpstatus-e2e.XXXXXX)
 cleanup() {
@@ -51,8 +62,23 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 go build -o "$work/e2e" ./scripts/e2e
-flags=()
+flags=(-shared -bin "$bin" -templates "$templates" -userparams "$userparams")
 if [ "${TCPSTATUS_E2E_KEEP:-}" = 1 ]; then flags+=(-keep); fi
+# The previous release's templates, from git, for the upgrade check.
+prev=${TCPSTATUS_E2E_UPGRADE_FROM:-v0.1.0}
+if [ "$prev" != none ]; then
+  if git rev-parse -q --verify "$prev^{commit}" >/dev/null 2>&1; then
+    mkdir -p "$work/upgrade-from"
+    for f in "$templates"/*.xml; do
+      git show "$prev:templates/$(basename "$f")" > "$work/upgrade-from/$(basename "$f")"
+    done
+    flags+=(-upgrade-from "$work/upgrade-from")
+  elif [ "${TCPSTATUS_REQUIRE_AGENT:-}" = 1 ]; then
+    echo "80-e2e: FAIL: no $prev in git for the upgrade check (fetch tags, or TCPSTATUS_E2E_UPGRADE_FROM=none)" >&2; exit 1
+  else
+    echo "80-e2e: no $prev in git: upgrade check skipped"
+  fi
+fi
 if [ "${TCPSTATUS_E2E_HOST_NOISE:-}" = 1 ]; then flags+=(-host-noise); fi
 t0=$SECONDS
 "$work/e2e" -versions "$versions" -work "$work" -cache "$cache" "${flags[@]}"
