@@ -114,10 +114,14 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets)
 			"tcp.port.listening[" + gone + "]":       func(x float64) bool { return x == 1 },
 			"tcp.port.accept_queue[" + full + "]":    func(x float64) bool { return x == fullBacklog+1 },
 			"tcp.port.backlog[" + full + "]":         func(x float64) bool { return x == fullBacklog },
-			// The namespace's count: the test's sockets, at most a few
-			// more closing in passing between the server and the agents,
-			// nothing of the host's.
-			"tcp.state[close_wait]": func(x float64) bool { return x >= closeWaitN && x <= closeWaitN+closeWaitSlack },
+			// The namespace's count: the test's sockets, and the server's
+			// ends of its checks to the agents in the instant between the
+			// agent's close and the server's (7.0's asynchronous pollers
+			// run dozens at once: no fixed bound). That it holds nothing of
+			// the host's shows when "Too many CLOSE_WAIT sockets" returns
+			// to OK below the test's own count (-host-noise keeps 10 to 60
+			// on the host meanwhile).
+			"tcp.state[close_wait]": func(x float64) bool { return x >= closeWaitN },
 			"tcp.state[listen]":     func(x float64) bool { return x >= 3 },
 		}); err != nil {
 			return err

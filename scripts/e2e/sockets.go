@@ -32,11 +32,6 @@ type testSockets struct {
 const (
 	closeWaitN  = 5
 	fullBacklog = 2
-	// closeWaitSlack bounds the CLOSE_WAIT sockets of the run's namespace
-	// that are not the test's: the server's connections to the agents
-	// (one per poller) in the instant between the agent's close and the
-	// server's.
-	closeWaitSlack = 4
 )
 
 // Keepalive is off on every test socket: a CLOSE_WAIT end probing a peer
