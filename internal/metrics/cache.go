@@ -44,7 +44,8 @@ type snapshotCache struct {
 type snapshot struct {
 	ready  chan struct{} // closed when the fields below are set
 	counts sockets.Counts
-	ports  *portCounts // the whole-table read only
+	ports  *portCounts   // the whole-table read only
+	groups *cgroupCounts // the whole-table read only
 	err    error
 	at     time.Time // when the read started
 }
@@ -142,14 +143,23 @@ func (c *snapshotCache) counts(ctx context.Context, q sockets.Query) (sockets.Co
 // whole returns the whole-table read: every TCP socket counted by state,
 // and the listening ports.
 func (c *snapshotCache) whole(ctx context.Context) (sockets.Counts, *portCounts, error) {
+	e, err := c.wholeSnapshot(ctx)
+	if err != nil {
+		return sockets.Counts{}, nil, err
+	}
+	return e.counts, e.ports, nil
+}
+
+// wholeSnapshot returns the completed whole-table read.
+func (c *snapshotCache) wholeSnapshot(ctx context.Context) (*snapshot, error) {
 	now := c.now()
 	c.mu.Lock()
 	e := c.entry(wholeTable, now)
 	c.mu.Unlock()
 	if err := c.wait(ctx, e); err != nil {
-		return sockets.Counts{}, nil, err
+		return nil, err
 	}
-	return e.counts, e.ports, nil
+	return e, nil
 }
 
 // entry returns the snapshot that answers q at now, starting a read when
@@ -203,19 +213,19 @@ func (c *snapshotCache) read(q sockets.Query, e *snapshot) {
 		c.mu.Unlock()
 	}()
 	if q == wholeTable {
-		e.counts, e.ports, e.err = readWholeTable(ctx, c.src)
+		e.counts, e.ports, e.groups, e.err = readWholeTable(ctx, c.src)
 		return
 	}
 	e.counts, e.err = sockets.Count(ctx, c.src, q)
 }
 
-// readWholeTable counts every TCP socket by state, and by state and port
-// for the ports that listen. The listeners, with their addresses and
-// queues, come from a LISTEN-only read, which walks only the kernel's
-// listening hash with netlink and only the first lines of the tables with
-// /proc; the one full walk then adds each socket to its port's counts if
-// that port listens.
-func readWholeTable(ctx context.Context, src sockets.Source) (sockets.Counts, *portCounts, error) {
+// readWholeTable counts every TCP socket by state, by state and port for
+// the ports that listen, and by state and cgroup. The listeners, with their
+// addresses and queues, come from a LISTEN-only read, which walks only the
+// kernel's listening hash with netlink and only the first lines of the
+// tables with /proc; the one full walk then adds each socket to its port's
+// counts if that port listens, and to its cgroup's counts.
+func readWholeTable(ctx context.Context, src sockets.Source) (sockets.Counts, *portCounts, *cgroupCounts, error) {
 	byPort := map[uint16]*portListeners{}
 	q := sockets.Query{Proto: sockets.TCP, States: sockets.MaskOf(sockets.Listen), Fields: sockets.FieldLocalAddr | sockets.FieldQueues}
 	err := src.Walk(ctx, q, func(s *sockets.Socket) {
@@ -228,7 +238,7 @@ func readWholeTable(ctx context.Context, src sockets.Source) (sockets.Counts, *p
 		l.addQueues(s)
 	})
 	if err != nil {
-		return sockets.Counts{}, nil, err
+		return sockets.Counts{}, nil, nil, err
 	}
 	ports := make([]uint16, 0, len(byPort))
 	for p := range byPort {
@@ -242,17 +252,22 @@ func readWholeTable(ctx context.Context, src sockets.Source) (sockets.Counts, *p
 		pc.slot[p] = uint16(len(pc.ports))
 	}
 	var total sockets.Counts
-	err = src.Walk(ctx, wholeTable, func(s *sockets.Socket) {
+	cg := newCgroupCounts()
+	q = wholeTable
+	q.Fields = sockets.FieldCgroup
+	err = src.Walk(ctx, q, func(s *sockets.Socket) {
 		st := s.State & sockets.MaxState
 		total[st]++
 		if i := pc.slot[s.LocalPort]; i != 0 {
 			pc.ports[i-1].counts[st]++
 		}
+		cg.add(s.Cgroup, st)
 	})
 	if err != nil {
-		return sockets.Counts{}, nil, err
+		return sockets.Counts{}, nil, nil, err
 	}
-	return total, pc, nil
+	cg.source = src.Name()
+	return total, pc, cg, nil
 }
 
 // evict drops completed entries that can no longer answer, and burst marks

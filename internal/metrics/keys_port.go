@@ -41,7 +41,8 @@ func (e *Exporter) portMetrics() []Metric {
 type portRow struct {
 	port uint16
 	portListeners
-	inodes []uint64
+	inodes  []uint64
+	cgroups []uint64 // distinct cgroup ids of the sockets (netlink)
 }
 
 // portListeners folds the listeners (bound sockets, for UDP) of one port:
@@ -116,6 +117,7 @@ type lldPort struct {
 	Family   string `json:"{#FAMILY}"`
 	Process  string `json:"{#PROCESS}"`
 	Loopback string `json:"{#LOOPBACK}"`
+	Service  string `json:"{#SERVICE}"`
 }
 
 // portQuery is the walk behind a port discovery: listeners for TCP, bound
@@ -124,10 +126,10 @@ type lldPort struct {
 func portQuery(proto sockets.Proto) sockets.Query {
 	if proto == sockets.UDP {
 		return sockets.Query{Proto: sockets.UDP, States: sockets.MaskOf(sockets.Close),
-			Fields: sockets.FieldLocalAddr | sockets.FieldRemote | sockets.FieldInode}
+			Fields: sockets.FieldLocalAddr | sockets.FieldRemote | sockets.FieldInode | sockets.FieldCgroup}
 	}
 	return sockets.Query{Proto: sockets.TCP, States: sockets.MaskOf(sockets.Listen),
-		Fields: sockets.FieldLocalAddr | sockets.FieldQueues | sockets.FieldInode}
+		Fields: sockets.FieldLocalAddr | sockets.FieldQueues | sockets.FieldInode | sockets.FieldCgroup}
 }
 
 // portDiscovery: tcp.port.discovery / udp.port.discovery → LLD JSON array.
@@ -147,12 +149,16 @@ func (e *Exporter) portDiscovery(ctx context.Context, proto sockets.Proto) (stri
 		if s.Inode != 0 {
 			r.inodes = append(r.inodes, s.Inode)
 		}
+		if s.Cgroup != 0 && !slices.Contains(r.cgroups, s.Cgroup) {
+			r.cgroups = append(r.cgroups, s.Cgroup)
+		}
 	})
 	if err != nil {
 		e.log.Debugf("port discovery walk %+v failed: %v", q, err)
 		return "", operatorError(err, errSocketTable)
 	}
 	names := e.processNames(ctx, proto, rows)
+	services := e.cgroupPaths(rows)
 
 	ports := make([]uint16, 0, len(rows))
 	for p := range rows {
@@ -173,12 +179,20 @@ func (e *Exporter) portDiscovery(ctx context.Context, proto sockets.Proto) (stri
 			}
 		}
 		slices.Sort(procs)
+		var svcs []string
+		for _, id := range r.cgroups {
+			if p, ok := services[id]; ok && !slices.Contains(svcs, p) {
+				svcs = append(svcs, p)
+			}
+		}
+		slices.Sort(svcs)
 		out = append(out, lldPort{
 			Port:     strconv.Itoa(int(p)),
 			Address:  address,
 			Family:   family,
 			Process:  strings.Join(procs, ","),
 			Loopback: boolDigit(loopback),
+			Service:  strings.Join(svcs, ","),
 		})
 	}
 	return marshalLLD(out)
@@ -224,6 +238,29 @@ func (e *Exporter) processNames(ctx context.Context, proto sockets.Proto, rows m
 			res.Cached, res.Unresolved, res.Processes, res.Links, res.SecondPass, res.Denied, res.Vanished, res.Partial)
 	}
 	return res.Names
+}
+
+// cgroupPaths names the cgroups of the rows' sockets ({#SERVICE}): the
+// kernel reports each full socket's cgroup id, and the cgroup v2 tree names
+// it, with no privilege. Without ids (the /proc source, an older kernel) or
+// without a cgroup v2 tree the names stay empty.
+func (e *Exporter) cgroupPaths(rows map[uint16]*portRow) map[uint64]string {
+	var ids []uint64
+	for _, r := range rows {
+		for _, id := range r.cgroups {
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	paths, err := e.service.Resolve(ids)
+	if err != nil {
+		e.log.Debugf("cgroup paths: %v", err)
+	}
+	return paths
 }
 
 // marshalLLD encodes discovery rows as a JSON array ("[]" when empty), HTML

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -115,7 +116,34 @@ func decodeLLD(t testing.TB, v string) []lldRow {
 }
 
 func port(p, addr, fam, proc, loop string) lldRow {
-	return lldRow{"{#PORT}": p, "{#ADDRESS}": addr, "{#FAMILY}": fam, "{#PROCESS}": proc, "{#LOOPBACK}": loop}
+	return lldRow{"{#PORT}": p, "{#ADDRESS}": addr, "{#FAMILY}": fam, "{#PROCESS}": proc, "{#LOOPBACK}": loop, "{#SERVICE}": ""}
+}
+
+// withService returns rows with {#SERVICE} set to svc.
+func withService(rows []lldRow, svc string) []lldRow {
+	out := make([]lldRow, len(rows))
+	for i, r := range rows {
+		out[i] = maps.Clone(r)
+		out[i]["{#SERVICE}"] = svc
+	}
+	return out
+}
+
+// selfCgroup returns the cgroup v2 path of this process (/proc/self/cgroup,
+// the "0::" line), skipping the test where there is none.
+func selfCgroup(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if p, ok := strings.CutPrefix(l, "0::"); ok {
+			return p
+		}
+	}
+	t.Skip("no cgroup v2 membership in /proc/self/cgroup")
+	return ""
 }
 
 func TestTCPPortDiscovery(t *testing.T) {
@@ -136,7 +164,7 @@ func TestTCPPortDiscovery(t *testing.T) {
 		t.Errorf("tcp.port.discovery\nwant %v\n got %v", want, got)
 	}
 	// Exact text: macros in the documented order, sorted by port.
-	if !strings.HasPrefix(v, `[{"{#PORT}":"22","{#ADDRESS}":"0.0.0.0,::","{#FAMILY}":"4,6","{#PROCESS}":"sshd","{#LOOPBACK}":"0"},`) {
+	if !strings.HasPrefix(v, `[{"{#PORT}":"22","{#ADDRESS}":"0.0.0.0,::","{#FAMILY}":"4,6","{#PROCESS}":"sshd","{#LOOPBACK}":"0","{#SERVICE}":""},`) {
 		t.Errorf("tcp.port.discovery text: %s", v)
 	}
 }
@@ -386,8 +414,8 @@ func TestPortDiscoveryAsksListenersOnly(t *testing.T) {
 		}
 	}
 	want := []sockets.Query{
-		{Proto: sockets.TCP, States: sockets.MaskOf(sockets.Listen), Fields: sockets.FieldLocalAddr | sockets.FieldQueues | sockets.FieldInode},
-		{Proto: sockets.UDP, States: sockets.MaskOf(sockets.Close), Fields: sockets.FieldLocalAddr | sockets.FieldRemote | sockets.FieldInode},
+		{Proto: sockets.TCP, States: sockets.MaskOf(sockets.Listen), Fields: sockets.FieldLocalAddr | sockets.FieldQueues | sockets.FieldInode | sockets.FieldCgroup},
+		{Proto: sockets.UDP, States: sockets.MaskOf(sockets.Close), Fields: sockets.FieldLocalAddr | sockets.FieldRemote | sockets.FieldInode | sockets.FieldCgroup},
 	}
 	if !reflect.DeepEqual(src.queries, want) {
 		t.Errorf("queries %+v, want %+v", src.queries, want)
@@ -589,11 +617,14 @@ func TestIntegrationPortDiscoveryNetns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Netlink names each listener's cgroup ({#SERVICE}): this process's;
+	// the /proc tables carry no cgroup and leave it empty.
+	cg := selfCgroup(t)
 	nl := exportIn(t, ns, viaNetlink, "tcp.port.discovery")
-	if got := decodeLLD(t, nl); !reflect.DeepEqual(got, want) {
-		t.Errorf("tcp.port.discovery over netlink: %d rows, want %d\n got %.400v\nwant %.400v", len(got), len(want), got, want)
+	if got := decodeLLD(t, nl); !reflect.DeepEqual(got, withService(want, cg)) {
+		t.Errorf("tcp.port.discovery over netlink: %d rows, want %d\n got %.400v\nwant %.400v", len(got), len(want), got, withService(want, cg))
 	}
-	if pr := exportIn(t, ns, viaProc, "tcp.port.discovery"); pr != nl {
+	if pr := exportIn(t, ns, viaProc, "tcp.port.discovery"); pr != strings.ReplaceAll(nl, `"{#SERVICE}":`+strconv.Quote(cg), `"{#SERVICE}":""`) {
 		t.Errorf("the /proc tables give another discovery than netlink:\n%.400s\n%.400s", pr, nl)
 	}
 	if got, ss := rowPorts(decodeLLD(t, nl)), ssPorts(t, ns, "-ltn"); !reflect.DeepEqual(got, ss) {
@@ -608,7 +639,7 @@ func TestIntegrationPortDiscoveryNetns(t *testing.T) {
 	if len(rows) != 300 || rows[0]["{#PORT}"] != "20001" || rows[len(rows)-1]["{#PORT}"] != "30000" {
 		t.Fatalf("after the changes: %d rows, first %v, last %v", len(rows), rows[0], rows[len(rows)-1])
 	}
-	if r := rows[2]; !reflect.DeepEqual(r, port("20003", "127.0.0.1", "4", self, "1")) {
+	if r := rows[2]; !reflect.DeepEqual(r, withService([]lldRow{port("20003", "127.0.0.1", "4", self, "1")}, cg)[0]) {
 		t.Errorf("port 20003 after its IPv6 listener closed: %v", r)
 	}
 
@@ -627,10 +658,10 @@ func TestIntegrationPortDiscoveryNetns(t *testing.T) {
 	}
 	wantUDP := []lldRow{port("161", "192.0.2.1", "4", self, "0"), port("5353", "127.0.0.1,::", "4,6", self, "0")}
 	udp := exportIn(t, ns, viaNetlink, "udp.port.discovery")
-	if got := decodeLLD(t, udp); !reflect.DeepEqual(got, wantUDP) {
-		t.Errorf("udp.port.discovery: %v, want %v", got, wantUDP)
+	if got := decodeLLD(t, udp); !reflect.DeepEqual(got, withService(wantUDP, cg)) {
+		t.Errorf("udp.port.discovery: %v, want %v", got, withService(wantUDP, cg))
 	}
-	if pr := exportIn(t, ns, viaProc, "udp.port.discovery"); pr != udp {
+	if pr := exportIn(t, ns, viaProc, "udp.port.discovery"); pr != strings.ReplaceAll(udp, `"{#SERVICE}":`+strconv.Quote(cg), `"{#SERVICE}":""`) {
 		t.Errorf("udp over /proc: %s, netlink %s", pr, udp)
 	}
 	if ss := ssPorts(t, ns, "-uln"); !reflect.DeepEqual(ss, []string{"161", "5353"}) {

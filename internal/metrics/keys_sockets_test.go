@@ -150,7 +150,7 @@ func TestTCPSocketsGetIsOneRead(t *testing.T) {
 	}
 	want := []sockets.Query{
 		{Proto: sockets.TCP, States: sockets.MaskOf(sockets.Listen), Fields: sockets.FieldLocalAddr | sockets.FieldQueues},
-		{Proto: sockets.TCP},
+		{Proto: sockets.TCP, Fields: sockets.FieldCgroup},
 	}
 	if !reflect.DeepEqual(src.queries, want) {
 		t.Errorf("queries %+v, want %+v", src.queries, want)

@@ -73,6 +73,8 @@ type Exporter struct {
 	src     sockets.Source
 	cache   *snapshotCache
 	owners  map[sockets.Proto]*procnames.Cache // socket owners for port discovery, per protocol
+	cgroups *sockets.CgroupPaths               // cgroup ids to paths for tcp.cgroups.get
+	service *sockets.CgroupPaths               // the same for port discovery, cached apart
 	metrics map[string]*Metric
 	order   []*Metric
 }
@@ -93,7 +95,7 @@ func New(cfg Config, log Logger) (*Exporter, error) {
 // newExporter builds an exporter over a given socket source (tests pass
 // fakes or fixture sources).
 func newExporter(cfg Config, log Logger, src sockets.Source) (*Exporter, error) {
-	e := &Exporter{cfg: cfg, log: log, src: src, metrics: map[string]*Metric{}}
+	e := &Exporter{cfg: cfg, log: log, src: src, metrics: map[string]*Metric{}, cgroups: sockets.NewCgroupPaths(), service: sockets.NewCgroupPaths()}
 	e.owners = map[sockets.Proto]*procnames.Cache{
 		sockets.TCP: procnames.NewCache(cfg.ProcRoot), sockets.UDP: procnames.NewCache(cfg.ProcRoot)}
 	for _, c := range e.owners {
@@ -116,7 +118,7 @@ func newExporter(cfg Config, log Logger, src sockets.Source) (*Exporter, error) 
 
 // table declares every key of the plugin, grouped by concern.
 func (e *Exporter) table() []Metric {
-	return slices.Concat(e.tcpMetrics(), e.socketsMetrics(), e.portMetrics(), e.kernelMetrics(), e.remoteMetrics(), e.diskMetrics())
+	return slices.Concat(e.tcpMetrics(), e.socketsMetrics(), e.cgroupMetrics(), e.portMetrics(), e.kernelMetrics(), e.remoteMetrics(), e.diskMetrics())
 }
 
 var keyRe = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)

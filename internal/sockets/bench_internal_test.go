@@ -13,8 +13,10 @@ import (
 var sinkCounts Counts
 
 // BenchmarkNetlinkParse measures the message parser alone over one full
-// 32 KiB batch of a realistic mix (full sockets with attributes, time-wait
-// and request sockets without), counting by state as Count does.
+// 32 KiB batch of a realistic mix (full sockets with attributes, the cgroup
+// id among them, time-wait and request sockets without), counting by state
+// as Count does ("count"), and also reading each full socket's cgroup id
+// ("cgroup").
 //
 //	go test -run '^$' -bench NetlinkParse ./internal/sockets/
 func BenchmarkNetlinkParse(b *testing.B) {
@@ -25,6 +27,7 @@ func BenchmarkNetlinkParse(b *testing.B) {
 		d := diagSock{fam: unix.AF_INET, state: uint8(States[i%len(States)]), sport: uint16(i), src: a, dst: a}
 		if i%3 == 0 {
 			d.attrs = 37 // full sockets carry a few attributes
+			d.cgroup = uint64(i%7 + 1)
 		}
 		next := appendDiag(buf, sockDiagByFamily, 1, d)
 		if len(next) > recvBufSize {
@@ -32,19 +35,30 @@ func BenchmarkNetlinkParse(b *testing.B) {
 		}
 		buf, n = next, n+1
 	}
-	var c Counts
-	w := new(nlWalker)
-	w.q, w.seq, w.mask = Query{}, 1, AllStates
-	w.visit = func(s *Socket) { c[s.State&MaxState]++ }
-	b.ReportAllocs()
-	b.SetBytes(int64(len(buf)))
-	for b.Loop() {
-		if _, err := w.parse(buf); err != nil {
-			b.Fatal(err)
-		}
+	for _, q := range []struct {
+		name   string
+		fields Fields
+	}{{"count", 0}, {"cgroup", FieldCgroup}} {
+		b.Run(q.name, func(b *testing.B) {
+			var c Counts
+			var ids uint64
+			w := new(nlWalker)
+			w.q, w.seq, w.mask = Query{Fields: q.fields}, 1, AllStates
+			w.visit = func(s *Socket) { c[s.State&MaxState]++; ids += s.Cgroup }
+			b.ReportAllocs()
+			b.SetBytes(int64(len(buf)))
+			for b.Loop() {
+				if _, err := w.parse(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if q.fields != 0 && ids == 0 {
+				b.Fatal("no cgroup id read")
+			}
+			sinkCounts = c
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/socket")
+		})
 	}
-	sinkCounts = c
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/socket")
 }
 
 // BenchmarkProcSynthetic measures the /proc parser over generated tcp and

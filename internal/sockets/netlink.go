@@ -30,6 +30,10 @@ const (
 	attrBytecode  = 1  // INET_DIAG_REQ_BYTECODE
 	bcJmpSEq      = 11 // INET_DIAG_BC_S_EQ
 	legacyMaskOff = 52 // idiag_states in struct inet_diag_req
+	// attrCgroupID is INET_DIAG_CGROUP_ID: a u64 the kernel adds to every
+	// full socket's message unasked (Linux 5.7+, CONFIG_CGROUPS); time-wait
+	// and request sockets carry no attributes.
+	attrCgroupID = 21
 
 	// recvBufSize holds a whole batch: the kernel caps dump batches at
 	// SKB_WITH_OVERHEAD(32768) bytes whatever the receive buffer.
@@ -413,10 +417,31 @@ func (w *nlWalker) socket(m []byte) error {
 		if f&FieldInode != 0 {
 			s.Inode = uint64(binary.NativeEndian.Uint32(m[68:72]))
 		}
+		if f&FieldCgroup != 0 {
+			s.Cgroup = diagCgroup(m[diagMsgLen:])
+		}
 	}
 	w.seen++
 	w.visit(s)
 	return nil
+}
+
+// diagCgroup returns the INET_DIAG_CGROUP_ID attribute among the attributes
+// b that follow an inet_diag_msg, or 0. A malformed attribute list ends the
+// search.
+func diagCgroup(b []byte) uint64 {
+	ne := binary.NativeEndian
+	for len(b) >= 4 {
+		l := int(ne.Uint16(b[0:2]))
+		if l < 4 || l > len(b) {
+			return 0
+		}
+		if ne.Uint16(b[2:4])&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER) == attrCgroupID && l >= 12 {
+			return ne.Uint64(b[4:12])
+		}
+		b = b[min((l+3)&^3, len(b)):]
+	}
+	return 0
 }
 
 // diagAddr converts a 16-byte inet_diag address (network order) of the

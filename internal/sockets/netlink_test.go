@@ -22,7 +22,8 @@ type diagSock struct {
 	src, dst       netip.Addr
 	rqueue, wqueue uint32
 	inode          uint32
-	attrs          int // bytes of attributes after the message
+	attrs          int    // bytes of attributes after the message
+	cgroup         uint64 // non-zero: an INET_DIAG_CGROUP_ID attribute, after a shutdown one (attrs >= 20)
 }
 
 // appendDiag appends one netlink message carrying d, as the kernel lays it
@@ -49,6 +50,14 @@ func appendDiag(b []byte, typ uint16, seq uint32, d diagSock) []byte {
 	ne.PutUint32(p[56:], d.rqueue)
 	ne.PutUint32(p[60:], d.wqueue)
 	ne.PutUint32(p[68:], d.inode)
+	if d.cgroup != 0 {
+		a := p[diagMsgLen:]
+		ne.PutUint16(a[0:], 5) // INET_DIAG_SHUTDOWN, one byte, padded
+		ne.PutUint16(a[2:], 8)
+		ne.PutUint16(a[8:], 12)
+		ne.PutUint16(a[10:], attrCgroupID)
+		ne.PutUint64(a[12:], d.cgroup)
+	}
 	return append(b, m...)
 }
 
@@ -68,11 +77,11 @@ func appendCtl(b []byte, typ uint16, seq uint32, code int32) []byte {
 func sampleBatch(seq uint32) []byte {
 	var b []byte
 	a := netip.MustParseAddr
-	b = appendDiag(b, sockDiagByFamily, seq, diagSock{unix.AF_INET, 10, 80, 0, a("0.0.0.0"), a("0.0.0.0"), 3, 128, 1001, 37})
-	b = appendDiag(b, sockDiagByFamily, seq, diagSock{unix.AF_INET, 1, 80, 40000, a("10.0.0.1"), a("10.0.0.9"), 0, 5, 1002, 53})
-	b = appendDiag(b, sockDiagByFamily, seq, diagSock{unix.AF_INET6, 6, 443, 50000, a("2001:db8::1"), a("2001:db8::9"), 0, 0, 0, 0})
-	b = appendDiag(b, sockDiagByFamily, seq, diagSock{unix.AF_INET6, 3, 443, 50001, a("::ffff:127.0.0.1"), a("::ffff:127.0.0.2"), 0, 0, 0, 0})
-	b = appendDiag(b, sockDiagByFamily, seq, diagSock{unix.AF_INET6, 8, 8080, 50002, a("::1"), a("::1"), 7, 9, 1003, 41})
+	b = appendDiag(b, sockDiagByFamily, seq, diagSock{unix.AF_INET, 10, 80, 0, a("0.0.0.0"), a("0.0.0.0"), 3, 128, 1001, 37, 0x1001})
+	b = appendDiag(b, sockDiagByFamily, seq, diagSock{unix.AF_INET, 1, 80, 40000, a("10.0.0.1"), a("10.0.0.9"), 0, 5, 1002, 53, 1 << 40})
+	b = appendDiag(b, sockDiagByFamily, seq, diagSock{unix.AF_INET6, 6, 443, 50000, a("2001:db8::1"), a("2001:db8::9"), 0, 0, 0, 0, 0})
+	b = appendDiag(b, sockDiagByFamily, seq, diagSock{unix.AF_INET6, 3, 443, 50001, a("::ffff:127.0.0.1"), a("::ffff:127.0.0.2"), 0, 0, 0, 0, 0})
+	b = appendDiag(b, sockDiagByFamily, seq, diagSock{unix.AF_INET6, 8, 8080, 50002, a("::1"), a("::1"), 7, 9, 1003, 41, 0})
 	return appendCtl(b, unix.NLMSG_DONE, seq, 0)
 }
 
@@ -85,8 +94,12 @@ func walkerFor(q Query, out *strings.Builder) *nlWalker {
 		w.mask = AllStates
 	}
 	w.visit = func(s *Socket) {
-		fmt.Fprintf(out, "%s %v %s %s rq=%d wq=%d inode=%d\n", s.Family, s.State, netip.AddrPortFrom(s.LocalAddr, s.LocalPort),
+		fmt.Fprintf(out, "%s %v %s %s rq=%d wq=%d inode=%d", s.Family, s.State, netip.AddrPortFrom(s.LocalAddr, s.LocalPort),
 			netip.AddrPortFrom(s.RemoteAddr, s.RemotePort), s.RQueue, s.WQueue, s.Inode)
+		if s.Cgroup != 0 {
+			fmt.Fprintf(out, " cgroup=%#x", s.Cgroup)
+		}
+		out.WriteByte('\n')
 	}
 	return w
 }
@@ -107,6 +120,12 @@ func TestNetlinkParse(t *testing.T) {
 			"6 time_wait [2001:db8::1]:443 [2001:db8::9]:50000 rq=0 wq=0 inode=0\n" +
 			"6 syn_recv [::ffff:127.0.0.1]:443 [::ffff:127.0.0.2]:50001 rq=0 wq=0 inode=0\n" +
 			"6 close_wait [::1]:8080 [::1]:50002 rq=7 wq=9 inode=1003\n"},
+		{name: "+cgroup", q: Query{Fields: FieldCgroup}, in: sampleBatch(7), done: true, want: "" +
+			"4 listen invalid AddrPort invalid AddrPort rq=0 wq=0 inode=0 cgroup=0x1001\n" +
+			"4 established invalid AddrPort invalid AddrPort rq=0 wq=0 inode=0 cgroup=0x10000000000\n" +
+			"6 time_wait invalid AddrPort invalid AddrPort rq=0 wq=0 inode=0\n" +
+			"6 syn_recv invalid AddrPort invalid AddrPort rq=0 wq=0 inode=0\n" +
+			"6 close_wait invalid AddrPort invalid AddrPort rq=0 wq=0 inode=0\n"},
 		{name: "+no fields", in: sampleBatch(7), done: true, want: "" +
 			"4 listen invalid AddrPort invalid AddrPort rq=0 wq=0 inode=0\n" +
 			"4 established invalid AddrPort invalid AddrPort rq=0 wq=0 inode=0\n" +
@@ -171,11 +190,45 @@ func TestNetlinkParse(t *testing.T) {
 	}
 }
 
+// TestDiagCgroup reads the cgroup id among other attributes and survives
+// malformed attribute lists.
+func TestDiagCgroup(t *testing.T) {
+	ne := binary.NativeEndian
+	attr := func(typ uint16, payload ...byte) []byte {
+		a := make([]byte, 4, (4+len(payload)+3)&^3)
+		ne.PutUint16(a[0:], uint16(4+len(payload)))
+		ne.PutUint16(a[2:], typ)
+		a = append(a, payload...)
+		return append(a, make([]byte, cap(a)-len(a))...)
+	}
+	id := make([]byte, 8)
+	ne.PutUint64(id, 0x123456789)
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	for _, tt := range []struct {
+		name string
+		in   []byte
+		want uint64
+	}{
+		{"alone", attr(attrCgroupID, id...), 0x123456789},
+		{"after others", cat(attr(8, 1), attr(11, 0), attr(attrCgroupID, id...)), 0x123456789},
+		{"absent", cat(attr(8, 1), attr(15, 1, 2, 3, 4)), 0},
+		{"empty", nil, 0},
+		{"short payload", attr(attrCgroupID, 1, 2, 3, 4), 0},
+		{"length past end", cat(attr(8, 1)[:4], []byte{0xff, 0xff}), 0},
+		{"zero length", make([]byte, 16), 0},
+		{"truncated after", cat(attr(8, 1), attr(attrCgroupID, id...)[:10]), 0},
+	} {
+		if got := diagCgroup(tt.in); got != tt.want {
+			t.Errorf("%s: %#x, want %#x", tt.name, got, tt.want)
+		}
+	}
+}
+
 // TestNetlinkParseNoAlloc pins "no per-socket allocation".
 func TestNetlinkParseNoAlloc(t *testing.T) {
 	b := sampleBatch(7)
 	w := new(nlWalker)
-	w.q, w.seq, w.mask = Query{Fields: FieldLocalAddr | FieldRemote | FieldQueues | FieldInode}, 7, AllStates
+	w.q, w.seq, w.mask = Query{Fields: FieldLocalAddr | FieldRemote | FieldQueues | FieldInode | FieldCgroup}, 7, AllStates
 	n := 0
 	w.visit = func(*Socket) { n++ }
 	if a := testing.AllocsPerRun(100, func() {

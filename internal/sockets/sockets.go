@@ -149,6 +149,8 @@ const (
 	FieldRemote
 	FieldQueues
 	FieldInode
+	// FieldCgroup asks for the cgroup v2 id of full sockets (netlink only).
+	FieldCgroup
 )
 
 // Query selects sockets. The zero Query is every TCP socket of both families.
@@ -176,6 +178,12 @@ type Socket struct {
 	RQueue uint32
 	WQueue uint32
 	Inode  uint64 // with FieldInode; 0 for time-wait and request sockets
+	// Cgroup is, with FieldCgroup, the id of the cgroup v2 the socket was
+	// created in (the inode number of its directory; accepted sockets take
+	// the listener's), as the kernel reports it in the INET_DIAG_CGROUP_ID
+	// attribute of a full socket (Linux 5.7+). 0 means not reported: a
+	// time-wait or request socket, an older kernel, or the /proc source.
+	Cgroup uint64
 }
 
 // Source walks the kernel's socket table. Implementations: the netlink
