@@ -239,11 +239,14 @@ func checkAgentPorts(t *testing.T, a agentGetter) {
 	// Let the kernel finish the handshakes before comparing.
 	time.Sleep(50 * time.Millisecond)
 
-	want := map[string]string{"{#PORT}": strconv.Itoa(h.port), "{#ADDRESS}": "127.0.0.1", "{#FAMILY}": "4", "{#PROCESS}": "", "{#LOOPBACK}": "1"}
+	// {#SERVICE} is the listener's cgroup, which needs no privilege to read:
+	// both listeners are in this process's cgroup.
+	cg := selfCgroup(t)
+	want := map[string]string{"{#PORT}": strconv.Itoa(h.port), "{#ADDRESS}": "127.0.0.1", "{#FAMILY}": "4", "{#PROCESS}": "", "{#LOOPBACK}": "1", "{#SERVICE}": cg}
 	if r := discoveredPort(t, a, "tcp.port.discovery", h.port); fmt.Sprint(r) != fmt.Sprint(want) {
 		t.Errorf("root listener: %v, want %v", r, want)
 	}
-	want = map[string]string{"{#PORT}": strconv.Itoa(zport), "{#ADDRESS}": "127.0.0.1", "{#FAMILY}": "4", "{#PROCESS}": zname, "{#LOOPBACK}": "1"}
+	want = map[string]string{"{#PORT}": strconv.Itoa(zport), "{#ADDRESS}": "127.0.0.1", "{#FAMILY}": "4", "{#PROCESS}": zname, "{#LOOPBACK}": "1", "{#SERVICE}": cg}
 	if r := discoveredPort(t, a, "tcp.port.discovery", zport); fmt.Sprint(r) != fmt.Sprint(want) {
 		t.Errorf("listener of user %s: %v, want %v", agenttest.AgentUser, r, want)
 	}

@@ -216,7 +216,7 @@ func TestIntegrationRunLive(t *testing.T) {
 	}
 	r := find()
 	want := map[string]string{"{#PORT}": strconv.Itoa(port), "{#ADDRESS}": "127.0.0.1", "{#FAMILY}": "4",
-		"{#PROCESS}": strings.TrimSpace(string(comm)), "{#LOOPBACK}": "1"}
+		"{#PROCESS}": strings.TrimSpace(string(comm)), "{#LOOPBACK}": "1", "{#SERVICE}": selfCgroup(t)}
 	if fmt.Sprint(r) != fmt.Sprint(want) {
 		t.Errorf("row of port %d = %v, want %v", port, r, want)
 	}
@@ -228,4 +228,21 @@ func TestIntegrationRunLive(t *testing.T) {
 	if r := find(); r != nil {
 		t.Errorf("closed listener still discovered: %v", r)
 	}
+}
+
+// selfCgroup returns the cgroup v2 path of this process (the "0::" line of
+// /proc/self/cgroup): the {#SERVICE} of the listeners it opens.
+func selfCgroup(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if p, ok := strings.CutPrefix(l, "0::"); ok {
+			return p
+		}
+	}
+	t.Skip("no cgroup v2 membership in /proc/self/cgroup")
+	return ""
 }

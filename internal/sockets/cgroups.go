@@ -78,8 +78,10 @@ func (c *CgroupPaths) findRoot() (string, error) {
 }
 
 // Resolve returns the paths of the ids it can name. An id missing from the
-// result has no directory in the tree: the cgroup was removed while its
-// sockets live on, or lies outside this cgroup namespace's view.
+// result had no directory in the tree when it was first asked for: a cgroup
+// removed while its sockets live on, or one outside this cgroup namespace's
+// view. An id named once keeps its path, even after its cgroup is removed,
+// as long as every call asks for it.
 func (c *CgroupPaths) Resolve(ids []uint64) (map[uint64]string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
