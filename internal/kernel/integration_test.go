@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"zabbix-agent2-plugin-tcpstatus/internal/testnet"
 )
 
 // liveNetFS opens the running kernel's /proc, skipping off Linux.
@@ -221,5 +224,60 @@ func TestIntegrationLimitsMatchSysctl(t *testing.T) {
 	}
 	if seen != len(got) || seen < 12 {
 		t.Errorf("compared %d values, ReadLimits returned %d", seen, len(got))
+	}
+}
+
+// TestIntegrationConntrackInNetns: in a private namespace whose nftables
+// ruleset uses conntrack, held connections make entries; ReadLimits run in
+// the namespace reports the namespace's nf_conntrack_count (what its file
+// says, non-zero) and nf_conntrack_max. Without a ct rule a fresh namespace
+// tracks nothing.
+func TestIntegrationConntrackInNetns(t *testing.T) {
+	ns := testnet.New(t)
+	read := func() (map[string]int64, string) {
+		var lim []Limit
+		var file []byte
+		err := ns.Do(func() error {
+			var err error
+			if lim, err = ReadLimits("/proc"); err != nil {
+				return err
+			}
+			file, err = os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_count")
+			if os.IsNotExist(err) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]int64{}
+		for _, l := range lim {
+			m[l.Name] = l.Value
+		}
+		return m, strings.TrimSpace(string(file))
+	}
+	if err := ns.Nft("table inet ct_test { chain out { type filter hook output priority 0; ct state new,established accept; }; }"); err != nil {
+		t.Fatalf("ct rule: %v", err)
+	}
+	if _, err := ns.Established("127.0.0.1", 7); err != nil {
+		t.Fatal(err)
+	}
+	for try := 0; ; try++ {
+		got, file := read()
+		n, ok := got["nf_conntrack_count"]
+		if !ok {
+			t.Fatalf("nf_conntrack_count missing while a ct rule is loaded: %v", got)
+		}
+		if strconv.FormatInt(n, 10) == file && n >= 7 {
+			if got["nf_conntrack_max"] <= 0 {
+				t.Errorf("nf_conntrack_max %d", got["nf_conntrack_max"])
+			}
+			break
+		}
+		if try == 20 {
+			t.Fatalf("nf_conntrack_count %d, the namespace's file says %s (want at least the 7 held connections)", n, file)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

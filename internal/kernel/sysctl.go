@@ -48,6 +48,10 @@ var LimitSysctls = []Sysctl{
 	{"sys/net/ipv4/ip_local_port_range", []string{"ip_local_port_range_min", "ip_local_port_range_max"}},
 	{"sys/net/ipv4/tcp_mem", []string{"tcp_mem_min", "tcp_mem_pressure", "tcp_mem_max"}},
 	{"sys/net/core/somaxconn", []string{"somaxconn"}},
+	// Connection tracking, only while nf_conntrack is loaded: the entries of
+	// this network namespace and the table's limit.
+	{"sys/net/netfilter/nf_conntrack_count", []string{"nf_conntrack_count"}},
+	{"sys/net/netfilter/nf_conntrack_max", []string{"nf_conntrack_max"}},
 }
 
 // ReadLimits reads the sysctls of LimitSysctls under procRoot

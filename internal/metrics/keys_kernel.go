@@ -32,7 +32,8 @@ func (e *Exporter) kernelMetrics() []Metric {
 			Key: "tcp.limits.get",
 			Description: "JSON object with the TCP sysctls: tcp_max_tw_buckets, tcp_max_orphans, tcp_max_syn_backlog, " +
 				"tcp_syncookies, tcp_fin_timeout, tcp_tw_reuse, tcp_keepalive_time/intvl/probes, ip_local_port_range_min/max, " +
-				"tcp_mem_min/pressure/max (pages) and somaxconn; a sysctl the kernel lacks is left out.",
+				"tcp_mem_min/pressure/max (pages), somaxconn, and while nf_conntrack is loaded nf_conntrack_count and nf_conntrack_max; " +
+				"a sysctl the kernel lacks is left out.",
 			Handler: e.limitsGet,
 		},
 	}
