@@ -2,6 +2,7 @@ package sockets_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -14,7 +15,9 @@ var sink sockets.Counts
 
 // BenchmarkCount counts every TCP socket of a namespace holding 10k and 100k
 // real sockets (half TIME_WAIT, half LAST_ACK, held by nftables and holding
-// no fd), with each source: netlink (one legacy walk), netlink with two
+// no fd), with each source: netlink (one legacy walk), the same walk also
+// reading each full socket's cgroup id and counting by cgroup and state as
+// tcp.cgroups.get does (netlink-cgroup), netlink with two
 // SOCK_DIAG_BY_FAMILY walks, and /proc/net/tcp{,6} of the namespace. The
 // kernel walks every namespace's sockets, so other load on the machine shows
 // in the numbers. allocs/op must not grow with the size. Needs root; 100k
@@ -40,6 +43,7 @@ func BenchmarkCount(b *testing.B) {
 			sockets.UseLegacy(byFamily, false)
 			for _, c := range []counter{
 				{name: "netlink", src: legacy, inNS: true},
+				{name: "netlink-cgroup", src: legacy, inNS: true, cgroup: true},
 				{name: "netlink-by-family", src: byFamily, inNS: true},
 				{name: "proc", src: sockets.NewProc(ns.NetDir())},
 			} {
@@ -47,7 +51,7 @@ func BenchmarkCount(b *testing.B) {
 					b.ReportAllocs()
 					err := c.walkIn(ns, func() error {
 						for b.Loop() {
-							got, err := sockets.Count(context.Background(), c.src, sockets.Query{})
+							got, err := c.countAll()
 							if err != nil {
 								return err
 							}
@@ -67,4 +71,31 @@ func BenchmarkCount(b *testing.B) {
 			}
 		})
 	}
+}
+
+// countAll counts every socket by state; with c.cgroup it also reads the
+// cgroup ids and counts by cgroup and state, as the whole-table read does.
+func (c counter) countAll() (sockets.Counts, error) {
+	if !c.cgroup {
+		return sockets.Count(context.Background(), c.src, sockets.Query{})
+	}
+	var total sockets.Counts
+	byID := map[uint64]*sockets.Counts{}
+	err := c.src.Walk(context.Background(), sockets.Query{Fields: sockets.FieldCgroup}, func(s *sockets.Socket) {
+		st := s.State & sockets.MaxState
+		total[st]++
+		if s.Cgroup == 0 {
+			return
+		}
+		g := byID[s.Cgroup]
+		if g == nil {
+			g = new(sockets.Counts)
+			byID[s.Cgroup] = g
+		}
+		g[st]++
+	})
+	if err == nil && len(byID) == 0 {
+		err = errors.New("no cgroup id read")
+	}
+	return total, err
 }

@@ -42,9 +42,10 @@ func buildMix(t testing.TB, ns *testnet.NS) []testnet.Held {
 
 // counter counts with one source.
 type counter struct {
-	name string
-	src  sockets.Source
-	inNS bool // walk from a thread in the namespace (netlink)
+	name   string
+	src    sockets.Source
+	inNS   bool // walk from a thread in the namespace (netlink)
+	cgroup bool // also read cgroup ids (BenchmarkCount)
 }
 
 // count runs sockets.Count with c in ns.
