@@ -32,6 +32,7 @@ var keyCases = map[string][]string{
 	"tcp.status":         {"tcp.status", "tcp.status[timewait]", "tcp.status[estab,22]", "tcp.status[listen,,6]", "tcp.status[all,80,4]", "tcp.status[bogus]"},
 	"tcp.status.get":     {"tcp.status.get", "tcp.status.get[80]", "tcp.status.get[,6]"},
 	"tcp.sockets.get":    {"tcp.sockets.get", "tcp.sockets.get[]", "tcp.sockets.get[22]"},
+	"tcp.cgroups.get":    {"tcp.cgroups.get", "tcp.cgroups.get[x]"},
 	"tcp.port.discovery": {"tcp.port.discovery", "tcp.port.discovery[]"},
 	"udp.port.discovery": {"udp.port.discovery"},
 	"tcp.port.get":       {"tcp.port.get[22]", "tcp.port.get[80]", "tcp.port.get", "tcp.port.get[22,4]"},
