@@ -5,43 +5,74 @@ import (
 	"strings"
 )
 
-// variant is what differs between the two templates: the agent that
-// answers the keys. The keys, and so every item, trigger and graph, are
-// the same.
+// variant is what differs between the templates: the agent that answers
+// the keys (agent 2's plugin or the classic agent's helper) and whether the
+// agent is polled (passive) or sends its values itself (active). The keys,
+// and so every item, trigger and graph, are the same.
 type variant struct {
-	file   string // base name under templates/
-	name   string
-	agent  string // "Zabbix agent 2" or "Zabbix agent"
-	source string // what answers the keys, for descriptions
-	setup  string // README setup section
-	nodata string // the no-data trigger's name
+	file     string // base name under templates/
+	name     string
+	agent    string // "Zabbix agent 2" or "Zabbix agent"
+	source   string // what answers the keys, for descriptions
+	setup    string // README setup section
+	nodata   string // the no-data trigger's name
+	active   bool   // polled items are ZABBIX_ACTIVE
+	classic  bool   // the classic agent: errors arrive as "ZBX_NOTSUPPORTED: <reason>" text
+	install  string // README setup step 1
+	confPath string // where the agent's own configuration lives
 }
 
-var variants = []variant{
-	{
-		file:   "tcpstatus_agent2",
-		name:   "Linux TCP status by Zabbix agent 2",
-		agent:  "Zabbix agent 2",
-		source: "the TCPStatus plugin of Zabbix agent 2",
-		nodata: "TCP: No data from the TCPStatus plugin",
-		setup: "1. Install the plugin as `/usr/libexec/zabbix-agent2-plugins/zabbix-agent2-plugin-tcpstatus` (mode 0755, runnable by the agent's user) and its configuration `conf/tcpstatus.conf` as `/etc/zabbix/zabbix_agent2.d/plugins.d/tcpstatus.conf`; it sets\n\n" +
-			"   ```\n   Plugins.TCPStatus.System.Path=/usr/libexec/zabbix-agent2-plugins/zabbix-agent2-plugin-tcpstatus\n   ```\n\n" +
-			"   (the project README, \"Install\", has the details; the Debian package does all of this).\n" +
-			"2. Restart the agent and check a key: `zabbix_get -s <host> -k tcp.sockets.get`.\n" +
-			"3. Import `tcpstatus_agent2.xml` (Configuration/Data collection → Templates → Import; the Debian package installs it as `/usr/share/zabbix-agent2-plugin-tcpstatus/templates/tcpstatus_agent2.xml`) and link the template to the host. Over a host that has the 0.1.0 template, see \"Upgrading from 0.1.0\" below.\n" +
-			"4. Adjust the macros below on the host (thresholds, discovery filters). Per-port and per-disk thresholds go in context macros such as `{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"8080\"}`; limit port discovery to the services you care about with `{$TCP.PORT.MATCHES}`, since a discovered port that stops listening raises \"Not listening\".",
-	},
-	{
-		file:   "tcpstatus_agent",
-		name:   "Linux TCP status by Zabbix agent",
-		agent:  "Zabbix agent",
-		source: "the tcpstatus-discovery helper run by the classic Zabbix agent through UserParameters",
-		nodata: "TCP: No data from the tcpstatus-discovery helper",
-		setup: "1. Install the helper as `/usr/bin/tcpstatus-discovery` (mode 0755) and `scripts/userparameter_tcpstatus.conf` as `/etc/zabbix/zabbix_agentd.conf.d/userparameter_tcpstatus.conf`; it maps every key of this template to the helper (the Debian package does both).\n" +
-			"2. Restart the agent and check a key: `zabbix_get -s <host> -k tcp.sockets.get`. The helper stops at 2.5 s, inside the agent's default 3 s `Timeout`.\n" +
-			"3. Import `tcpstatus_agent.xml` (Configuration/Data collection → Templates → Import; the Debian package installs it as `/usr/share/zabbix-agent2-plugin-tcpstatus/templates/tcpstatus_agent.xml`) and link the template to the host. Over a host that has the 0.1.0 template, see \"Upgrading from 0.1.0\" below.\n" +
-			"4. Adjust the macros below on the host (thresholds, discovery filters). Per-port and per-disk thresholds go in context macros such as `{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"8080\"}`; limit port discovery to the services you care about with `{$TCP.PORT.MATCHES}`, since a discovered port that stops listening raises \"Not listening\". Process names in port discovery need the agent's user to read other users' /proc/<pid>/fd; without that `{#PROCESS}` is empty.",
-	},
+// itemType is the type of the items the agent answers.
+func (v variant) itemType() string {
+	if v.active {
+		return "ZABBIX_ACTIVE"
+	}
+	return ""
+}
+
+const (
+	agent2Install = "1. Install the plugin as `/usr/libexec/zabbix-agent2-plugins/zabbix-agent2-plugin-tcpstatus` (mode 0755, runnable by the agent's user) and its configuration `conf/tcpstatus.conf` as `/etc/zabbix/zabbix_agent2.d/plugins.d/tcpstatus.conf`; it sets\n\n" +
+		"   ```\n   Plugins.TCPStatus.System.Path=/usr/libexec/zabbix-agent2-plugins/zabbix-agent2-plugin-tcpstatus\n   ```\n\n" +
+		"   (the project README, \"Install\", has the details; the Debian package does all of this).\n"
+	agentInstall = "1. Install the helper as `/usr/bin/tcpstatus-discovery` (mode 0755) and `scripts/userparameter_tcpstatus.conf` as `/etc/zabbix/zabbix_agentd.conf.d/userparameter_tcpstatus.conf`; it maps every key of this template to the helper (the Debian package does both). The helper stops at 2.5 s, inside the agent's default 3 s `Timeout`.\n"
+)
+
+var variants = func() []variant {
+	var out []variant
+	for _, a := range []struct {
+		file, agent, source, nodata, install, conf string
+		classic                                    bool
+	}{
+		{"tcpstatus_agent2", "Zabbix agent 2", "the TCPStatus plugin of Zabbix agent 2", "TCP: No data from the TCPStatus plugin", agent2Install, "/etc/zabbix/zabbix_agent2.conf", false},
+		{"tcpstatus_agent", "Zabbix agent", "the tcpstatus-discovery helper run by the classic Zabbix agent through UserParameters", "TCP: No data from the tcpstatus-discovery helper", agentInstall, "/etc/zabbix/zabbix_agentd.conf", true},
+	} {
+		for _, active := range []bool{false, true} {
+			v := variant{file: a.file, name: "Linux TCP status by " + a.agent, agent: a.agent, source: a.source, nodata: a.nodata,
+				active: active, classic: a.classic, install: a.install, confPath: a.conf}
+			if active {
+				v.file += "_active"
+				v.name += " active"
+			}
+			v.setup = setupText(v)
+			out = append(out, v)
+		}
+	}
+	return out
+}()
+
+func setupText(v variant) string {
+	check := "2. Restart the agent and check a key: `zabbix_get -s <host> -k tcp.sockets.get`.\n"
+	if v.active {
+		check = "2. In `" + v.confPath + "` set `ServerActive=` to the server (or proxy) and `Hostname=` to the host's name in Zabbix exactly; restart the agent. The agent asks the server for its active checks and sends the values itself (no incoming connection to the agent is needed). Check a key locally with `" +
+			map[bool]string{true: "zabbix_agentd", false: "zabbix_agent2"}[v.classic] + " -t tcp.sockets.get`.\n"
+	}
+	s := v.install + check +
+		"3. Import `" + v.file + ".xml` (Configuration/Data collection → Templates → Import; the Debian package installs it as `/usr/share/zabbix-agent2-plugin-tcpstatus/templates/" + v.file + ".xml`) and link the template to the host. Over a host that has the 0.1.0 template, see \"Upgrading from 0.1.0\" below.\n" +
+		"4. Adjust the macros below on the host (thresholds, discovery filters). Per-port and per-disk thresholds go in context macros such as `{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"8080\"}`; limit port discovery to the services you care about with `{$TCP.PORT.MATCHES}`, since a discovered port that stops listening for `{$TCP.PORT.DOWN.PERIOD}` raises \"Not listening\". Loopback-only listeners and listeners inside the ephemeral port range are left out unless `{$TCP.PORT.LOOPBACK.MATCHES}`/`{$TCP.PORT.EPHEMERAL.MATCHES}` say otherwise; set `{$TCP.PORT.EPHEMERAL.RANGE}` to the host's `net.ipv4.ip_local_port_range` if it is not the Linux default (the item TCP: Limit ip_local_port_range shows it)."
+	if v.classic {
+		s += " Process names in port discovery need the agent's user to read other users' /proc/<pid>/fd; without that `{#PROCESS}` is empty."
+	}
+	return s
 }
 
 // tcpStates are the socket states of tcp.status.get, in its order, with
@@ -69,6 +100,17 @@ var (
 // nothing listens on it (the socket counts are unknown, so left out).
 const notListening = `{"listening":0,"listeners":0,"accept_queue":0,"backlog":0,"accept_queue_pused":0}`
 
+// ephemeralScript marks each discovered port inside the ephemeral range
+// {$TCP.PORT.EPHEMERAL.RANGE} ("first-last") with {#EPHEMERAL} 1, others
+// 0, for the discovery filter. A malformed range marks none.
+const ephemeralScript = `var ports = JSON.parse(value);
+var m = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec('{$TCP.PORT.EPHEMERAL.RANGE}');
+for (var i = 0; i < ports.length; i++) {
+    var p = parseInt(ports[i]['{#PORT}'], 10);
+    ports[i]['{#EPHEMERAL}'] = (m && p >= parseInt(m[1], 10) && p <= parseInt(m[2], 10)) ? '1' : '0';
+}
+return JSON.stringify(ports);`
+
 // diskLLDScript keeps the discovery fields of disk.get.all for the disk
 // discovery rule.
 const diskLLDScript = `var devs = JSON.parse(value), out = [];
@@ -77,6 +119,35 @@ for (var i = 0; i < devs.length; i++) {
     out.push({devname: d.devname, devtype: d.devtype, dmname: d.dmname, model: d.model, serial: d.serial, rotational: d.rotational});
 }
 return JSON.stringify(out);`
+
+// notSupported turns the classic agent's "ZBX_NOTSUPPORTED: <reason>"
+// text (what the helper prints when it fails; the agent passes a command's
+// output on as the value) into an item error with the reason, so that the
+// item is unsupported with it, its dependents say why, and the no-data
+// trigger fires.
+var notSupported = Step{Type: "CHECK_REGEX_ERROR", Params: []string{`^ZBX_NOTSUPPORTED: *(.*)`, `\1`}}
+
+// notSupportedLLD does the same for a discovery rule, where the regex
+// error check is not available.
+var notSupportedLLD = Step{Type: "JAVASCRIPT", Params: []string{`if (value.lastIndexOf('ZBX_NOTSUPPORTED', 0) === 0) {
+    throw value.replace(/^ZBX_NOTSUPPORTED: */, '') || 'tcpstatus-discovery failed';
+}
+return value;`}}
+
+// polled is a master item the agent answers.
+func polled(v variant, it *Item) *Item {
+	it.Type = v.itemType()
+	if v.classic {
+		it.Pre = append([]Step{notSupported}, it.Pre...)
+	}
+	return it
+}
+
+// orDiscard makes a JSONPath step give no value when the field is absent.
+func orDiscard(s Step) Step { s.ErrHandler = "DISCARD_VALUE"; return s }
+
+// orValue makes a JSONPath step give v when the field is absent.
+func orValue(s Step, v string) Step { s.ErrHandler = "CUSTOM_VALUE"; s.ErrHandlerArg = v; return s }
 
 func multiplier(f string) Step { return Step{Type: "MULTIPLIER", Params: []string{f}} }
 
@@ -121,6 +192,18 @@ var netstatRates = []counter{
 	{"TcpExt", "TCPAbortOnMemory", "Aborts on memory pressure", "Connections aborted because of memory pressure or too many orphans (TcpExt TCPAbortOnMemory), per second."},
 	{"TcpExt", "TCPAbortOnTimeout", "Aborts on timeout", "Connections aborted after too many retransmissions or keepalive probes (TcpExt TCPAbortOnTimeout), per second."},
 	{"TcpExt", "TCPReqQFullDrop", "SYN queue full drops", "Connection requests dropped because the SYN queue was full and SYN cookies are off (TcpExt TCPReqQFullDrop), per second."},
+}
+
+// countedEvents are the counters triggers count over a window (events per
+// check, summed): each is a connection or socket the kernel dropped or
+// killed, or an entry into memory pressure.
+var countedEvents = []counter{
+	{"TcpExt", "ListenOverflows", "Listen queue overflows", "Connections dropped because a listener's accept queue was full (TcpExt ListenOverflows), since the previous check. Summed over a window by \"Accept queues are overflowing\"."},
+	{"TcpExt", "SyncookiesSent", "SYN cookies sent", "SYN cookies sent because a SYN queue was full (TcpExt SyncookiesSent), since the previous check."},
+	{"TcpExt", "TCPReqQFullDrop", "SYN queue full drops", "Connection requests dropped because a SYN queue was full and SYN cookies are off (TcpExt TCPReqQFullDrop), since the previous check."},
+	{"TcpExt", "TCPTimeWaitOverflow", "TIME_WAIT overflows", "TIME_WAIT sockets not created because tcp_max_tw_buckets was reached (TcpExt TCPTimeWaitOverflow), since the previous check."},
+	{"TcpExt", "TCPAbortOnMemory", "Aborts on memory pressure", "Connections reset because TCP memory was over its limit or there were too many orphans (TcpExt TCPAbortOnMemory), since the previous check."},
+	{"TcpExt", "TCPMemoryPressures", "Entries into memory pressure", "Times TCP entered memory pressure, its memory crossing net.ipv4.tcp_mem's pressure value (TcpExt TCPMemoryPressures), since the previous check."},
 }
 
 type field struct {
@@ -173,12 +256,12 @@ func build(v variant) *Template {
 	// One master per data family and interval: tcp.sockets.get answers the
 	// host's states and every listening port from one read of the socket
 	// table, so per-port items add no request.
-	t.Items = append(t.Items, &Item{
+	t.Items = append(t.Items, polled(v, &Item{
 		Name: "TCP: Get sockets", Key: sockets, Delay: "1m", History: "0", Trends: "0", ValueType: "TEXT",
 		Description: "TCP sockets of the host by state, and every listening port with its listeners, accept queue, backlog and sockets by state, as JSON, from one read of the socket table by " + v.source + ". " +
 			"Master item of the \"TCP: Sockets in ...\" items and of the discovered ports' items; no history of its own.",
 		Tags: tags("component", "raw"),
-	})
+	}))
 	for _, s := range tcpStates {
 		t.Items = append(t.Items, dep(sockets, "tcp.state["+s[0]+"]", "TCP: Sockets in "+s[1], "", "",
 			"TCP sockets (IPv4 and IPv6) in the "+s[1]+" state.", jsonpath("$.states."+s[0])))
@@ -189,13 +272,18 @@ func build(v variant) *Template {
 	t.Items[len(t.Items)-1].Tags = tags("component", "network")
 
 	// ---- kernel counters ----------------------------------------------
-	t.Items = append(t.Items, &Item{
+	t.Items = append(t.Items, polled(v, &Item{
 		Name: "TCP: Get kernel counters", Key: "tcp.kernel.get", Delay: "1m", History: "0", Trends: "0", ValueType: "TEXT",
 		Description: "Kernel socket statistics (/proc/net/sockstat, sockstat6) and TCP counters (/proc/net/snmp, /proc/net/netstat) as JSON. Master item of the sockstat and counter items; no history of its own.",
 		Tags:        tags("component", "raw"),
-	})
+	}))
 	for _, f := range sockstatFields {
-		it := dep("tcp.kernel.get", "tcp.sockstat["+f.name+"]", "TCP: "+f.label, f.units, "", f.desc, jsonpath("$.sockstat."+f.name))
+		step := jsonpath("$.sockstat." + f.name)
+		if f.name == "tcp6_inuse" {
+			// No sockstat6 when IPv6 is off: no IPv6 socket is in use.
+			step = orValue(step, "0")
+		}
+		it := dep("tcp.kernel.get", "tcp.sockstat["+f.name+"]", "TCP: "+f.label, f.units, "", f.desc, step)
 		it.Tags = tags("component", "network")
 		t.Items = append(t.Items, it)
 	}
@@ -206,20 +294,31 @@ func build(v variant) *Template {
 		t.Items = append(t.Items, it)
 	}
 	for _, c := range netstatRates {
+		// TcpExt is absent without /proc/net/netstat, and a counter
+		// older kernels lack is absent: no value rather than an error.
 		it := dep("tcp.kernel.get", "tcp.netstat.rate["+c.group+"."+c.name+"]", "TCP: "+c.label+" per second", "!/s", "FLOAT",
-			c.desc, jsonpath("$."+c.group+"."+c.name), perSecond)
+			c.desc, orDiscard(jsonpath("$."+c.group+"."+c.name)), perSecond)
+		it.Tags = tags("component", "network")
+		t.Items = append(t.Items, it)
+	}
+	// Counts per check of the counters triggers watch: sum() over a
+	// window is then the number of events in it, whatever the interval.
+	for _, c := range countedEvents {
+		it := dep("tcp.kernel.get", "tcp.netstat.count["+c.group+"."+c.name+"]", "TCP: "+c.label+", new", "", "",
+			c.desc, orDiscard(jsonpath("$."+c.group+"."+c.name)), Step{Type: "SIMPLE_CHANGE", Params: []string{""}})
 		it.Tags = tags("component", "network")
 		t.Items = append(t.Items, it)
 	}
 
 	// ---- kernel limits ------------------------------------------------
-	t.Items = append(t.Items, &Item{
+	t.Items = append(t.Items, polled(v, &Item{
 		Name: "TCP: Get kernel limits", Key: "tcp.limits.get", Delay: "5m", History: "0", Trends: "0", ValueType: "TEXT",
 		Description: "TCP sysctls (/proc/sys/net/ipv4, net.core.somaxconn) as JSON. Master item of the limit items; no history of its own.",
 		Tags:        tags("component", "raw"),
-	})
+	}))
 	for _, f := range limitFields {
-		it := dep("tcp.limits.get", "tcp.limit["+f.name+"]", "TCP: Limit "+f.label, f.units, "", f.desc, jsonpath("$."+f.name), heartbeat)
+		// A sysctl the kernel (or the namespace) lacks is absent: no value.
+		it := dep("tcp.limits.get", "tcp.limit["+f.name+"]", "TCP: Limit "+f.label, f.units, "", f.desc, orDiscard(jsonpath("$."+f.name)), heartbeat)
 		it.ValueMap = f.valueMap
 		it.Tags = tags("component", "system")
 		t.Items = append(t.Items, it)
@@ -236,6 +335,13 @@ func build(v variant) *Template {
 			Tags:        tags("component", "network"),
 		},
 		&Item{
+			Name: "TCP: Memory in use, in % of tcp_mem high", Type: "CALCULATED", Key: "tcp.mem.pused",
+			Delay: "1m", History: "7d", ValueType: "FLOAT", Units: "%",
+			Params:      pct("tcp.sockstat[tcp_mem]", "tcp.limit[tcp_mem_max]"),
+			Description: "TCP memory (/proc/net/sockstat \"mem\", pages) in percent of net.ipv4.tcp_mem's third value, above which the kernel refuses socket buffer memory.",
+			Tags:        tags("component", "network"),
+		},
+		&Item{
 			Name: "TCP: Orphaned sockets, in % of tcp_max_orphans", Type: "CALCULATED", Key: "tcp.orphan.pused",
 			Delay: "1m", History: "7d", ValueType: "FLOAT", Units: "%",
 			Params:      pct("tcp.sockstat[tcp_orphan]", "tcp.limit[tcp_max_orphans]"),
@@ -245,114 +351,172 @@ func build(v variant) *Template {
 	)
 
 	// ---- top remote addresses -----------------------------------------
-	t.Items = append(t.Items, &Item{
+	t.Items = append(t.Items, polled(v, &Item{
 		Name: "TCP: Top remote addresses", Key: "tcp.remote.top[{$TCP.REMOTE.TOP.COUNT},{$TCP.REMOTE.TOP.STATE}]",
 		Delay: "5m", History: "7d", Trends: "0", ValueType: "TEXT",
 		Description: "The {$TCP.REMOTE.TOP.COUNT} remote addresses with the most TCP sockets in state {$TCP.REMOTE.TOP.STATE}, as JSON [{\"address\":...,\"count\":...}], most first. Shows who holds the connections when a state count is high.",
 		Tags:        tags("component", "network"),
-	})
+	}))
 
 	// ---- block devices ---------------------------------------------------
-	t.Items = append(t.Items, &Item{
+	t.Items = append(t.Items, polled(v, &Item{
 		Name: "Disk: Get block device stats", Key: "disk.get.all", Delay: "1m", History: "0", Trends: "0", ValueType: "TEXT",
 		Description: "Every block device with its discovery fields (sysfs) and I/O counters (/proc/diskstats), as JSON, from one read. Master item of the disk discovery and of every discovered disk's items; no history of its own.",
 		Tags:        tags("component", "raw"),
-	})
+	}))
 
 	// ---- host triggers ------------------------------------------------
-	twCrit := &Trigger{
-		Expr:      "min(" + ref("tcp.state[time_wait]") + ",5m)>{$TCP.TIME_WAIT.MAX.CRIT}",
-		Name:      "TCP: Critically many TIME_WAIT sockets",
-		EventName: "TCP: Critically many TIME_WAIT sockets (over {$TCP.TIME_WAIT.MAX.CRIT} for 5m)",
-		Opdata:    "TIME_WAIT: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
-		Description: "Many connections closed by this host wait out TIME_WAIT. Each holds a local port: outgoing connections to one destination can run out of ports. " +
-			"Usually a client that opens a new connection per request; use keepalive/connection pools.",
-		Tags: tags("scope", "capacity"),
-	}
-	twWarn := &Trigger{
-		Expr:      "min(" + ref("tcp.state[time_wait]") + ",5m)>{$TCP.TIME_WAIT.MAX.WARN}",
-		Name:      "TCP: Too many TIME_WAIT sockets",
-		EventName: "TCP: Too many TIME_WAIT sockets (over {$TCP.TIME_WAIT.MAX.WARN} for 5m)",
-		Opdata:    "TIME_WAIT: {ITEM.LASTVALUE1}", Priority: "WARNING",
-		Description: twCrit.Description, DependsOn: []*Trigger{twCrit}, Tags: tags("scope", "capacity"),
-	}
+	// Severities: Information for a setting worth knowing, Warning for a
+	// limit being approached or a sustained anomaly, Average when the
+	// kernel is dropping connections or killing sockets now, when a
+	// monitored port is down, or when data stops. Every problem has a
+	// recovery expression that asks for more than "no longer true" (lower
+	// value, longer window, or both), or says why not.
+	count := func(name string) string { return ref("tcp.netstat.count[TcpExt." + name + "]") }
+	// in5m is an expression macro: the count of the last 5 minutes, for
+	// event names (the trigger's {ITEM.VALUE} is one check's count).
+	in5m := func(name string) string { return "{?sum(" + count(name) + ",5m)}" }
 	twpCrit := &Trigger{
 		Expr:      "min(" + ref("tcp.time_wait.pused") + ",5m)>{$TCP.TIME_WAIT.PUSED.MAX.CRIT}",
+		Recovery:  "max(" + ref("tcp.time_wait.pused") + ",5m)<{$TCP.TIME_WAIT.PUSED.MAX.CRIT}-{$TCP.PUSED.HYSTERESIS}",
 		Name:      "TCP: TIME_WAIT buckets almost exhausted",
-		EventName: "TCP: TIME_WAIT buckets almost exhausted (over {$TCP.TIME_WAIT.PUSED.MAX.CRIT}% of tcp_max_tw_buckets for 5m)",
+		EventName: "TCP: TIME_WAIT buckets almost exhausted ({ITEM.VALUE1} of tcp_max_tw_buckets for 5m, over {$TCP.TIME_WAIT.PUSED.MAX.CRIT}%)",
 		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
-		Description: "TIME_WAIT sockets approach net.ipv4.tcp_max_tw_buckets. At the limit the kernel destroys new TIME_WAIT sockets at once, and late segments of old connections can corrupt new ones.",
-		Tags:        tags("scope", "capacity"),
+		Description: "Time-wait entries approach net.ipv4.tcp_max_tw_buckets. At the limit the kernel destroys new TIME_WAIT sockets at once (TcpExt TCPTimeWaitOverflow), and late segments of old connections can corrupt new ones. " +
+			"Usually a client that opens a new connection per request: use keepalive/connection pools, or raise the limit.",
+		Why: "The limit is the kernel's own, so the threshold is a share of it: 20000 TIME_WAIT sockets are routine on a proxy and impossible where tcp_max_tw_buckets is lower. 95% leaves a few minutes' notice before overflows at typical close rates; recovery needs 5 minutes below the threshold minus {$TCP.PUSED.HYSTERESIS} points.",
+		Tags: tags("scope", "capacity"),
 	}
 	twpWarn := &Trigger{
 		Expr:      "min(" + ref("tcp.time_wait.pused") + ",5m)>{$TCP.TIME_WAIT.PUSED.MAX.WARN}",
+		Recovery:  "max(" + ref("tcp.time_wait.pused") + ",5m)<{$TCP.TIME_WAIT.PUSED.MAX.WARN}-{$TCP.PUSED.HYSTERESIS}",
 		Name:      "TCP: TIME_WAIT buckets running low",
-		EventName: "TCP: TIME_WAIT buckets running low (over {$TCP.TIME_WAIT.PUSED.MAX.WARN}% of tcp_max_tw_buckets for 5m)",
+		EventName: "TCP: TIME_WAIT buckets running low ({ITEM.VALUE1} of tcp_max_tw_buckets for 5m, over {$TCP.TIME_WAIT.PUSED.MAX.WARN}%)",
 		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "WARNING",
 		Description: twpCrit.Description, DependsOn: []*Trigger{twpCrit}, Tags: tags("scope", "capacity"),
+		Why: "As the critical one, earlier: 80% of the kernel's limit.",
 	}
 	twOverflow := &Trigger{
-		Expr:      "avg(" + ref("tcp.netstat.rate[TcpExt.TCPTimeWaitOverflow]") + ",5m)>{$TCP.TW_OVERFLOW.RATE.MAX.WARN}",
+		Expr:      "sum(" + count("TCPTimeWaitOverflow") + ",5m)>{$TCP.TW_OVERFLOW.MAX.WARN}",
+		Recovery:  "sum(" + count("TCPTimeWaitOverflow") + ",15m)<={$TCP.TW_OVERFLOW.MAX.WARN}",
 		Name:      "TCP: TIME_WAIT bucket table overflows",
-		EventName: "TCP: TIME_WAIT bucket table overflows (over {$TCP.TW_OVERFLOW.RATE.MAX.WARN}/s in 5m)",
-		Opdata:    "Overflows: {ITEM.LASTVALUE1}", Priority: "WARNING",
-		Description: "The kernel is dropping TIME_WAIT sockets because net.ipv4.tcp_max_tw_buckets is reached (\"time wait bucket table overflow\"). Reduce short-lived connections or raise the limit.",
-		Tags:        tags("scope", "capacity"),
+		EventName: "TCP: TIME_WAIT bucket table overflows (" + in5m("TCPTimeWaitOverflow") + " in 5m, over {$TCP.TW_OVERFLOW.MAX.WARN})",
+		Opdata:    "Last check: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
+		Description: "The kernel is destroying TIME_WAIT sockets because net.ipv4.tcp_max_tw_buckets is reached (it logs \"time wait bucket table overflow\"). Reduce short-lived connections or raise the limit.",
+		Why: "A count over 5 minutes, not a rate on one sample: a single overflow is noise, a stream of them is the table full. Recovery needs no more than the threshold over 15 minutes, a third of the rate that raised it.",
+		Tags: tags("scope", "capacity"),
 	}
 	cwCrit := &Trigger{
 		Expr:      "min(" + ref("tcp.state[close_wait]") + ",5m)>{$TCP.CLOSE_WAIT.MAX.CRIT}",
+		Recovery:  "max(" + ref("tcp.state[close_wait]") + ",10m)<={$TCP.CLOSE_WAIT.MAX.CRIT}",
 		Name:      "TCP: Critically many CLOSE_WAIT sockets",
-		EventName: "TCP: Critically many CLOSE_WAIT sockets (over {$TCP.CLOSE_WAIT.MAX.CRIT} for 5m)",
+		EventName: "TCP: Critically many CLOSE_WAIT sockets ({ITEM.VALUE1} for 5m, over {$TCP.CLOSE_WAIT.MAX.CRIT})",
 		Opdata:    "CLOSE_WAIT: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
 		Description: "The peers closed these connections but the local application has not closed its sockets: a descriptor leak or a stuck application. " +
 			"CLOSE_WAIT never times out; the per-port items and the Top remote addresses item show which service.",
+		Why: "CLOSE_WAIT has no kernel limit: each socket holds a descriptor until the application closes it, so the threshold is a count. A healthy server closes within milliseconds and keeps few; 1000 held for 5 minutes is a leak at any scale. Recovery needs 10 minutes at or below it.",
 		Tags: tags("scope", "performance"),
 	}
 	cwWarn := &Trigger{
 		Expr:      "min(" + ref("tcp.state[close_wait]") + ",5m)>{$TCP.CLOSE_WAIT.MAX.WARN}",
+		Recovery:  "max(" + ref("tcp.state[close_wait]") + ",10m)<={$TCP.CLOSE_WAIT.MAX.WARN}",
 		Name:      "TCP: Too many CLOSE_WAIT sockets",
-		EventName: "TCP: Too many CLOSE_WAIT sockets (over {$TCP.CLOSE_WAIT.MAX.WARN} for 5m)",
+		EventName: "TCP: Too many CLOSE_WAIT sockets ({ITEM.VALUE1} for 5m, over {$TCP.CLOSE_WAIT.MAX.WARN})",
 		Opdata:    "CLOSE_WAIT: {ITEM.LASTVALUE1}", Priority: "WARNING",
 		Description: cwCrit.Description, DependsOn: []*Trigger{cwCrit}, Tags: tags("scope", "performance"),
-	}
-	synRecv := &Trigger{
-		Expr:      "min(" + ref("tcp.state[syn_recv]") + ",5m)>{$TCP.SYN_RECV.MAX.WARN}",
-		Name:      "TCP: Too many SYN_RECV sockets",
-		EventName: "TCP: Too many SYN_RECV sockets (over {$TCP.SYN_RECV.MAX.WARN} for 5m)",
-		Opdata:    "SYN_RECV: {ITEM.LASTVALUE1}", Priority: "WARNING",
-		Description: "Many half-open connections wait for the client's final ACK: a SYN flood, or clients on a lossy path.",
-		Tags:        tags("scope", "availability"),
+		Why: "As the critical one, at 100.",
 	}
 	cookies := &Trigger{
-		Expr:      "avg(" + ref("tcp.netstat.rate[TcpExt.SyncookiesSent]") + ",5m)>{$TCP.SYNCOOKIES.RATE.MAX.WARN}",
+		Expr:      "sum(" + count("SyncookiesSent") + ",5m)>{$TCP.SYNCOOKIES.MAX.WARN}",
+		Recovery:  "sum(" + count("SyncookiesSent") + ",15m)<={$TCP.SYNCOOKIES.MAX.WARN}",
 		Name:      "TCP: SYN cookies are being sent",
-		EventName: "TCP: SYN cookies are being sent (over {$TCP.SYNCOOKIES.RATE.MAX.WARN}/s in 5m)",
-		Opdata:    "Sent: {ITEM.LASTVALUE1}", Priority: "WARNING",
-		Description: "A listener's SYN queue overflowed and the kernel answers with SYN cookies: a SYN flood, or more connection attempts than net.ipv4.tcp_max_syn_backlog allows.",
-		Tags:        tags("scope", "availability"),
+		EventName: "TCP: SYN cookies are being sent (" + in5m("SyncookiesSent") + " in 5m, over {$TCP.SYNCOOKIES.MAX.WARN})",
+		Opdata:    "Last check: {ITEM.LASTVALUE1}", Priority: "WARNING",
+		Description: "A listener's SYN queue overflowed and the kernel answers with SYN cookies (connections still succeed, without TCP options such as window scaling): a SYN flood, or more connection attempts than the SYN queue (net.ipv4.tcp_max_syn_backlog, the listen backlog) holds.",
+		Why: "Cookies keep connections working, so a burst is not worth a page: 100 in 5 minutes is a sustained overflow. Recovery needs no more than that over 15 minutes.",
+		Tags: tags("scope", "availability"),
 	}
 	overflows := &Trigger{
-		Expr:      "avg(" + ref("tcp.netstat.rate[TcpExt.ListenOverflows]") + ",5m)>{$TCP.LISTEN_OVERFLOWS.RATE.MAX.WARN}",
+		Expr:      "sum(" + count("ListenOverflows") + ",5m)>{$TCP.LISTEN_OVERFLOWS.MAX.WARN}",
+		Recovery:  "sum(" + count("ListenOverflows") + ",15m)<={$TCP.LISTEN_OVERFLOWS.MAX.WARN}",
 		Name:      "TCP: Accept queues are overflowing",
-		EventName: "TCP: Accept queues are overflowing (over {$TCP.LISTEN_OVERFLOWS.RATE.MAX.WARN}/s in 5m)",
-		Opdata:    "Overflows: {ITEM.LASTVALUE1}", Priority: "WARNING",
-		Description: "Connections are dropped because an application does not accept() them fast enough or its listen backlog is too small (capped by net.core.somaxconn). The per-port accept queue items show which port.",
-		Tags:        tags("scope", "performance"),
+		EventName: "TCP: Accept queues are overflowing (" + in5m("ListenOverflows") + " connections dropped in 5m, over {$TCP.LISTEN_OVERFLOWS.MAX.WARN})",
+		Opdata:    "Last check: {ITEM.LASTVALUE1}", Priority: "WARNING",
+		Description: "Connections are dropped because an application does not accept() them fast enough or its listen backlog is too small (capped by net.core.somaxconn). Clients retry their SYN after 1, 3, 7 s: users see delays. The per-port accept queue items show which port.",
+		Why: "Each overflow is a handshake the client has to retry, so the default is low but not 0: 10 in 5 minutes is more than a momentary burst. Recovery needs no more than that over 15 minutes.",
+		Tags: tags("scope", "performance"),
+	}
+	synDrops := &Trigger{
+		Expr:      "last(" + ref("tcp.limit[tcp_syncookies]") + ")=0 and sum(" + count("TCPReqQFullDrop") + ",5m)>{$TCP.SYN_DROPS.MAX.WARN}",
+		Recovery:  "last(" + ref("tcp.limit[tcp_syncookies]") + ")<>0 or sum(" + count("TCPReqQFullDrop") + ",15m)<={$TCP.SYN_DROPS.MAX.WARN}",
+		Name:      "TCP: SYN queue overflows drop connections (SYN cookies off)",
+		EventName: "TCP: SYN queue overflows drop connections (SYN cookies off) (" + in5m("TCPReqQFullDrop") + " in 5m, over {$TCP.SYN_DROPS.MAX.WARN})",
+		Opdata:    "Last check: {ITEM.LASTVALUE2}", Priority: "AVERAGE",
+		Description: "A listener's SYN queue is full and, with net.ipv4.tcp_syncookies=0, the kernel drops new connection requests (TcpExt TCPReqQFullDrop) instead of answering with cookies: a SYN flood or a listener that cannot keep up makes the service unreachable. Turn SYN cookies on (1) or raise the backlog.",
+		Why: "Without cookies every such drop is a lost connection attempt, hence Average; 10 in 5 minutes is more than a momentary burst. Recovery: 15 minutes with no more than that, or cookies turned on.",
+		Tags: tags("scope", "availability"),
+	}
+	cookiesOff := &Trigger{
+		Expr:       "last(" + ref("tcp.limit[tcp_syncookies]") + ")=0",
+		Name:       "TCP: SYN cookies are disabled",
+		EventName:  "TCP: SYN cookies are disabled (net.ipv4.tcp_syncookies=0)",
+		Opdata:     "tcp_syncookies: {ITEM.LASTVALUE1}", Priority: "INFO",
+		Description: "net.ipv4.tcp_syncookies is 0: when a listener's SYN queue overflows (a SYN flood), new connections are dropped instead of answered with SYN cookies. The kernel default is 1.",
+		NoRecovery: "a sysctl, which changes only when an administrator changes it; the problem ends when it is no longer 0.",
+		Why:        "Information only: some hosts turn cookies off on purpose. The drops themselves raise \"SYN queue overflows drop connections\".",
+		Tags:       tags("scope", "security"),
 	}
 	orphCrit := &Trigger{
 		Expr:      "min(" + ref("tcp.orphan.pused") + ",5m)>{$TCP.ORPHAN.PUSED.MAX.CRIT}",
-		Name:      "TCP: Orphaned sockets almost at tcp_max_orphans",
-		EventName: "TCP: Orphaned sockets almost at tcp_max_orphans (over {$TCP.ORPHAN.PUSED.MAX.CRIT}% for 5m)",
+		Recovery:  "max(" + ref("tcp.orphan.pused") + ",5m)<{$TCP.ORPHAN.PUSED.MAX.CRIT}-{$TCP.PUSED.HYSTERESIS}",
+		Name:      "TCP: Orphaned sockets near the kernel's kill point",
+		EventName: "TCP: Orphaned sockets near the kernel's kill point ({ITEM.VALUE1} of tcp_max_orphans for 5m, over {$TCP.ORPHAN.PUSED.MAX.CRIT}%)",
 		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
-		Description: "Sockets closed by applications but not yet finished approach net.ipv4.tcp_max_orphans; beyond it the kernel resets connections (\"too many orphaned sockets\").",
-		Tags:        tags("scope", "capacity"),
+		Description: "Sockets closed by applications but not finished yet approach the point where the kernel resets them (\"too many orphaned sockets\"). The kernel compares the orphan count, doubled or quadrupled for orphans it penalises, with net.ipv4.tcp_max_orphans: " +
+			"an orphan whose peer has been silent for twice TCP_RTO_MAX (240 s) is reset from half the limit, one that also had an ICMP error from a quarter (tcp_out_of_resources, net/ipv4/tcp_timer.c).",
+		Why: "Percentages of tcp_max_orphans, set below the kernel's real kill points rather than at the limit: 45% warns before penalised orphans are reset at 50%; 20% warns before doubly penalised ones are reset at 25%. Recovery needs 5 minutes below the threshold minus {$TCP.PUSED.HYSTERESIS} points.",
+		Tags: tags("scope", "capacity"),
 	}
 	orphWarn := &Trigger{
 		Expr:      "min(" + ref("tcp.orphan.pused") + ",5m)>{$TCP.ORPHAN.PUSED.MAX.WARN}",
+		Recovery:  "max(" + ref("tcp.orphan.pused") + ",5m)<{$TCP.ORPHAN.PUSED.MAX.WARN}-{$TCP.PUSED.HYSTERESIS}",
 		Name:      "TCP: Orphaned sockets running high",
-		EventName: "TCP: Orphaned sockets running high (over {$TCP.ORPHAN.PUSED.MAX.WARN}% of tcp_max_orphans for 5m)",
+		EventName: "TCP: Orphaned sockets running high ({ITEM.VALUE1} of tcp_max_orphans for 5m, over {$TCP.ORPHAN.PUSED.MAX.WARN}%)",
 		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "WARNING",
 		Description: orphCrit.Description, DependsOn: []*Trigger{orphCrit}, Tags: tags("scope", "capacity"),
+		Why: "See \"Orphaned sockets near the kernel's kill point\": 20% is below the quarter at which doubly penalised orphans are reset.",
+	}
+	memMax := &Trigger{
+		Expr:      "min(" + ref("tcp.mem.pused") + ",5m)>{$TCP.MEM.PUSED.MAX.CRIT}",
+		Recovery:  "max(" + ref("tcp.mem.pused") + ",5m)<{$TCP.MEM.PUSED.MAX.CRIT}-{$TCP.PUSED.HYSTERESIS}",
+		Name:      "TCP: Memory near tcp_mem's limit",
+		EventName: "TCP: Memory near tcp_mem's limit ({ITEM.VALUE1} of the high value for 5m, over {$TCP.MEM.PUSED.MAX.CRIT}%)",
+		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
+		Description: "TCP memory (/proc/net/sockstat \"mem\") approaches net.ipv4.tcp_mem's third value. Above it the kernel refuses socket buffer memory: connections stall, and orphans are reset (\"out of memory -- consider tuning tcp_mem\", TcpExt TCPAbortOnMemory).",
+		Why: "A share of the kernel's own hard limit; 90% gives notice before allocations fail. Recovery needs 5 minutes below the threshold minus {$TCP.PUSED.HYSTERESIS} points.",
+		Tags: tags("scope", "capacity"),
+	}
+	memPressure := &Trigger{
+		Expr: "min(" + ref("tcp.sockstat[tcp_mem]") + ",5m)>last(" + ref("tcp.limit[tcp_mem_pressure]") + ") or " +
+			"sum(" + count("TCPMemoryPressures") + ",5m)>{$TCP.MEM.PRESSURES.MAX.WARN}",
+		Recovery: "max(" + ref("tcp.sockstat[tcp_mem]") + ",5m)<=last(" + ref("tcp.limit[tcp_mem_min]") + ") and " +
+			"sum(" + count("TCPMemoryPressures") + ",15m)<={$TCP.MEM.PRESSURES.MAX.WARN}",
+		Name:      "TCP: Memory pressure",
+		EventName: "TCP: Memory pressure ({ITEM.VALUE1} pages for 5m, pressure at {ITEM.VALUE2}; " + in5m("TCPMemoryPressures") + " entries in 5m)",
+		Opdata:    "Memory: {ITEM.LASTVALUE1} pages, pressure at {ITEM.LASTVALUE2}", Priority: "WARNING",
+		Description: "TCP memory has been above net.ipv4.tcp_mem's pressure value, or TCP entered memory pressure (TcpExt TCPMemoryPressures): the kernel shrinks socket buffers, so throughput drops, until usage falls below tcp_mem's low value.",
+		Why: "The thresholds are the kernel's own: it enters pressure above tcp_mem[1] and leaves it only at or below tcp_mem[0], and so does this trigger (plus no more than {$TCP.MEM.PRESSURES.MAX.WARN} new entries in 15 minutes). Entries are counted too, because a pressure shorter than a check leaves no trace in the sampled memory. Any entry counts by default (0): unlike per-connection counters, it happens only when TCP as a whole runs short.",
+		Tags: tags("scope", "capacity"),
+	}
+	aborts := &Trigger{
+		Expr:      "sum(" + count("TCPAbortOnMemory") + ",5m)>{$TCP.ABORT_ON_MEMORY.MAX.WARN}",
+		Recovery:  "sum(" + count("TCPAbortOnMemory") + ",15m)<={$TCP.ABORT_ON_MEMORY.MAX.WARN}",
+		Name:      "TCP: Connections reset for lack of memory",
+		EventName: "TCP: Connections reset for lack of memory (" + in5m("TCPAbortOnMemory") + " in 5m, over {$TCP.ABORT_ON_MEMORY.MAX.WARN})",
+		Opdata:    "Last check: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
+		Description: "The kernel reset connections because TCP memory was over tcp_mem's high value or there were too many orphans (TcpExt TCPAbortOnMemory).",
+		Why: "Each is a connection lost, so the default is low; 10 in 5 minutes rules out a one-off. Recovery needs no more than that over 15 minutes.",
+		Tags: tags("scope", "capacity"),
 	}
 	nodata := &Trigger{
 		Expr:      "nodata(" + ref("tcp.state[total]") + ",{$TCP.NODATA.TIMEOUT})=1",
@@ -361,9 +525,11 @@ func build(v variant) *Template {
 		Priority:  "AVERAGE",
 		Description: "The socket counts (TCP: Sockets, total, from tcp.sockets.get) have had no value for {$TCP.NODATA.TIMEOUT}: the agent is down or unreachable, the key is not supported, or the socket table cannot be read (check the error of TCP: Get sockets). " +
 			"All items of this template depend on the same source.",
-		Tags: tags("scope", "availability"),
+		NoRecovery: "nodata() is true only after a whole period without values, so the first value after an outage is a real end of it.",
+		Why:        "30 minutes: long enough not to double the agent's own unavailability alerts for short outages.",
+		Tags:       tags("scope", "availability"),
 	}
-	t.Triggers = []*Trigger{twWarn, twCrit, twpWarn, twpCrit, twOverflow, cwWarn, cwCrit, synRecv, cookies, overflows, orphWarn, orphCrit, nodata}
+	t.Triggers = []*Trigger{twpWarn, twpCrit, twOverflow, cwWarn, cwCrit, cookies, overflows, synDrops, cookiesOff, orphWarn, orphCrit, memPressure, memMax, aborts, nodata}
 
 	// ---- host graphs ----------------------------------------------------
 	states := &Graph{Name: "TCP: Socket states", Type: "STACKED"}
@@ -434,17 +600,27 @@ func build(v variant) *Template {
 
 func portRule(v variant, ref func(string) string) *Rule {
 	r := &Rule{
-		Name: "Listening TCP ports discovery", Key: "tcp.port.discovery", Delay: "1h", Lifetime: "7d",
+		Name: "Listening TCP ports discovery", Type: v.itemType(), Key: "tcp.port.discovery", Delay: "1h", Lifetime: "{$TCP.PORT.LOST.LIFETIME}",
 		Description: "Local TCP ports with a listener, with their addresses, families and process names. " +
-			"Filter with {$TCP.PORT.MATCHES}/{$TCP.PORT.NOT_MATCHES} (port number) and {$TCP.PORT.PROCESS.MATCHES}/{$TCP.PORT.PROCESS.NOT_MATCHES} (process name). " +
-			"A port that stops listening keeps its items for 7 days, so \"Not listening\" can fire.",
+			"By default listeners on loopback addresses only ({$TCP.PORT.LOOPBACK.MATCHES}) and ports inside the ephemeral range {$TCP.PORT.EPHEMERAL.RANGE} ({$TCP.PORT.EPHEMERAL.MATCHES}: short-lived listeners such as docker-proxy, rpc.statd or X11 forwarding) are left out. " +
+			"Filter further with {$TCP.PORT.MATCHES}/{$TCP.PORT.NOT_MATCHES} (port number) and {$TCP.PORT.PROCESS.MATCHES}/{$TCP.PORT.PROCESS.NOT_MATCHES} (process name). " +
+			"A port that stops listening keeps its items for {$TCP.PORT.LOST.LIFETIME} after discovery last found it, so that \"Not listening\" can fire and be seen; then they are deleted. " +
+			"(The 6.0 format has no \"disable lost resources\"; on 7.0 and later it can be set on the host's rule.)",
 		Filter: []Cond{
+			{Macro: "{#EPHEMERAL}", Value: "{$TCP.PORT.EPHEMERAL.MATCHES}"},
+			{Macro: "{#LOOPBACK}", Value: "{$TCP.PORT.LOOPBACK.MATCHES}"},
 			{Macro: "{#PORT}", Value: "{$TCP.PORT.MATCHES}"},
 			{Macro: "{#PORT}", Value: "{$TCP.PORT.NOT_MATCHES}", Operator: "NOT_MATCHES_REGEX"},
 			{Macro: "{#PROCESS}", Value: "{$TCP.PORT.PROCESS.MATCHES}"},
 			{Macro: "{#PROCESS}", Value: "{$TCP.PORT.PROCESS.NOT_MATCHES}", Operator: "NOT_MATCHES_REGEX"},
 		},
-		Pre: []Step{{Type: "DISCARD_UNCHANGED_HEARTBEAT", Params: []string{"1d"}}},
+		Pre: []Step{
+			{Type: "JAVASCRIPT", Params: []string{ephemeralScript}},
+			{Type: "DISCARD_UNCHANGED_HEARTBEAT", Params: []string{"1d"}},
+		},
+	}
+	if v.classic {
+		r.Pre = append([]Step{notSupportedLLD}, r.Pre...)
 	}
 	// Every per-port item is fed by the host's tcp.sockets.get, which lists
 	// each listening port once: the requests per interval do not grow with
@@ -502,36 +678,54 @@ func portRule(v variant, ref func(string) string) *Rule {
 	add(dep(master, "tcp.port.state[{#PORT},total]", "Port {#PORT}: Sockets, total", "", "",
 		"TCP sockets with local port {#PORT} in any state. No value while nothing listens on the port (tcp.sockets.get lists listening ports only).", unknown("total")))
 
+	aq := ref("tcp.port.accept_queue.pused[{#PORT}]")
 	aqCrit := &Trigger{
-		Expr:      "min(" + ref("tcp.port.accept_queue.pused[{#PORT}]") + ",5m)>{$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT:\"{#PORT}\"}",
+		Expr:      "min(" + aq + ",5m)>{$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT:\"{#PORT}\"}",
+		Recovery:  "max(" + aq + ",5m)<{$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT:\"{#PORT}\"}-{$TCP.PUSED.HYSTERESIS}",
 		Name:      "Port {#PORT}: Accept queue almost full",
-		EventName: "Port {#PORT}: Accept queue almost full (over {$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT:\"{#PORT}\"}% for 5m)",
+		EventName: "Port {#PORT}: Accept queue almost full ({ITEM.VALUE1} of the backlog for 5m, over {$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT:\"{#PORT}\"}%)",
 		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
-		Description: "{#PROCESS} does not accept connections on port {#PORT} as fast as they arrive; when the queue is full the kernel drops new ones. Check the application, or raise its backlog (and net.core.somaxconn).",
-		Tags:        tags("scope", "performance"),
+		Description: "The process listening on port {#PORT} ({#PROCESS}) does not accept connections as fast as they arrive; when the queue is full the kernel drops new ones (TcpExt ListenOverflows). Check the application, or raise its backlog (and net.core.somaxconn).",
+		Why: "A share of the port's own backlog, which is its kernel limit; a queue that stays 95% full for 5 minutes is about to drop connections. Recovery needs 5 minutes below the threshold minus {$TCP.PUSED.HYSTERESIS} points.",
+		Tags: tags("scope", "performance"),
 	}
 	aqWarn := &Trigger{
-		Expr:      "min(" + ref("tcp.port.accept_queue.pused[{#PORT}]") + ",5m)>{$TCP.PORT.ACCEPTQ.PUSED.MAX.WARN:\"{#PORT}\"}",
+		Expr:      "min(" + aq + ",5m)>{$TCP.PORT.ACCEPTQ.PUSED.MAX.WARN:\"{#PORT}\"}",
+		Recovery:  "max(" + aq + ",5m)<{$TCP.PORT.ACCEPTQ.PUSED.MAX.WARN:\"{#PORT}\"}-{$TCP.PUSED.HYSTERESIS}",
 		Name:      "Port {#PORT}: Accept queue filling up",
-		EventName: "Port {#PORT}: Accept queue filling up (over {$TCP.PORT.ACCEPTQ.PUSED.MAX.WARN:\"{#PORT}\"}% for 5m)",
+		EventName: "Port {#PORT}: Accept queue filling up ({ITEM.VALUE1} of the backlog for 5m, over {$TCP.PORT.ACCEPTQ.PUSED.MAX.WARN:\"{#PORT}\"}%)",
 		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "WARNING",
 		Description: aqCrit.Description, DependsOn: []*Trigger{aqCrit}, Tags: tags("scope", "performance"),
+		Why: "As the critical one, earlier: 80% of the backlog.",
 	}
+	cwp := ref("tcp.port.state[{#PORT},close_wait]")
 	cw := &Trigger{
-		Expr:      "min(" + ref("tcp.port.state[{#PORT},close_wait]") + ",5m)>{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"{#PORT}\"}",
+		Expr:      "min(" + cwp + ",5m)>{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"{#PORT}\"}",
+		Recovery:  "max(" + cwp + ",10m)<={$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"{#PORT}\"}",
 		Name:      "Port {#PORT}: Too many CLOSE_WAIT sockets",
-		EventName: "Port {#PORT}: Too many CLOSE_WAIT sockets (over {$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"{#PORT}\"} for 5m)",
+		EventName: "Port {#PORT}: Too many CLOSE_WAIT sockets ({ITEM.VALUE1} for 5m, over {$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"{#PORT}\"})",
 		Opdata:    "CLOSE_WAIT: {ITEM.LASTVALUE1}", Priority: "WARNING",
-		Description: "Peers closed connections to port {#PORT} but {#PROCESS} has not closed its sockets: a descriptor leak or stuck workers in the application.",
-		Tags:        tags("scope", "performance"),
+		Description: "Peers closed connections to port {#PORT} but the process behind it ({#PROCESS}) has not closed its sockets: a descriptor leak or stuck workers in the application.",
+		Why: "No kernel limit applies (see the host's CLOSE_WAIT triggers); 50 held for 5 minutes on one port is a leak for almost any service. Recovery needs 10 minutes at or below it.",
+		Tags: tags("scope", "performance"),
 	}
+	lis := ref("tcp.port.listening[{#PORT}]")
+	down := "{$TCP.PORT.DOWN.PERIOD:\"{#PORT}\"}"
 	gone := &Trigger{
-		Expr:     "last(" + ref("tcp.port.listening[{#PORT}]") + ")=0",
-		Name:     "Port {#PORT}: Not listening",
-		Opdata:   "Listening: {ITEM.LASTVALUE1}",
-		Priority: "AVERAGE", ManualClose: true,
-		Description: "Nothing listens on port {#PORT} any more ({#PROCESS} on {#ADDRESS} did when it was discovered): the service stopped or moved. " +
-			"If it is gone for good, close the problem; the port's items are deleted 7 days after discovery stops finding it.",
+		// True only in the period after the port has been down for the
+		// whole of {$TCP.PORT.DOWN.PERIOD} while it listened in the period
+		// before: a restart within the period raises nothing, and once the
+		// problem is open (or closed by hand) a port that stays down does
+		// not make the expression true again.
+		Expr:        "max(" + lis + "," + down + ")=0 and max(" + lis + "," + down + ":now-" + down + ")=1",
+		Recovery:    "last(" + lis + ")=1",
+		Name:        "Port {#PORT}: Not listening",
+		EventName:   "Port {#PORT}: Not listening (for over " + down + ")",
+		Opdata:      "Listening: {ITEM.LASTVALUE1}",
+		Priority:    "AVERAGE", ManualClose: true,
+		Description: "Nothing listens on port {#PORT} any more (a listener on {#ADDRESS} did when it was discovered; process: {#PROCESS}): the service stopped or moved. " +
+			"The problem ends when the port listens again. If the service is gone for good, close the problem: it stays closed while the port stays down, and the port's items are deleted {$TCP.PORT.LOST.LIFETIME} after discovery stops finding it.",
+		Why: "A port is judged only after it was seen listening and has been down for the whole period: 5 minutes rides out a restart or a deploy, and a restart within one check never shows. The expression is true only in the period after that, so a manual close sticks; recovery is the first check that finds a listener.",
 		Tags: tags("scope", "availability"),
 	}
 	r.Triggers = []*Trigger{aqWarn, aqCrit, cw, gone}
@@ -623,6 +817,8 @@ func diskRule(ref func(string) string) *Rule {
 
 	utilCrit := &Trigger{
 		Expr:      "min(" + ref("disk.util[{#DEVNAME}]") + ",15m)>{$DISK.UTIL.MAX.CRIT:\"{#DEVNAME}\"}",
+		Recovery:  "max(" + ref("disk.util[{#DEVNAME}]") + ",15m)<{$DISK.UTIL.MAX.CRIT:\"{#DEVNAME}\"}-{$TCP.PUSED.HYSTERESIS}",
+		Why:       "%util of a single-queue disk: 95% for 15 minutes is saturation. It says little for SSDs and arrays, which serve requests in parallel; raise it per disk there. Recovery needs 15 minutes below the threshold minus {$TCP.PUSED.HYSTERESIS} points.",
 		Name:      "Disk {#DEVNAME}: Utilization is critically high",
 		EventName: "Disk {#DEVNAME}: Utilization is critically high (over {$DISK.UTIL.MAX.CRIT:\"{#DEVNAME}\"}% for 15m)",
 		Opdata:    "Utilization: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
@@ -631,6 +827,8 @@ func diskRule(ref func(string) string) *Rule {
 	}
 	utilWarn := &Trigger{
 		Expr:      "min(" + ref("disk.util[{#DEVNAME}]") + ",15m)>{$DISK.UTIL.MAX.WARN:\"{#DEVNAME}\"}",
+		Recovery:  "max(" + ref("disk.util[{#DEVNAME}]") + ",15m)<{$DISK.UTIL.MAX.WARN:\"{#DEVNAME}\"}-{$TCP.PUSED.HYSTERESIS}",
+		Why:       "As the critical one, earlier: 80%.",
 		Name:      "Disk {#DEVNAME}: Utilization is high",
 		EventName: "Disk {#DEVNAME}: Utilization is high (over {$DISK.UTIL.MAX.WARN:\"{#DEVNAME}\"}% for 15m)",
 		Opdata:    "Utilization: {ITEM.LASTVALUE1}", Priority: "WARNING",
@@ -639,6 +837,9 @@ func diskRule(ref func(string) string) *Rule {
 	await := &Trigger{
 		Expr: "min(" + ref("disk.read.await[{#DEVNAME}]") + ",15m)>{$DISK.READ.AWAIT.MAX.WARN:\"{#DEVNAME}\"} or " +
 			"min(" + ref("disk.write.await[{#DEVNAME}]") + ",15m)>{$DISK.WRITE.AWAIT.MAX.WARN:\"{#DEVNAME}\"}",
+		Recovery: "max(" + ref("disk.read.await[{#DEVNAME}]") + ",15m)<={$DISK.READ.AWAIT.MAX.WARN:\"{#DEVNAME}\"} and " +
+			"max(" + ref("disk.write.await[{#DEVNAME}]") + ",15m)<={$DISK.WRITE.AWAIT.MAX.WARN:\"{#DEVNAME}\"}",
+		Why:       "Average wait per request, queueing included; 50 ms for 15 minutes is slow for any disk but a busy spinning one. Recovery needs 15 minutes with both at or below their thresholds.",
 		Name:      "Disk {#DEVNAME}: Response time is high",
 		EventName: "Disk {#DEVNAME}: Response time is high (read over {$DISK.READ.AWAIT.MAX.WARN:\"{#DEVNAME}\"}ms or write over {$DISK.WRITE.AWAIT.MAX.WARN:\"{#DEVNAME}\"}ms for 15m)",
 		Opdata:    "Read: {ITEM.LASTVALUE1}, write: {ITEM.LASTVALUE2}", Priority: "WARNING",
@@ -677,28 +878,35 @@ func macros() []Macro {
 		{"{$DISK.UTIL.MAX.CRIT}", "95", "Disk utilization in % over 15 minutes above which \"Utilization is critically high\" fires. Per disk: {$DISK.UTIL.MAX.CRIT:\"<devname>\"}."},
 		{"{$DISK.UTIL.MAX.WARN}", "80", "Disk utilization in % over 15 minutes above which \"Utilization is high\" fires. Per disk: {$DISK.UTIL.MAX.WARN:\"<devname>\"}."},
 		{"{$DISK.WRITE.AWAIT.MAX.WARN}", "50", "Average write wait time in ms over 15 minutes above which \"Response time is high\" fires. Per disk: {$DISK.WRITE.AWAIT.MAX.WARN:\"<devname>\"}."},
-		{"{$TCP.CLOSE_WAIT.MAX.CRIT}", "1000", "CLOSE_WAIT sockets on the host, for 5 minutes, above which \"Critically many CLOSE_WAIT sockets\" fires."},
-		{"{$TCP.CLOSE_WAIT.MAX.WARN}", "100", "CLOSE_WAIT sockets on the host, for 5 minutes, above which \"Too many CLOSE_WAIT sockets\" fires."},
-		{"{$TCP.LISTEN_OVERFLOWS.RATE.MAX.WARN}", "0", "Accept queue overflows per second, averaged over 5 minutes, above which \"Accept queues are overflowing\" fires."},
+		{"{$TCP.ABORT_ON_MEMORY.MAX.WARN}", "10", "Connections reset for lack of memory (TcpExt TCPAbortOnMemory) in 5 minutes above which \"Connections reset for lack of memory\" fires; it recovers at this many or fewer in 15 minutes."},
+		{"{$TCP.CLOSE_WAIT.MAX.CRIT}", "1000", "CLOSE_WAIT sockets on the host, for 5 minutes, above which \"Critically many CLOSE_WAIT sockets\" fires; it recovers after 10 minutes at or below."},
+		{"{$TCP.CLOSE_WAIT.MAX.WARN}", "100", "CLOSE_WAIT sockets on the host, for 5 minutes, above which \"Too many CLOSE_WAIT sockets\" fires; it recovers after 10 minutes at or below."},
+		{"{$TCP.LISTEN_OVERFLOWS.MAX.WARN}", "10", "Connections dropped on full accept queues (TcpExt ListenOverflows) in 5 minutes above which \"Accept queues are overflowing\" fires; it recovers at this many or fewer in 15 minutes."},
+		{"{$TCP.MEM.PRESSURES.MAX.WARN}", "0", "Entries into TCP memory pressure (TcpExt TCPMemoryPressures) in 5 minutes above which \"Memory pressure\" fires; it recovers at this many or fewer in 15 minutes (and memory at or below tcp_mem's low value)."},
+		{"{$TCP.MEM.PUSED.MAX.CRIT}", "90", "TCP memory in % of tcp_mem's high value, for 5 minutes, above which \"Memory near tcp_mem's limit\" fires."},
 		{"{$TCP.NODATA.TIMEOUT}", "30m", "How long TCP: Sockets, total (from tcp.sockets.get) may have no value before the no-data trigger fires."},
-		{"{$TCP.ORPHAN.PUSED.MAX.CRIT}", "85", "Orphaned sockets in % of tcp_max_orphans, for 5 minutes, above which \"Orphaned sockets almost at tcp_max_orphans\" fires."},
-		{"{$TCP.ORPHAN.PUSED.MAX.WARN}", "50", "Orphaned sockets in % of tcp_max_orphans, for 5 minutes, above which \"Orphaned sockets running high\" fires."},
+		{"{$TCP.ORPHAN.PUSED.MAX.CRIT}", "45", "Orphaned sockets in % of tcp_max_orphans, for 5 minutes, above which \"Orphaned sockets near the kernel's kill point\" fires. The kernel resets penalised orphans from 50%."},
+		{"{$TCP.ORPHAN.PUSED.MAX.WARN}", "20", "Orphaned sockets in % of tcp_max_orphans, for 5 minutes, above which \"Orphaned sockets running high\" fires. The kernel resets doubly penalised orphans from 25%."},
 		{"{$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT}", "95", "Accept queue fill in % of the backlog, for 5 minutes, above which \"Accept queue almost full\" fires. Per port: {$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT:\"<port>\"}."},
 		{"{$TCP.PORT.ACCEPTQ.PUSED.MAX.WARN}", "80", "Accept queue fill in % of the backlog, for 5 minutes, above which \"Accept queue filling up\" fires. Per port: {$TCP.PORT.ACCEPTQ.PUSED.MAX.WARN:\"<port>\"}."},
-		{"{$TCP.PORT.CLOSE_WAIT.MAX.WARN}", "50", "CLOSE_WAIT sockets on one port, for 5 minutes, above which the port's \"Too many CLOSE_WAIT sockets\" fires. Per port: {$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"<port>\"}."},
+		{"{$TCP.PORT.CLOSE_WAIT.MAX.WARN}", "50", "CLOSE_WAIT sockets on one port, for 5 minutes, above which the port's \"Too many CLOSE_WAIT sockets\" fires; it recovers after 10 minutes at or below. Per port: {$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"<port>\"}."},
+		{"{$TCP.PORT.DOWN.PERIOD}", "5m", "How long a discovered port must have had no listener before \"Not listening\" fires (a restart within it raises nothing). Per port: {$TCP.PORT.DOWN.PERIOD:\"<port>\"}."},
+		{"{$TCP.PORT.EPHEMERAL.MATCHES}", "^0$", "Port discovery: ports inside {$TCP.PORT.EPHEMERAL.RANGE} have {#EPHEMERAL} 1, others 0; discover those whose {#EPHEMERAL} matches this regex (^0$: leave ephemeral ports out; .* takes them in)."},
+		{"{$TCP.PORT.EPHEMERAL.RANGE}", "32768-60999", "Port discovery: the ephemeral port range, first-last, as in net.ipv4.ip_local_port_range (the Linux default is 32768-60999; TCP: Limit ip_local_port_range shows the host's)."},
+		{"{$TCP.PORT.LOOPBACK.MATCHES}", "^0$", "Port discovery: discover ports whose {#LOOPBACK} (1 when every listener is on a loopback address) matches this regex (^0$: leave loopback-only listeners out; .* takes them in)."},
+		{"{$TCP.PORT.LOST.LIFETIME}", "1d", "Port discovery: how long a port discovery no longer finds keeps its items (and its \"Not listening\" problem) before they are deleted."},
 		{"{$TCP.PORT.MATCHES}", ".+", "Port discovery: discover listening ports whose number matches this regex, e.g. ^(22|80|443)$."},
 		{"{$TCP.PORT.NOT_MATCHES}", "CHANGE_IF_NEEDED", "Port discovery: skip listening ports whose number matches this regex."},
 		{"{$TCP.PORT.PROCESS.MATCHES}", ".*", "Port discovery: discover listening ports whose process name matches this regex (the name is empty when the agent cannot see the process)."},
 		{"{$TCP.PORT.PROCESS.NOT_MATCHES}", "CHANGE_IF_NEEDED", "Port discovery: skip listening ports whose process name matches this regex."},
+		{"{$TCP.PUSED.HYSTERESIS}", "5", "Percentage points below its threshold that a percentage (of a kernel limit, a backlog, disk utilization) must stay under, for the trigger's window, before the problem recovers."},
 		{"{$TCP.REMOTE.TOP.COUNT}", "10", "How many remote addresses the Top remote addresses item lists."},
 		{"{$TCP.REMOTE.TOP.STATE}", "established", "Which sockets the Top remote addresses item counts: a state name (established, close_wait, time_wait, ...) or all."},
-		{"{$TCP.SYN_RECV.MAX.WARN}", "200", "SYN_RECV sockets, for 5 minutes, above which \"Too many SYN_RECV sockets\" fires."},
-		{"{$TCP.SYNCOOKIES.RATE.MAX.WARN}", "0", "SYN cookies sent per second, averaged over 5 minutes, above which \"SYN cookies are being sent\" fires."},
-		{"{$TCP.TIME_WAIT.MAX.CRIT}", "50000", "TIME_WAIT sockets on the host, for 5 minutes, above which \"Critically many TIME_WAIT sockets\" fires."},
-		{"{$TCP.TIME_WAIT.MAX.WARN}", "20000", "TIME_WAIT sockets on the host, for 5 minutes, above which \"Too many TIME_WAIT sockets\" fires."},
-		{"{$TCP.TIME_WAIT.PUSED.MAX.CRIT}", "95", "TIME_WAIT sockets in % of tcp_max_tw_buckets, for 5 minutes, above which \"TIME_WAIT buckets almost exhausted\" fires."},
-		{"{$TCP.TIME_WAIT.PUSED.MAX.WARN}", "80", "TIME_WAIT sockets in % of tcp_max_tw_buckets, for 5 minutes, above which \"TIME_WAIT buckets running low\" fires."},
-		{"{$TCP.TW_OVERFLOW.RATE.MAX.WARN}", "0", "TIME_WAIT overflows per second, averaged over 5 minutes, above which \"TIME_WAIT bucket table overflows\" fires."},
+		{"{$TCP.SYN_DROPS.MAX.WARN}", "10", "Connection requests dropped on full SYN queues with SYN cookies off (TcpExt TCPReqQFullDrop) in 5 minutes above which \"SYN queue overflows drop connections\" fires; it recovers at this many or fewer in 15 minutes."},
+		{"{$TCP.SYNCOOKIES.MAX.WARN}", "100", "SYN cookies sent (TcpExt SyncookiesSent) in 5 minutes above which \"SYN cookies are being sent\" fires; it recovers at this many or fewer in 15 minutes."},
+		{"{$TCP.TIME_WAIT.PUSED.MAX.CRIT}", "95", "Time-wait entries in % of tcp_max_tw_buckets, for 5 minutes, above which \"TIME_WAIT buckets almost exhausted\" fires."},
+		{"{$TCP.TIME_WAIT.PUSED.MAX.WARN}", "80", "Time-wait entries in % of tcp_max_tw_buckets, for 5 minutes, above which \"TIME_WAIT buckets running low\" fires."},
+		{"{$TCP.TW_OVERFLOW.MAX.WARN}", "10", "TIME_WAIT sockets not created because tcp_max_tw_buckets was full (TcpExt TCPTimeWaitOverflow) in 5 minutes above which \"TIME_WAIT bucket table overflows\" fires; it recovers at this many or fewer in 15 minutes."},
 	}
 	for _, m := range ms {
 		if !strings.HasSuffix(m.Description, ".") {

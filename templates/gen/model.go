@@ -54,6 +54,9 @@ type Step struct {
 // Trigger is a trigger or a trigger prototype.
 type Trigger struct {
 	Expr        string
+	Recovery    string // recovery expression; "" = none (NoRecovery says why)
+	NoRecovery  string // why the problem expression alone decides recovery
+	Why         string // why the defaults are what they are (README)
 	Name        string
 	EventName   string
 	Opdata      string
@@ -159,7 +162,7 @@ func place(triggers []*Trigger, items []*Item) []*Trigger {
 	}
 	var rest []*Trigger
 	for _, t := range triggers {
-		keys := exprKeys(t.Expr)
+		keys := exprKeys(t.Expr + " " + t.Recovery)
 		if len(keys) == 1 && byKey[keys[0]] != nil {
 			byKey[keys[0]].triggers = append(byKey[keys[0]].triggers, t)
 			continue
@@ -326,6 +329,19 @@ func itemNode(kind string, it *Item, base, scope string, u *ids) *node {
 	)
 }
 
+// NoRecoveryMark starts the sentence of a trigger description that says
+// why the trigger has no recovery expression; the linter looks for it.
+const NoRecoveryMark = "No recovery expression: "
+
+// triggerDescription is the trigger's description, with the reason it has
+// no recovery expression when it has none.
+func triggerDescription(tr *Trigger) string {
+	if tr.Recovery == "" && tr.NoRecovery != "" {
+		return tr.Description + "\n\n" + NoRecoveryMark + tr.NoRecovery
+	}
+	return tr.Description
+}
+
 func triggerNode(kind string, tr *Trigger, scope string, u *ids) *node {
 	var deps []*node
 	for _, d := range sortedBy(tr.DependsOn, triggerOrder) {
@@ -335,14 +351,20 @@ func triggerNode(kind string, tr *Trigger, scope string, u *ids) *node {
 	if tr.ManualClose {
 		manual = "YES"
 	}
+	mode := ""
+	if tr.Recovery != "" {
+		mode = "RECOVERY_EXPRESSION"
+	}
 	return el(kind,
 		tx("uuid", u.get(scope+"/"+kind+":"+tr.Name)),
 		tx("expression", tr.Expr),
+		tx("recovery_mode", mode),
+		tx("recovery_expression", tr.Recovery),
 		tx("name", tr.Name),
 		tx("event_name", tr.EventName),
 		tx("opdata", tr.Opdata),
 		tx("priority", tr.Priority),
-		tx("description", tr.Description),
+		tx("description", triggerDescription(tr)),
 		tx("manual_close", manual),
 		list("dependencies", deps),
 		tagsNode(tr.Tags),
