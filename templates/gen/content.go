@@ -384,7 +384,7 @@ func build(v variant) *Template {
 		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
 		Description: "Time-wait entries approach net.ipv4.tcp_max_tw_buckets. At the limit the kernel destroys new TIME_WAIT sockets at once (TcpExt TCPTimeWaitOverflow), and late segments of old connections can corrupt new ones. " +
 			"Usually a client that opens a new connection per request: use keepalive/connection pools, or raise the limit.",
-		Why: "The limit is the kernel's own, so the threshold is a share of it: 20000 TIME_WAIT sockets are routine on a proxy and impossible where tcp_max_tw_buckets is lower. 95% leaves a few minutes' notice before overflows at typical close rates; recovery needs 5 minutes below the threshold minus {$TCP.PUSED.HYSTERESIS} points.",
+		Why:  "The limit is the kernel's own, so the threshold is a share of it: 20000 TIME_WAIT sockets are routine on a proxy and impossible where tcp_max_tw_buckets is lower. 95% leaves a few minutes' notice before overflows at typical close rates; recovery needs 5 minutes below the threshold minus {$TCP.PUSED.HYSTERESIS} points.",
 		Tags: tags("scope", "capacity"),
 	}
 	twpWarn := &Trigger{
@@ -403,8 +403,8 @@ func build(v variant) *Template {
 		EventName: "TCP: TIME_WAIT bucket table overflows (" + in5m("TCPTimeWaitOverflow") + " in 5m, over {$TCP.TW_OVERFLOW.MAX.WARN})",
 		Opdata:    "Last check: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
 		Description: "The kernel is destroying TIME_WAIT sockets because net.ipv4.tcp_max_tw_buckets is reached (it logs \"time wait bucket table overflow\"). Reduce short-lived connections or raise the limit.",
-		Why: "A count over 5 minutes, not a rate on one sample: a single overflow is noise, a stream of them is the table full. Recovery needs no more than the threshold over 15 minutes, a third of the rate that raised it.",
-		Tags: tags("scope", "capacity"),
+		Why:         "A count over 5 minutes, not a rate on one sample: a single overflow is noise, a stream of them is the table full. Recovery needs no more than the threshold over 15 minutes, a third of the rate that raised it.",
+		Tags:        tags("scope", "capacity"),
 	}
 	cwCrit := &Trigger{
 		Expr:      "min(" + ref("tcp.state[close_wait]") + ",5m)>{$TCP.CLOSE_WAIT.MAX.CRIT}",
@@ -414,7 +414,7 @@ func build(v variant) *Template {
 		Opdata:    "CLOSE_WAIT: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
 		Description: "The peers closed these connections but the local application has not closed its sockets: a descriptor leak or a stuck application. " +
 			"CLOSE_WAIT never times out; the per-port items and the Top remote addresses item show which service.",
-		Why: "CLOSE_WAIT has no kernel limit: each socket holds a descriptor until the application closes it, so the threshold is a count. A healthy server closes within milliseconds and keeps few; 1000 held for 5 minutes is a leak at any scale. Recovery needs 10 minutes at or below it.",
+		Why:  "CLOSE_WAIT has no kernel limit: each socket holds a descriptor until the application closes it, so the threshold is a count. A healthy server closes within milliseconds and keeps few; 1000 held for 5 minutes is a leak at any scale. Recovery needs 10 minutes at or below it.",
 		Tags: tags("scope", "performance"),
 	}
 	cwWarn := &Trigger{
@@ -433,8 +433,8 @@ func build(v variant) *Template {
 		EventName: "TCP: SYN cookies are being sent (" + in5m("SyncookiesSent") + " in 5m, over {$TCP.SYNCOOKIES.MAX.WARN})",
 		Opdata:    "Last check: {ITEM.LASTVALUE1}", Priority: "WARNING",
 		Description: "A listener's SYN queue overflowed and the kernel answers with SYN cookies (connections still succeed, without TCP options such as window scaling): a SYN flood, or more connection attempts than the SYN queue (net.ipv4.tcp_max_syn_backlog, the listen backlog) holds.",
-		Why: "Cookies keep connections working, so a burst is not worth a page: 100 in 5 minutes is a sustained overflow. Recovery needs no more than that over 15 minutes.",
-		Tags: tags("scope", "availability"),
+		Why:         "Cookies keep connections working, so a burst is not worth a page: 100 in 5 minutes is a sustained overflow. Recovery needs no more than that over 15 minutes.",
+		Tags:        tags("scope", "availability"),
 	}
 	overflows := &Trigger{
 		Expr:      "sum(" + count("ListenOverflows") + ",5m)>{$TCP.LISTEN_OVERFLOWS.MAX.WARN}",
@@ -443,8 +443,8 @@ func build(v variant) *Template {
 		EventName: "TCP: Accept queues are overflowing (" + in5m("ListenOverflows") + " connections dropped in 5m, over {$TCP.LISTEN_OVERFLOWS.MAX.WARN})",
 		Opdata:    "Last check: {ITEM.LASTVALUE1}", Priority: "WARNING",
 		Description: "Connections are dropped because an application does not accept() them fast enough or its listen backlog is too small (capped by net.core.somaxconn). Clients retry their SYN after 1, 3, 7 s: users see delays. The per-port accept queue items show which port.",
-		Why: "Each overflow is a handshake the client has to retry, so the default is low but not 0: 10 in 5 minutes is more than a momentary burst. Recovery needs no more than that over 15 minutes.",
-		Tags: tags("scope", "performance"),
+		Why:         "Each overflow is a handshake the client has to retry, so the default is low but not 0: 10 in 5 minutes is more than a momentary burst. Recovery needs no more than that over 15 minutes.",
+		Tags:        tags("scope", "performance"),
 	}
 	synDrops := &Trigger{
 		Expr:      "last(" + ref("tcp.limit[tcp_syncookies]") + ")=0 and sum(" + count("TCPReqQFullDrop") + ",5m)>{$TCP.SYN_DROPS.MAX.WARN}",
@@ -453,18 +453,18 @@ func build(v variant) *Template {
 		EventName: "TCP: SYN queue overflows drop connections (SYN cookies off) (" + in5m("TCPReqQFullDrop") + " in 5m, over {$TCP.SYN_DROPS.MAX.WARN})",
 		Opdata:    "Last check: {ITEM.LASTVALUE2}", Priority: "AVERAGE",
 		Description: "A listener's SYN queue is full and, with net.ipv4.tcp_syncookies=0, the kernel drops new connection requests (TcpExt TCPReqQFullDrop) instead of answering with cookies: a SYN flood or a listener that cannot keep up makes the service unreachable. Turn SYN cookies on (1) or raise the backlog.",
-		Why: "Without cookies every such drop is a lost connection attempt, hence Average; 10 in 5 minutes is more than a momentary burst. Recovery: 15 minutes with no more than that, or cookies turned on.",
-		Tags: tags("scope", "availability"),
+		Why:         "Without cookies every such drop is a lost connection attempt, hence Average; 10 in 5 minutes is more than a momentary burst. Recovery: 15 minutes with no more than that, or cookies turned on.",
+		Tags:        tags("scope", "availability"),
 	}
 	cookiesOff := &Trigger{
-		Expr:       "last(" + ref("tcp.limit[tcp_syncookies]") + ")=0",
-		Name:       "TCP: SYN cookies are disabled",
-		EventName:  "TCP: SYN cookies are disabled (net.ipv4.tcp_syncookies=0)",
-		Opdata:     "tcp_syncookies: {ITEM.LASTVALUE1}", Priority: "INFO",
+		Expr:      "last(" + ref("tcp.limit[tcp_syncookies]") + ")=0",
+		Name:      "TCP: SYN cookies are disabled",
+		EventName: "TCP: SYN cookies are disabled (net.ipv4.tcp_syncookies={ITEM.VALUE1})",
+		Opdata:    "tcp_syncookies: {ITEM.LASTVALUE1}", Priority: "INFO",
 		Description: "net.ipv4.tcp_syncookies is 0: when a listener's SYN queue overflows (a SYN flood), new connections are dropped instead of answered with SYN cookies. The kernel default is 1.",
-		NoRecovery: "a sysctl, which changes only when an administrator changes it; the problem ends when it is no longer 0.",
-		Why:        "Information only: some hosts turn cookies off on purpose. The drops themselves raise \"SYN queue overflows drop connections\".",
-		Tags:       tags("scope", "security"),
+		NoRecovery:  "a sysctl, which changes only when an administrator changes it; the problem ends when it is no longer 0.",
+		Why:         "Information only: some hosts turn cookies off on purpose. The drops themselves raise \"SYN queue overflows drop connections\".",
+		Tags:        tags("scope", "security"),
 	}
 	orphCrit := &Trigger{
 		Expr:      "min(" + ref("tcp.orphan.pused") + ",5m)>{$TCP.ORPHAN.PUSED.MAX.CRIT}",
@@ -474,7 +474,7 @@ func build(v variant) *Template {
 		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
 		Description: "Sockets closed by applications but not finished yet approach the point where the kernel resets them (\"too many orphaned sockets\"). The kernel compares the orphan count, doubled or quadrupled for orphans it penalises, with net.ipv4.tcp_max_orphans: " +
 			"an orphan whose peer has been silent for twice TCP_RTO_MAX (240 s) is reset from half the limit, one that also had an ICMP error from a quarter (tcp_out_of_resources, net/ipv4/tcp_timer.c).",
-		Why: "Percentages of tcp_max_orphans, set below the kernel's real kill points rather than at the limit: 45% warns before penalised orphans are reset at 50%; 20% warns before doubly penalised ones are reset at 25%. Recovery needs 5 minutes below the threshold minus {$TCP.PUSED.HYSTERESIS} points.",
+		Why:  "Percentages of tcp_max_orphans, set below the kernel's real kill points rather than at the limit: 45% warns before penalised orphans are reset at 50%; 20% warns before doubly penalised ones are reset at 25%. Recovery needs 5 minutes below the threshold minus {$TCP.PUSED.HYSTERESIS} points.",
 		Tags: tags("scope", "capacity"),
 	}
 	orphWarn := &Trigger{
@@ -493,8 +493,8 @@ func build(v variant) *Template {
 		EventName: "TCP: Memory near tcp_mem's limit ({ITEM.VALUE1} of the high value for 5m, over {$TCP.MEM.PUSED.MAX.CRIT}%)",
 		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
 		Description: "TCP memory (/proc/net/sockstat \"mem\") approaches net.ipv4.tcp_mem's third value. Above it the kernel refuses socket buffer memory: connections stall, and orphans are reset (\"out of memory -- consider tuning tcp_mem\", TcpExt TCPAbortOnMemory).",
-		Why: "A share of the kernel's own hard limit; 90% gives notice before allocations fail. Recovery needs 5 minutes below the threshold minus {$TCP.PUSED.HYSTERESIS} points.",
-		Tags: tags("scope", "capacity"),
+		Why:         "A share of the kernel's own hard limit; 90% gives notice before allocations fail. Recovery needs 5 minutes below the threshold minus {$TCP.PUSED.HYSTERESIS} points.",
+		Tags:        tags("scope", "capacity"),
 	}
 	memPressure := &Trigger{
 		Expr: "min(" + ref("tcp.sockstat[tcp_mem]") + ",5m)>last(" + ref("tcp.limit[tcp_mem_pressure]") + ") or " +
@@ -505,8 +505,8 @@ func build(v variant) *Template {
 		EventName: "TCP: Memory pressure ({ITEM.VALUE1} pages for 5m, pressure at {ITEM.VALUE2}; " + in5m("TCPMemoryPressures") + " entries in 5m)",
 		Opdata:    "Memory: {ITEM.LASTVALUE1} pages, pressure at {ITEM.LASTVALUE2}", Priority: "WARNING",
 		Description: "TCP memory has been above net.ipv4.tcp_mem's pressure value, or TCP entered memory pressure (TcpExt TCPMemoryPressures): the kernel shrinks socket buffers, so throughput drops, until usage falls below tcp_mem's low value.",
-		Why: "The thresholds are the kernel's own: it enters pressure above tcp_mem[1] and leaves it only at or below tcp_mem[0], and so does this trigger (plus no more than {$TCP.MEM.PRESSURES.MAX.WARN} new entries in 15 minutes). Entries are counted too, because a pressure shorter than a check leaves no trace in the sampled memory. Any entry counts by default (0): unlike per-connection counters, it happens only when TCP as a whole runs short.",
-		Tags: tags("scope", "capacity"),
+		Why:         "The thresholds are the kernel's own: it enters pressure above tcp_mem[1] and leaves it only at or below tcp_mem[0], and so does this trigger (plus no more than {$TCP.MEM.PRESSURES.MAX.WARN} new entries in 15 minutes). Entries are counted too, because a pressure shorter than a check leaves no trace in the sampled memory. Any entry counts by default (0): unlike per-connection counters, it happens only when TCP as a whole runs short.",
+		Tags:        tags("scope", "capacity"),
 	}
 	aborts := &Trigger{
 		Expr:      "sum(" + count("TCPAbortOnMemory") + ",5m)>{$TCP.ABORT_ON_MEMORY.MAX.WARN}",
@@ -515,8 +515,8 @@ func build(v variant) *Template {
 		EventName: "TCP: Connections reset for lack of memory (" + in5m("TCPAbortOnMemory") + " in 5m, over {$TCP.ABORT_ON_MEMORY.MAX.WARN})",
 		Opdata:    "Last check: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
 		Description: "The kernel reset connections because TCP memory was over tcp_mem's high value or there were too many orphans (TcpExt TCPAbortOnMemory).",
-		Why: "Each is a connection lost, so the default is low; 10 in 5 minutes rules out a one-off. Recovery needs no more than that over 15 minutes.",
-		Tags: tags("scope", "capacity"),
+		Why:         "Each is a connection lost, so the default is low; 10 in 5 minutes rules out a one-off. Recovery needs no more than that over 15 minutes.",
+		Tags:        tags("scope", "capacity"),
 	}
 	nodata := &Trigger{
 		Expr:      "nodata(" + ref("tcp.state[total]") + ",{$TCP.NODATA.TIMEOUT})=1",
@@ -686,8 +686,8 @@ func portRule(v variant, ref func(string) string) *Rule {
 		EventName: "Port {#PORT}: Accept queue almost full ({ITEM.VALUE1} of the backlog for 5m, over {$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT:\"{#PORT}\"}%)",
 		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
 		Description: "The process listening on port {#PORT} ({#PROCESS}) does not accept connections as fast as they arrive; when the queue is full the kernel drops new ones (TcpExt ListenOverflows). Check the application, or raise its backlog (and net.core.somaxconn).",
-		Why: "A share of the port's own backlog, which is its kernel limit; a queue that stays 95% full for 5 minutes is about to drop connections. Recovery needs 5 minutes below the threshold minus {$TCP.PUSED.HYSTERESIS} points.",
-		Tags: tags("scope", "performance"),
+		Why:         "A share of the port's own backlog, which is its kernel limit; a queue that stays 95% full for 5 minutes is about to drop connections. Recovery needs 5 minutes below the threshold minus {$TCP.PUSED.HYSTERESIS} points.",
+		Tags:        tags("scope", "performance"),
 	}
 	aqWarn := &Trigger{
 		Expr:      "min(" + aq + ",5m)>{$TCP.PORT.ACCEPTQ.PUSED.MAX.WARN:\"{#PORT}\"}",
@@ -706,8 +706,8 @@ func portRule(v variant, ref func(string) string) *Rule {
 		EventName: "Port {#PORT}: Too many CLOSE_WAIT sockets ({ITEM.VALUE1} for 5m, over {$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"{#PORT}\"})",
 		Opdata:    "CLOSE_WAIT: {ITEM.LASTVALUE1}", Priority: "WARNING",
 		Description: "Peers closed connections to port {#PORT} but the process behind it ({#PROCESS}) has not closed its sockets: a descriptor leak or stuck workers in the application.",
-		Why: "No kernel limit applies (see the host's CLOSE_WAIT triggers); 50 held for 5 minutes on one port is a leak for almost any service. Recovery needs 10 minutes at or below it.",
-		Tags: tags("scope", "performance"),
+		Why:         "No kernel limit applies (see the host's CLOSE_WAIT triggers); 50 held for 5 minutes on one port is a leak for almost any service. Recovery needs 10 minutes at or below it.",
+		Tags:        tags("scope", "performance"),
 	}
 	lis := ref("tcp.port.listening[{#PORT}]")
 	down := "{$TCP.PORT.DOWN.PERIOD:\"{#PORT}\"}"
@@ -717,15 +717,15 @@ func portRule(v variant, ref func(string) string) *Rule {
 		// before: a restart within the period raises nothing, and once the
 		// problem is open (or closed by hand) a port that stays down does
 		// not make the expression true again.
-		Expr:        "max(" + lis + "," + down + ")=0 and max(" + lis + "," + down + ":now-" + down + ")=1",
-		Recovery:    "last(" + lis + ")=1",
-		Name:        "Port {#PORT}: Not listening",
-		EventName:   "Port {#PORT}: Not listening (for over " + down + ")",
-		Opdata:      "Listening: {ITEM.LASTVALUE1}",
-		Priority:    "AVERAGE", ManualClose: true,
+		Expr:      "max(" + lis + "," + down + ")=0 and max(" + lis + "," + down + ":now-" + down + ")=1",
+		Recovery:  "last(" + lis + ")=1",
+		Name:      "Port {#PORT}: Not listening",
+		EventName: "Port {#PORT}: Not listening (for over " + down + ")",
+		Opdata:    "Listening: {ITEM.LASTVALUE1}",
+		Priority:  "AVERAGE", ManualClose: true,
 		Description: "Nothing listens on port {#PORT} any more (a listener on {#ADDRESS} did when it was discovered; process: {#PROCESS}): the service stopped or moved. " +
 			"The problem ends when the port listens again. If the service is gone for good, close the problem: it stays closed while the port stays down, and the port's items are deleted {$TCP.PORT.LOST.LIFETIME} after discovery stops finding it.",
-		Why: "A port is judged only after it was seen listening and has been down for the whole period: 5 minutes rides out a restart or a deploy, and a restart within one check never shows. The expression is true only in the period after that, so a manual close sticks; recovery is the first check that finds a listener.",
+		Why:  "A port is judged only after it was seen listening and has been down for the whole period: 5 minutes rides out a restart or a deploy, and a restart within one check never shows. The expression is true only in the period after that, so a manual close sticks; recovery is the first check that finds a listener.",
 		Tags: tags("scope", "availability"),
 	}
 	r.Triggers = []*Trigger{aqWarn, aqCrit, cw, gone}

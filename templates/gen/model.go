@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"zabbix-agent2-plugin-tcpstatus/scripts/templatelint/lint"
 )
 
 // Template is one Zabbix template as the generator describes it; render
@@ -329,15 +331,11 @@ func itemNode(kind string, it *Item, base, scope string, u *ids) *node {
 	)
 }
 
-// NoRecoveryMark starts the sentence of a trigger description that says
-// why the trigger has no recovery expression; the linter looks for it.
-const NoRecoveryMark = "No recovery expression: "
-
 // triggerDescription is the trigger's description, with the reason it has
 // no recovery expression when it has none.
 func triggerDescription(tr *Trigger) string {
 	if tr.Recovery == "" && tr.NoRecovery != "" {
-		return tr.Description + "\n\n" + NoRecoveryMark + tr.NoRecovery
+		return tr.Description + "\n\n" + lint.NoRecoveryMark + tr.NoRecovery
 	}
 	return tr.Description
 }

@@ -69,7 +69,8 @@ var Rules = []string{
 	"calculated", "graph", "dashboard", "valuemap", "macro-undefined",
 	"macro-description", "macro-unused", "description", "history",
 	"lifetime", "prototype-key", "polled-prototype", "error-handler",
-	"master-history", "official-names",
+	"master-history", "official-names", "recovery", "rate-window",
+	"manual-close", "opdata", "event-value",
 }
 
 var uuidRe = regexp.MustCompile(`^[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}$`)
@@ -505,6 +506,7 @@ func (c *checker) checkTrigger(t *template, tr *elem, base, rule, kind string) {
 			}
 		}
 	}
+	c.checkAlerting(t, tr, rule, path)
 	for _, d := range tr.list("dependencies", "dependency") {
 		k := d.val("name") + "\x00" + d.val("expression")
 		if !t.triggers[k] && !(rule != "" && t.ptriggers[rule][k]) {
