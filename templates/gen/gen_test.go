@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -37,10 +40,10 @@ func TestCommittedFilesAreGenerated(t *testing.T) {
 	}
 }
 
-// TestBothTemplatesHaveTheSameKeys: the classic-agent template polls the
-// same keys as the agent 2 one, because the UserParameter file maps the
-// same key names.
-func TestBothTemplatesHaveTheSameKeys(t *testing.T) {
+// TestTemplatesHaveTheSameKeys: the four templates poll the same keys,
+// because the UserParameter file maps the plugin's key names, and an
+// active template asks for the same keys as a passive one.
+func TestTemplatesHaveTheSameKeys(t *testing.T) {
 	keys := func(tp *Template) string {
 		var ks []string
 		for _, it := range tp.Items {
@@ -54,9 +57,110 @@ func TestBothTemplatesHaveTheSameKeys(t *testing.T) {
 		}
 		return strings.Join(ks, " ")
 	}
-	a, b := build(variants[0]), build(variants[1])
-	if keys(a) != keys(b) {
-		t.Errorf("keys differ:\n%s\n%s", keys(a), keys(b))
+	if len(variants) != 4 {
+		t.Fatalf("%d templates, want agent 2, agent 2 active, agent, agent active", len(variants))
+	}
+	first := keys(build(variants[0]))
+	for _, v := range variants[1:] {
+		if k := keys(build(v)); k != first {
+			t.Errorf("%s: keys differ:\n%s\n%s", v.name, first, k)
+		}
+	}
+}
+
+// polledObjects lists what the agent answers in a template: items that
+// are not dependent or calculated, and discovery rules without a master.
+func polledObjects(tp *Template) (items []*Item, rules []*Rule) {
+	for _, it := range tp.Items {
+		if it.Type != "DEPENDENT" && it.Type != "CALCULATED" {
+			items = append(items, it)
+		}
+	}
+	for _, r := range tp.Rules {
+		if r.Master == "" {
+			rules = append(rules, r)
+		}
+	}
+	return items, rules
+}
+
+// TestActiveTemplates: an active template has only active checks where
+// the passive one has agent checks, and is named as Zabbix names its own
+// active templates.
+func TestActiveTemplates(t *testing.T) {
+	for _, v := range variants {
+		items, rules := polledObjects(build(v))
+		if len(items) == 0 || len(rules) == 0 {
+			t.Fatalf("%s: no polled items or rules", v.name)
+		}
+		want := ""
+		if v.active {
+			want = "ZABBIX_ACTIVE"
+			if !strings.HasSuffix(v.name, " active") || !strings.HasSuffix(v.file, "_active") {
+				t.Errorf("active template named %q in %s", v.name, v.file)
+			}
+		}
+		for _, it := range items {
+			if it.Type != want {
+				t.Errorf("%s: item %s has type %q, want %q", v.name, it.Key, it.Type, want)
+			}
+		}
+		for _, r := range rules {
+			if r.Type != want {
+				t.Errorf("%s: rule %s has type %q, want %q", v.name, r.Key, r.Type, want)
+			}
+		}
+	}
+}
+
+// TestClassicAgentErrors: in the classic-agent templates every polled
+// item and rule first turns the helper's "ZBX_NOTSUPPORTED: <reason>"
+// output into an error, and the pattern takes the reason out of what the
+// real helper prints for a failing key; the agent 2 templates have no
+// such step (the plugin's errors arrive as errors).
+func TestClassicAgentErrors(t *testing.T) {
+	for _, v := range variants {
+		items, rules := polledObjects(build(v))
+		for _, it := range items {
+			has := len(it.Pre) > 0 && it.Pre[0].Type == notSupported.Type
+			if has != v.classic {
+				t.Errorf("%s: item %s: error check step %v, want %v", v.name, it.Key, has, v.classic)
+			}
+		}
+		for _, r := range rules {
+			has := len(r.Pre) > 0 && r.Pre[0].Type == "JAVASCRIPT" && strings.Contains(r.Pre[0].Params[0], "ZBX_NOTSUPPORTED")
+			if has != v.classic {
+				t.Errorf("%s: rule %s: error check step %v, want %v", v.name, r.Key, has, v.classic)
+			}
+		}
+	}
+
+	bin := filepath.Join(t.TempDir(), "tcpstatus-discovery")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../discovery").CombinedOutput(); err != nil {
+		t.Fatalf("building the helper: %v\n%s", err, out)
+	}
+	// A parameter where the key takes none fails with the plugin's error.
+	out, err := exec.Command(bin, "--", "tcp.sockets.get", "x").Output()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("helper with a bad key: %v, output %q", err, out)
+	}
+	value := strings.TrimRight(string(out), "\r\n") // the agent strips trailing newlines
+	re := regexp.MustCompile(notSupported.Params[0])
+	if !re.MatchString(value) {
+		t.Fatalf("the error check %q does not match the helper's output %q", notSupported.Params[0], value)
+	}
+	reason := re.ReplaceAllString(value, strings.ReplaceAll(notSupported.Params[1], `\1`, "${1}"))
+	if reason != "Too many parameters." {
+		t.Errorf("reason %q, want the helper's %q", reason, "Too many parameters.")
+	}
+	// A good answer does not match.
+	good, err := exec.Command(bin, "--", "tcp.sockets.get").Output()
+	if err != nil {
+		t.Skipf("helper cannot read the socket table here: %v", err)
+	}
+	if re.Match(good) {
+		t.Errorf("the error check matches a good answer: %.80s", good)
 	}
 }
 
