@@ -817,8 +817,8 @@ func diskRule(ref func(string) string) *Rule {
 
 	utilCrit := &Trigger{
 		Expr:      "min(" + ref("disk.util[{#DEVNAME}]") + ",15m)>{$DISK.UTIL.MAX.CRIT:\"{#DEVNAME}\"}",
-		Recovery:  "max(" + ref("disk.util[{#DEVNAME}]") + ",15m)<{$DISK.UTIL.MAX.CRIT:\"{#DEVNAME}\"}-{$TCP.PUSED.HYSTERESIS}",
-		Why:       "%util of a single-queue disk: 95% for 15 minutes is saturation. It says little for SSDs and arrays, which serve requests in parallel; raise it per disk there. Recovery needs 15 minutes below the threshold minus {$TCP.PUSED.HYSTERESIS} points.",
+		Recovery:  "max(" + ref("disk.util[{#DEVNAME}]") + ",15m)<{$DISK.UTIL.MAX.CRIT:\"{#DEVNAME}\"}-{$DISK.UTIL.HYSTERESIS}",
+		Why:       "%util of a single-queue disk: 95% for 15 minutes is saturation. It says little for SSDs and arrays, which serve requests in parallel; raise it per disk there. Recovery needs 15 minutes below the threshold minus {$DISK.UTIL.HYSTERESIS} points.",
 		Name:      "Disk {#DEVNAME}: Utilization is critically high",
 		EventName: "Disk {#DEVNAME}: Utilization is critically high (over {$DISK.UTIL.MAX.CRIT:\"{#DEVNAME}\"}% for 15m)",
 		Opdata:    "Utilization: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
@@ -827,7 +827,7 @@ func diskRule(ref func(string) string) *Rule {
 	}
 	utilWarn := &Trigger{
 		Expr:      "min(" + ref("disk.util[{#DEVNAME}]") + ",15m)>{$DISK.UTIL.MAX.WARN:\"{#DEVNAME}\"}",
-		Recovery:  "max(" + ref("disk.util[{#DEVNAME}]") + ",15m)<{$DISK.UTIL.MAX.WARN:\"{#DEVNAME}\"}-{$TCP.PUSED.HYSTERESIS}",
+		Recovery:  "max(" + ref("disk.util[{#DEVNAME}]") + ",15m)<{$DISK.UTIL.MAX.WARN:\"{#DEVNAME}\"}-{$DISK.UTIL.HYSTERESIS}",
 		Why:       "As the critical one, earlier: 80%.",
 		Name:      "Disk {#DEVNAME}: Utilization is high",
 		EventName: "Disk {#DEVNAME}: Utilization is high (over {$DISK.UTIL.MAX.WARN:\"{#DEVNAME}\"}% for 15m)",
@@ -875,6 +875,7 @@ func macros() []Macro {
 		{"{$DISK.DEVNAME.NOT_MATCHES}", "^(loop|ram|zram|sr|fd|nbd|dm-)[0-9]+$", "Disk discovery: skip block devices whose name matches this regex (loop, RAM, zram, optical, floppy, NBD and device-mapper devices)."},
 		{"{$DISK.DEVTYPE.MATCHES}", "^disk$", "Disk discovery: discover devices whose type (disk or partition) matches this regex."},
 		{"{$DISK.READ.AWAIT.MAX.WARN}", "50", "Average read wait time in ms over 15 minutes above which \"Response time is high\" fires. Per disk: {$DISK.READ.AWAIT.MAX.WARN:\"<devname>\"}."},
+		{"{$DISK.UTIL.HYSTERESIS}", "5", "Percentage points below its utilization threshold that a disk must stay under, for 15 minutes, before \"Utilization is high\" or \"critically high\" recovers."},
 		{"{$DISK.UTIL.MAX.CRIT}", "95", "Disk utilization in % over 15 minutes above which \"Utilization is critically high\" fires. Per disk: {$DISK.UTIL.MAX.CRIT:\"<devname>\"}."},
 		{"{$DISK.UTIL.MAX.WARN}", "80", "Disk utilization in % over 15 minutes above which \"Utilization is high\" fires. Per disk: {$DISK.UTIL.MAX.WARN:\"<devname>\"}."},
 		{"{$DISK.WRITE.AWAIT.MAX.WARN}", "50", "Average write wait time in ms over 15 minutes above which \"Response time is high\" fires. Per disk: {$DISK.WRITE.AWAIT.MAX.WARN:\"<devname>\"}."},
@@ -899,7 +900,7 @@ func macros() []Macro {
 		{"{$TCP.PORT.NOT_MATCHES}", "CHANGE_IF_NEEDED", "Port discovery: skip listening ports whose number matches this regex."},
 		{"{$TCP.PORT.PROCESS.MATCHES}", ".*", "Port discovery: discover listening ports whose process name matches this regex (the name is empty when the agent cannot see the process)."},
 		{"{$TCP.PORT.PROCESS.NOT_MATCHES}", "CHANGE_IF_NEEDED", "Port discovery: skip listening ports whose process name matches this regex."},
-		{"{$TCP.PUSED.HYSTERESIS}", "5", "Percentage points below its threshold that a percentage (of a kernel limit, a backlog, disk utilization) must stay under, for the trigger's window, before the problem recovers."},
+		{"{$TCP.PUSED.HYSTERESIS}", "5", "Percentage points below its threshold that a percentage (of a kernel limit, of a backlog) must stay under, for the trigger's window, before the problem recovers."},
 		{"{$TCP.REMOTE.TOP.COUNT}", "10", "How many remote addresses the Top remote addresses item lists."},
 		{"{$TCP.REMOTE.TOP.STATE}", "established", "Which sockets the Top remote addresses item counts: a state name (established, close_wait, time_wait, ...) or all."},
 		{"{$TCP.SYN_DROPS.MAX.WARN}", "10", "Connection requests dropped on full SYN queues with SYN cookies off (TcpExt TCPReqQFullDrop) in 5 minutes above which \"SYN queue overflows drop connections\" fires; it recovers at this many or fewer in 15 minutes."},
