@@ -343,7 +343,9 @@ func triggerDescription(tr *Trigger) string {
 func triggerNode(kind string, tr *Trigger, scope string, u *ids) *node {
 	var deps []*node
 	for _, d := range sortedBy(tr.DependsOn, triggerOrder) {
-		deps = append(deps, el("dependency", tx("name", d.Name), tx("expression", d.Expr)))
+		// The importer finds the trigger by name, expression and
+		// recovery expression.
+		deps = append(deps, el("dependency", tx("name", d.Name), tx("expression", d.Expr), tx("recovery_expression", d.Recovery)))
 	}
 	manual := ""
 	if tr.ManualClose {

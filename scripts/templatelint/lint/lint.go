@@ -154,10 +154,10 @@ func (c *checker) object(e *elem, path string, group bool) {
 type template struct {
 	tech       string
 	items      map[string]*elem // key → item
-	triggers   map[string]bool  // name + "\x00" + expression
+	triggers   map[string]bool  // triggerID
 	graphs     map[string]bool
 	protos     map[string]map[string]*elem // rule key → prototype key → prototype
-	ptriggers  map[string]map[string]bool  // rule key → name + expression
+	ptriggers  map[string]map[string]bool  // rule key → triggerID
 	pgraphs    map[string]bool             // graph prototype names, all rules
 	valuemaps  map[string]bool
 	macros     map[string]*elem // name → <macro>
@@ -270,7 +270,7 @@ func (c *checker) checkTemplate(te *elem) *template {
 		}
 		t.items[key] = it
 		for _, tr := range it.list("triggers", "trigger") {
-			t.triggers[tr.val("name")+"\x00"+tr.val("expression")] = true
+			t.triggers[triggerID(tr)] = true
 		}
 	}
 	rules := te.list("discovery_rules", "discovery_rule")
@@ -284,11 +284,11 @@ func (c *checker) checkTemplate(te *elem) *template {
 			}
 			t.protos[rk][p.val("key")] = p
 			for _, tr := range p.list("trigger_prototypes", "trigger_prototype") {
-				t.ptriggers[rk][tr.val("name")+"\x00"+tr.val("expression")] = true
+				t.ptriggers[rk][triggerID(tr)] = true
 			}
 		}
 		for _, tr := range r.list("trigger_prototypes", "trigger_prototype") {
-			t.ptriggers[rk][tr.val("name")+"\x00"+tr.val("expression")] = true
+			t.ptriggers[rk][triggerID(tr)] = true
 		}
 		for _, g := range r.list("graph_prototypes", "graph_prototype") {
 			t.pgraphs[g.val("name")] = true
@@ -329,6 +329,12 @@ func (c *checker) checkTemplate(te *elem) *template {
 		c.object(v, base+"/valuemap:"+v.val("name"), false)
 	}
 	return t
+}
+
+// triggerID is what identifies a trigger to a dependency: name,
+// expression and recovery expression.
+func triggerID(tr *elem) string {
+	return tr.val("name") + "\x00" + tr.val("expression") + "\x00" + tr.val("recovery_expression")
 }
 
 func refsOf(tr *elem) []itemRef {
@@ -508,11 +514,13 @@ func (c *checker) checkTrigger(t *template, tr *elem, base, rule, kind string) {
 	}
 	c.checkAlerting(t, tr, rule, path)
 	for _, d := range tr.list("dependencies", "dependency") {
-		k := d.val("name") + "\x00" + d.val("expression")
+		// The importer finds a dependency by name, expression and
+		// recovery expression: all three must be those of the trigger.
+		k := triggerID(d)
 		if !t.triggers[k] && !(rule != "" && t.ptriggers[rule][k]) {
 			c.add(d.line, "dependency", path, "depends on %q, which is not a trigger of the template%s with that expression", d.val("name"), ruleText(rule))
 		}
-		if d.val("name") == name && d.val("expression") == expr {
+		if triggerID(d) == triggerID(tr) {
 			c.add(d.line, "dependency", path, "depends on itself")
 		}
 	}

@@ -106,6 +106,7 @@ func TestBrokenTemplates(t *testing.T) {
 		{"-threshold with a suffix", []edit{{"nodata(/Lint example/ex.get,{$EX.NODATA})=1", "nodata(/Lint example/ex.get,{$EX.NODATA})=1 and last(/Lint example/ex.open)&lt;5K"}}, "threshold"},
 		{"-event name of another trigger", []edit{{"Ex: No data (for {$EX.NODATA})", "Ex: Data missing (for {$EX.NODATA})"}}, "event-name"},
 		{"-event name shows another threshold", []edit{{"(over {$EX.SIZE.MAX:\"{#NAME}\"})", "(over {$EX.SIZE.MAX})"}}, "event-name"},
+		{"-dependency without the recovery expression", []edit{{"                                    <recovery_expression>max(/Lint example/ex.open,10m)&lt;={$EX.OPEN.MAX.CRIT}</recovery_expression>\n", ""}}, "dependency"},
 		{"-dependency on a missing trigger", []edit{{"<name>Ex: Critically many open</name>\n                                    <expression>", "<name>Ex: Critically many opened</name>\n                                    <expression>"}}, "dependency"},
 		{"-unknown master item", []edit{{"<key>ex.get</key>\n                    </master_item>", "<key>ex.gets</key>\n                    </master_item>"}}, "master-item"},
 		{"-calculated formula on unknown key", []edit{{"100*last(//ex.open)/", "100*last(//ex.closed)/"}}, "calculated"},
