@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -175,5 +176,77 @@ func TestNewUUIDIsVersion4(t *testing.T) {
 			t.Fatalf("%s twice", u)
 		}
 		seen[u] = true
+	}
+}
+
+// runJS runs a JavaScript preprocessing step on value as the server does
+// (the script is a function body of value; user macros expanded first),
+// with node standing in for the server's Duktape; the scripts keep to ES5.
+func runJS(t *testing.T, script string, macros map[string]string, value string) (string, error) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("no node to run the JavaScript steps")
+	}
+	for m, v := range macros {
+		script = strings.ReplaceAll(script, m, v)
+	}
+	prog := "function step(value) {\n" + script + "\n}\n" +
+		"var input = require('fs').readFileSync(0, 'utf8');\n" +
+		"try { process.stdout.write(String(step(input))); } catch (e) { process.stderr.write(String(e)); process.exit(3); }\n"
+	cmd := exec.Command(node, "-e", prog)
+	cmd.Stdin = strings.NewReader(value)
+	var out, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", errors.New(stderr.String())
+	}
+	return out.String(), nil
+}
+
+// TestPortDiscoverySteps: the discovery rule's steps mark ports inside
+// {$TCP.PORT.EPHEMERAL.RANGE} (bounds included) and no others, and the
+// classic agent's error text becomes the error.
+func TestPortDiscoverySteps(t *testing.T) {
+	defaults := map[string]string{}
+	for _, m := range macros() {
+		defaults[m.Macro] = m.Value
+	}
+	in := `[{"{#PORT}":"22","{#LOOPBACK}":"0"},{"{#PORT}":"32767","{#LOOPBACK}":"0"},{"{#PORT}":"32768","{#LOOPBACK}":"1"},{"{#PORT}":"60999","{#LOOPBACK}":"0"},{"{#PORT}":"61000","{#LOOPBACK}":"0"}]`
+	out, err := runJS(t, ephemeralScript, defaults, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []map[string]string
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	want := map[string]string{"22": "0", "32767": "0", "32768": "1", "60999": "1", "61000": "0"}
+	for _, p := range got {
+		if p["{#EPHEMERAL}"] != want[p["{#PORT}"]] {
+			t.Errorf("port %s: {#EPHEMERAL} %q, want %q", p["{#PORT}"], p["{#EPHEMERAL}"], want[p["{#PORT}"]])
+		}
+		if p["{#LOOPBACK}"] == "" {
+			t.Errorf("port %s lost its other macros: %v", p["{#PORT}"], p)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d ports out, want %d", len(got), len(want))
+	}
+	// Another range, and a malformed one marks none.
+	out, _ = runJS(t, ephemeralScript, map[string]string{"{$TCP.PORT.EPHEMERAL.RANGE}": "1024 - 40000"}, `[{"{#PORT}":"22"},{"{#PORT}":"8080"}]`)
+	if !strings.Contains(out, `"{#PORT}":"22","{#EPHEMERAL}":"0"`) || !strings.Contains(out, `"{#PORT}":"8080","{#EPHEMERAL}":"1"`) {
+		t.Errorf("range 1024 - 40000: %s", out)
+	}
+	out, _ = runJS(t, ephemeralScript, map[string]string{"{$TCP.PORT.EPHEMERAL.RANGE}": "{$TCP.PORT.EPHEMERAL.RANGE}"}, `[{"{#PORT}":"40000"}]`)
+	if !strings.Contains(out, `"{#EPHEMERAL}":"0"`) {
+		t.Errorf("undefined macro: %s", out)
+	}
+
+	if _, err := runJS(t, notSupportedLLD.Params[0], nil, "ZBX_NOTSUPPORTED: Cannot read /proc/net/tcp."); err == nil || !strings.Contains(err.Error(), "Cannot read /proc/net/tcp.") || strings.Contains(err.Error(), "ZBX_NOTSUPPORTED") {
+		t.Errorf("error text not turned into the error: %v", err)
+	}
+	if out, err := runJS(t, notSupportedLLD.Params[0], nil, in); err != nil || out != in {
+		t.Errorf("good discovery changed: %q, %v", out, err)
 	}
 }
