@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -314,6 +315,26 @@ func TestLiteralConstants(t *testing.T) {
 	} {
 		if got := strings.Join(literalConstants(expr), " "); got != want {
 			t.Errorf("literalConstants(%s) = %q, want %q", expr, got, want)
+		}
+	}
+}
+
+func TestFuncCalls(t *testing.T) {
+	got := funcCalls(`max(/T/tcp.port.listening[{#PORT}],{$P:"{#PORT}"})=0 and max(/T/tcp.port.listening[{#PORT}],{$P:"{#PORT}"}:now-{$P:"{#PORT}"})=1 or sum(/T/k[a,"b,c"], 5m)>{$X} or last(/T/k2)>0 or count(/T/k3,10m,"regexp","^(a|b)$")>1`)
+	want := []string{
+		`max tcp.port.listening[{#PORT}] [{$P:"{#PORT}"}]`,
+		`max tcp.port.listening[{#PORT}] [{$P:"{#PORT}"}:now-{$P:"{#PORT}"}]`,
+		`sum k[a,"b,c"] [5m]`,
+		`last k2 []`,
+		`count k3 [10m "regexp" "^(a|b)$"]`,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d calls, want %d: %v", len(got), len(want), got)
+	}
+	for i, f := range got {
+		s := fmt.Sprintf("%s %s [%s]", f.name, f.ref.key, strings.Join(f.args, " "))
+		if s != want[i] {
+			t.Errorf("call %d: %s, want %s", i, s, want[i])
 		}
 	}
 }
