@@ -471,6 +471,16 @@ func createHost(ctx context.Context, z *zabbix, tg *target, s *testSockets, temp
 			map[string]string{"macro": "{$TCP.PORT.MATCHES}", "value": "^(" + strings.Join(s.ports(), "|") + ")$"},
 			map[string]string{"macro": "{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"" + app + "\"}", "value": "100000"},
 			map[string]string{"macro": "{$TCP.CLOSE_WAIT.MAX.WARN}", "value": "100000"},
+			// The test's listeners are on 127.0.0.1 at ports the kernel
+			// picked (inside the ephemeral range), which discovery leaves
+			// out by default.
+			map[string]string{"macro": "{$TCP.PORT.LOOPBACK.MATCHES}", "value": ".*"},
+			map[string]string{"macro": "{$TCP.PORT.EPHEMERAL.MATCHES}", "value": ".*"},
+			// Short enough for a CI run; a restart shorter than it raises
+			// nothing.
+			map[string]string{"macro": "{$TCP.PORT.DOWN.PERIOD}", "value": "1m"},
+			// The test overflows the full listener 3 times.
+			map[string]string{"macro": "{$TCP.LISTEN_OVERFLOWS.MAX.WARN}", "value": "0"},
 		},
 	}, &res)
 	if err != nil {

@@ -180,7 +180,8 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets)
 	logf("Zabbix %s: triggers went to PROBLEM in %.0fs", v, time.Since(t).Seconds())
 
 	// Remove them: listen again, close the CLOSE_WAIT sockets, drain the
-	// full queue.
+	// full queue. "Not listening" recovers on the first sample that
+	// listens again.
 	t = time.Now()
 	if err := s.reopenGone(); err != nil {
 		return err
@@ -189,6 +190,49 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets)
 	if err := s.drainFull(); err != nil {
 		return err
 	}
+	for _, tg := range withTriggers {
+		if err := waitTriggers(ctx, z, tg, map[string]string{
+			"Port " + gone + ": Not listening": "0",
+		}, true); err != nil {
+			return err
+		}
+	}
+	// Hysteresis: the CLOSE_WAIT and accept-queue triggers recover only
+	// when the maximum over their recovery window is low, so samples below
+	// the thresholds must not clear them.
+	for _, tg := range withTriggers {
+		if err := waitItemValues(ctx, z, tg, map[string]func(float64) bool{
+			"tcp.port.state[" + app + ",close_wait]": func(x float64) bool { return x == 0 },
+			"tcp.state[close_wait]":                  func(x float64) bool { return x < closeWaitN-1 },
+			"tcp.port.accept_queue[" + full + "]":    func(x float64) bool { return x == 0 },
+		}); err != nil {
+			return err
+		}
+		if err := waitTriggers(ctx, z, tg, map[string]string{
+			"Port " + app + ": Too many CLOSE_WAIT sockets": "1",
+			"TCP: Too many CLOSE_WAIT sockets":              "1",
+			"Port " + full + ": Accept queue almost full":   "1",
+		}, false); err != nil {
+			return fmt.Errorf("a sample below the threshold cleared a trigger with a recovery window: %w", err)
+		}
+	}
+	logf("Zabbix %s: samples below the thresholds left the hysteresis triggers in PROBLEM", v)
+	// Their recovery windows (10m, 5m) are longer than a CI run may wait:
+	// the recovery expressions are driven by raising the thresholds above
+	// the windows' maxima instead.
+	for _, tg := range withTriggers {
+		if err := setMacros(ctx, z, tg, map[string]string{
+			"{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"" + app + "\"}":     "100000",
+			"{$TCP.CLOSE_WAIT.MAX.WARN}":                          "100000",
+			"{$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT:\"" + full + "\"}": "1000",
+		}); err != nil {
+			return err
+		}
+	}
+	if err := z.reloadConfig(ctx); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
 	for _, tg := range withTriggers {
 		if err := waitTriggers(ctx, z, tg, map[string]string{
 			"Port " + gone + ": Not listening":              "0",
@@ -432,6 +476,33 @@ func expectValues(tg *target, want map[string]func(float64) bool) error {
 		}
 	}
 	return nil
+}
+
+// waitItemValues checks the host's items now and then until each named
+// item's last value satisfies its test.
+func waitItemValues(ctx context.Context, z *zabbix, tg *target, want map[string]func(float64) bool) error {
+	if err := refreshItems(ctx, z, tg); err != nil {
+		return err
+	}
+	var ids []string
+	for _, i := range tg.items {
+		if i.pollable() && i.Type == "0" && i.Status == "0" && tg.own(i.Key) {
+			ids = append(ids, i.ItemID)
+		}
+	}
+	lastCheck := time.Time{}
+	return waitFor(ctx, tg.hostname+" item values", 90*time.Second, time.Second, func() (bool, error) {
+		if time.Since(lastCheck) > 8*time.Second {
+			if err := checkNow(ctx, z, ids); err != nil {
+				return false, err
+			}
+			lastCheck = time.Now()
+		}
+		if err := refreshItems(ctx, z, tg); err != nil {
+			return false, err
+		}
+		return expectValues(tg, want) == nil, nil
+	})
 }
 
 func setMacros(ctx context.Context, z *zabbix, tg *target, values map[string]string) error {
