@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -160,7 +161,10 @@ func contains(list []string, s string) bool {
 func oldFiles(dir string, files []string) []string {
 	var out []string
 	for _, f := range files {
-		out = append(out, filepath.Join(dir, filepath.Base(f)))
+		// A template the old release did not have is imported new later.
+		if old := filepath.Join(dir, filepath.Base(f)); fileExists(old) {
+			out = append(out, old)
+		}
 	}
 	return out
 }
@@ -212,4 +216,9 @@ func checkShared(ctx context.Context, z *zabbix, tg *target) error {
 	logf("Zabbix %s: %s: %d items of ours, all with values; %d of %q, %d with values; %d discovery rules without error",
 		z.l.version, tg.hostname, ours, theirs, officialLinux, theirsValued, len(rules))
 	return nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -38,7 +38,8 @@ fi
 cache=${TCPSTATUS_CACHE:-/var/cache/tcpstatus-test}
 zget=$cache/zabbix-get/usr/bin/zabbix_get
 pkg=zabbix-agent2-plugin-tcpstatus
-old_commit=e441e99 # the 0.1.0 release (tag v0.1.0)
+. packaging/previous-release.sh
+old_commit=$prev_commit
 cycles=${TCPSTATUS_DEB_CYCLES:-10}
 version=$(bash packaging/version.sh)
 plugin=/usr/libexec/zabbix-agent2-plugins/zabbix-agent2-plugin-tcpstatus

@@ -14,7 +14,8 @@
 #                                   host's loopback (the run must not see them)
 #   TCPSTATUS_E2E_UPGRADE_FROM=REV  the release whose templates the hosts start
 #                                   on before the new ones are imported over
-#                                   them (default v0.1.0; "none" skips it)
+#                                   them (default the commit of v0.1.0, from
+#                                   packaging/previous-release.sh; "none" skips it)
 #   TCPSTATUS_E2E_TEMPLATES=DIR, TCPSTATUS_E2E_BIN=DIR,
 #   TCPSTATUS_E2E_USERPARAMS=FILE   test these instead of templates/, bin/
 #                                   (make build) and the UserParameter file
@@ -65,11 +66,15 @@ go build -o "$work/e2e" ./scripts/e2e
 flags=(-shared -bin "$bin" -templates "$templates" -userparams "$userparams")
 if [ "${TCPSTATUS_E2E_KEEP:-}" = 1 ]; then flags+=(-keep); fi
 # The previous release's templates, from git, for the upgrade check.
-prev=${TCPSTATUS_E2E_UPGRADE_FROM:-v0.1.0}
+. packaging/previous-release.sh
+prev=${TCPSTATUS_E2E_UPGRADE_FROM:-$prev_commit}
 if [ "$prev" != none ]; then
   if git rev-parse -q --verify "$prev^{commit}" >/dev/null 2>&1; then
     mkdir -p "$work/upgrade-from"
+    # Templates that release did not have (the active variants) are
+    # imported new.
     for f in "$templates"/*.xml; do
+      git cat-file -e "$prev:templates/$(basename "$f")" 2>/dev/null || continue
       git show "$prev:templates/$(basename "$f")" > "$work/upgrade-from/$(basename "$f")"
     done
     flags+=(-upgrade-from "$work/upgrade-from")
