@@ -353,8 +353,8 @@ func build(v variant) *Template {
 	// ---- top remote addresses -----------------------------------------
 	t.Items = append(t.Items, polled(v, &Item{
 		Name: "TCP: Top remote addresses", Key: "tcp.remote.top[{$TCP.REMOTE.TOP.COUNT},{$TCP.REMOTE.TOP.STATE}]",
-		Delay: "5m", History: "7d", Trends: "0", ValueType: "TEXT",
-		Description: "The {$TCP.REMOTE.TOP.COUNT} remote addresses with the most TCP sockets in state {$TCP.REMOTE.TOP.STATE}, as JSON [{\"address\":...,\"count\":...}], most first. Shows who holds the connections when a state count is high.",
+		Delay: "{$TCP.REMOTE.TOP.INTERVAL}", History: "7d", Trends: "0", ValueType: "TEXT",
+		Description: "The {$TCP.REMOTE.TOP.COUNT} remote addresses with the most TCP sockets in state {$TCP.REMOTE.TOP.STATE}, as JSON [{\"address\":...,\"count\":...}], most first, every {$TCP.REMOTE.TOP.INTERVAL}. Shows who holds the connections when a state count is high; during an incident, \"Execute now\" on this item gives the current list. Each request reads the socket table of its state on its own (about 2/3 of a full read when most sockets are established), so a shorter interval costs that much more per interval.",
 		Tags:        tags("component", "network"),
 	}))
 
@@ -902,6 +902,7 @@ func macros() []Macro {
 		{"{$TCP.PORT.PROCESS.NOT_MATCHES}", "CHANGE_IF_NEEDED", "Port discovery: skip listening ports whose process name matches this regex."},
 		{"{$TCP.PUSED.HYSTERESIS}", "5", "Percentage points below its threshold that a percentage (of a kernel limit, of a backlog) must stay under, for the trigger's window, before the problem recovers."},
 		{"{$TCP.REMOTE.TOP.COUNT}", "10", "How many remote addresses the Top remote addresses item lists."},
+		{"{$TCP.REMOTE.TOP.INTERVAL}", "15m", "How often the Top remote addresses item is polled. Each poll reads the socket table of its state once more: at 15m the whole template costs about 1.08 socket-table reads per minute at 100k sockets (1.16 at 5m); lower it on a host under investigation, or use \"Execute now\"."},
 		{"{$TCP.REMOTE.TOP.STATE}", "established", "Which sockets the Top remote addresses item counts: a state name (established, close_wait, time_wait, ...) or all."},
 		{"{$TCP.SYN_DROPS.MAX.WARN}", "10", "Connection requests dropped on full SYN queues with SYN cookies off (TcpExt TCPReqQFullDrop) in 5 minutes above which \"SYN queue overflows drop connections\" fires; it recovers at this many or fewer in 15 minutes."},
 		{"{$TCP.SYNCOOKIES.MAX.WARN}", "100", "SYN cookies sent (TcpExt SyncookiesSent) in 5 minutes above which \"SYN cookies are being sent\" fires; it recovers at this many or fewer in 15 minutes."},
