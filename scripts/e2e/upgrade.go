@@ -116,18 +116,44 @@ func afterUpgrade(ctx context.Context, z *zabbix, targets []*target, before map[
 		if len(bad) > 0 {
 			return fmt.Errorf("%s: after importing the new template over the old one:\n  %s", tg.hostname, strings.Join(bad, "\n  "))
 		}
-		var stale []string
-		for k := range tg.items {
-			if !tg.spec.ownKey(k) {
-				stale = append(stale, k)
-			}
-		}
-		if len(stale) > 0 {
-			return fmt.Errorf("%s: items of the old template left after the upgrade: %v", tg.hostname, stale)
-		}
 		logf("Zabbix %s: %s: new template over the old one: %d items kept their ids and history (%s: %d rows)",
 			z.l.version, tg.hostname, len(before[tg]), historyKey, before[tg][historyKey].rows)
 	}
+	// An item discovered from a prototype whose key the new template
+	// changed (0.1.0's per-disk master disk.get[{#DEVNAME}] is now a
+	// dependent item of disk.get.all) keeps its old key until discovery runs
+	// with the new prototype: run discovery (its masters) until no item of
+	// the old template is left.
+	if err := z.reloadConfig(ctx); err != nil {
+		return err
+	}
+	t := time.Now()
+	lastCheck := time.Time{}
+	var stale []string
+	err := waitFor(ctx, "discovery replaced the old template's discovered items", 90*time.Second, 2*time.Second, func() (bool, error) {
+		if time.Since(lastCheck) > 8*time.Second {
+			if err := checkNowAll(ctx, z, targets, agentItems, true); err != nil {
+				return false, err
+			}
+			lastCheck = time.Now()
+		}
+		stale = stale[:0]
+		for _, tg := range targets {
+			if err := refreshItems(ctx, z, tg); err != nil {
+				return false, err
+			}
+			for k := range tg.items {
+				if !tg.spec.ownKey(k) {
+					stale = append(stale, tg.hostname+": "+k)
+				}
+			}
+		}
+		return len(stale) == 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("items of the old template left after the upgrade: %v: %w", stale, err)
+	}
+	logf("Zabbix %s: no item of the old templates left after %.0fs of discovery", z.l.version, time.Since(t).Seconds())
 	return nil
 }
 
