@@ -60,6 +60,21 @@ const (
 type netlinkSource struct {
 	legacy atomic.Int32 // legacyUnknown, legacyWorks or legacyRefused
 	bufs   sync.Pool    // *nlWalker
+	// dial opens the socket of one walk; nil is the kernel's (sysDial).
+	// Tests put a scripted kernel here to reach every fallback path.
+	dial func(ctx context.Context, w *nlWalker) (diagConn, error)
+}
+
+// diagConn is one NETLINK_SOCK_DIAG socket as a walk uses it: the seam
+// between the walk and the system calls. sysConn is the kernel's.
+type diagConn interface {
+	// send writes one request.
+	send(req []byte) error
+	// recv reads one datagram into b and returns its full length, more
+	// than len(b) if it was truncated. Errors are the syscall's errno:
+	// EINTR, and EAGAIN at the receive timeout.
+	recv(b []byte) (int, error)
+	close() error
 }
 
 // NewNetlink returns the netlink sock_diag source. It sees the sockets of the
@@ -83,6 +98,7 @@ func (*netlinkSource) Name() string { return "netlink" }
 type nlWalker struct {
 	buf   [recvBufSize]byte
 	req   [nlmsgHdrLen + reqLegacyLen + bytecodeLen]byte
+	sys   sysConn // the socket sysDial opens, kept here so a walk allocates none
 	sock  Socket
 	q     Query
 	mask  StateMask
@@ -116,20 +132,24 @@ func (s *netlinkSource) Walk(ctx context.Context, q Query, visit func(*Socket)) 
 		return nil // no reportable state asked
 	}
 
-	fd, err := openDiag(ctx)
+	dial := s.dial
+	if dial == nil {
+		dial = sysDial
+	}
+	c, err := dial(ctx, w)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
+	defer c.close()
 
 	if q.Proto == TCP && q.Family == FamilyAll && s.legacy.Load() != legacyRefused {
-		err := w.dump(ctx, fd, tcpDiagGetSock, unix.AF_UNSPEC)
-		var ke kernelError
+		err := w.dump(ctx, c, tcpDiagGetSock, unix.AF_UNSPEC)
 		if err == nil {
 			s.legacy.CompareAndSwap(legacyUnknown, legacyWorks)
 			return nil
 		}
-		if !errors.As(err, &ke) || w.seen != 0 || s.legacy.Load() == legacyWorks {
+		ke, ok := asKernelError(err)
+		if !ok || w.seen != 0 || s.legacy.Load() == legacyWorks {
 			return err
 		}
 		switch {
@@ -149,9 +169,8 @@ func (s *netlinkSource) Walk(ctx context.Context, q Query, visit func(*Socket)) 
 			af = unix.AF_INET6
 		}
 		seen := w.seen
-		err := w.dump(ctx, fd, sockDiagByFamily, af)
-		var ke kernelError
-		if err != nil && errors.As(err, &ke) && w.seen == seen {
+		err := w.dump(ctx, c, sockDiagByFamily, af)
+		if ke, ok := asKernelError(err); ok && w.seen == seen {
 			switch {
 			case fam == FamilyV6 && ke.errno == unix.ENOENT:
 				// No IPv6 diag handler: a kernel without IPv6 has no such
@@ -168,12 +187,23 @@ func (s *netlinkSource) Walk(ctx context.Context, q Query, visit func(*Socket)) 
 	return nil
 }
 
+// sysDial opens the walk's NETLINK_SOCK_DIAG socket in the calling thread's
+// network namespace with a receive timeout bounded by ctx's deadline.
+func sysDial(ctx context.Context, w *nlWalker) (diagConn, error) {
+	fd, err := openDiag(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w.sys.fd = fd
+	return &w.sys, nil
+}
+
 // openDiag opens a NETLINK_SOCK_DIAG socket in the calling thread's network
 // namespace with a receive timeout bounded by ctx's deadline.
 func openDiag(ctx context.Context) (int, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
-		return -1, fmt.Errorf("open netlink sock_diag socket: %w", unsupported(err))
+		return -1, openFailed(err)
 	}
 	timeout := recvTimeout
 	if d, ok := ctx.Deadline(); ok {
@@ -186,6 +216,30 @@ func openDiag(ctx context.Context) (int, error) {
 	}
 	return fd, nil
 }
+
+// openFailed is the error of a walk whose socket(2) failed with err.
+func openFailed(err error) error {
+	return fmt.Errorf("open netlink sock_diag socket: %w", unsupported(err))
+}
+
+// sysConn is a diagConn over a netlink socket.
+type sysConn struct{ fd int }
+
+func (c *sysConn) send(req []byte) error {
+	_, err := unix.Write(c.fd, req)
+	return err
+}
+
+// recv reads with MSG_TRUNC; unlike unix.Recvfrom it allocates nothing.
+func (c *sysConn) recv(b []byte) (int, error) {
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(c.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_TRUNC, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+func (c *sysConn) close() error { return unix.Close(c.fd) }
 
 // unsupported wraps ErrUnsupported around the errors that say this system
 // will not serve sock_diag to us.
@@ -205,6 +259,17 @@ type kernelError struct {
 
 func (e kernelError) Error() string { return "netlink sock_diag: " + e.errno.Error() }
 func (e kernelError) Unwrap() error { return e.errno }
+
+// asKernelError finds a kernelError in err's chain as errors.As does,
+// without making a walk allocate for the target.
+func asKernelError(err error) (kernelError, bool) {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if ke, ok := err.(kernelError); ok {
+			return ke, true
+		}
+	}
+	return kernelError{}, false
+}
 
 // refused reports whether the errno means "this request form is not
 // served" (a kernel without the legacy request answers EINVAL or
@@ -231,23 +296,23 @@ func (e kernelError) unsupported() bool {
 
 // dump sends one dump request and feeds every reply to the visitor until
 // NLMSG_DONE.
-func (w *nlWalker) dump(ctx context.Context, fd int, typ uint16, family uint8) error {
+func (w *nlWalker) dump(ctx context.Context, c diagConn, typ uint16, family uint8) error {
 	w.seq++
 	req := w.request(typ, family)
-	if _, err := unix.Write(fd, req); err != nil {
+	if err := c.send(req); err != nil {
 		return fmt.Errorf("send netlink sock_diag request: %w", unsupported(err))
 	}
-	return w.receive(ctx, fd)
+	return w.receive(ctx, c)
 }
 
 // receive reads batches of the dump in flight until NLMSG_DONE, an error, the
 // end of ctx or a receive timeout.
-func (w *nlWalker) receive(ctx context.Context, fd int) error {
+func (w *nlWalker) receive(ctx context.Context, c diagConn) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, err := recvTrunc(fd, w.buf[:])
+		n, err := c.recv(w.buf[:])
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -268,16 +333,6 @@ func (w *nlWalker) receive(ctx context.Context, fd int) error {
 			return err
 		}
 	}
-}
-
-// recvTrunc reads one datagram into b and returns its full length (more than
-// len(b) if it was truncated). Unlike unix.Recvfrom it allocates nothing.
-func recvTrunc(fd int, b []byte) (int, error) {
-	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_TRUNC, 0, 0)
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
 }
 
 // request builds the dump request into w.req: the nlmsghdr, the legacy

@@ -288,10 +288,11 @@ func TestNetlinkReceiveTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(fd)
+	c := &sysConn{fd}
+	defer c.close()
 	w := new(nlWalker)
 	start := time.Now()
-	err = w.receive(ctx, fd) // nothing was asked: nothing comes
+	err = w.receive(ctx, c) // nothing was asked: nothing comes
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("error %v, want a deadline", err)
 	}
