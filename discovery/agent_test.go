@@ -266,7 +266,7 @@ func checkAgentPorts(t *testing.T, a agentGetter) {
 	}
 	wantGet := map[string]float64{"port": float64(h.port), "listening": 1, "listeners": 1, "accept_queue": float64(q), "backlog": float64(b),
 		"accept_queue_pused": float64(int(10000*float64(q)/float64(b)+0.5)) / 100, "total": float64(states["total"])}
-	for _, s := range sockets.States {
+	for _, s := range sockets.States() {
 		wantGet[s.String()] = float64(states[s.String()])
 	}
 	if fmt.Sprint(got) != fmt.Sprint(wantGet) {

@@ -13,6 +13,7 @@ import (
 
 	"zabbix-agent2-plugin-tcpstatus/internal/metrics"
 	"zabbix-agent2-plugin-tcpstatus/internal/version"
+	"zabbix-agent2-plugin-tcpstatus/internal/zbx"
 )
 
 // Exit statuses.
@@ -183,13 +184,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"SysRoot":  o.sysfs,
 		"Source":   o.source,
 	}, 0)
-	if err != nil {
+	if oe := (*metrics.OptionError)(nil); errors.As(err, &oe) {
 		// Name the flag, not the plugin option.
-		msg := err.Error()
-		for opt, flagName := range map[string]string{"ProcRoot": "--path.procfs", "SysRoot": "--path.sysfs", "Source": "--source"} {
-			msg = strings.ReplaceAll(msg, "option Plugins.TCPStatus."+opt, flagName)
-		}
-		fmt.Fprintf(stderr, "Error: %s\n", msg)
+		flagName := map[string]string{"ProcRoot": "--path.procfs", "SysRoot": "--path.sysfs", "Source": "--source"}[oe.Option]
+		fmt.Fprintf(stderr, "Error: invalid %s: %v\n", flagName, oe.Err)
+		return exitUsage
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return exitUsage
 	}
 	cfg.Timeout = o.timeout.d
@@ -212,13 +214,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
 	defer cancel()
-	v, err := e.Export(ctx, name, params)
+	v, err := export(ctx, e.Export, name, params)
 	if err != nil {
 		fmt.Fprintf(stdout, "%s%v\n", notSupported, err)
 		return exitUnsupported
 	}
 	fmt.Fprintln(stdout, v)
 	return exitOK
+}
+
+// export answers the key with answer. A panic in it is answered as the
+// plugin's agentproto.Serve answers one: an item error, the command goes on
+// to print it.
+func export(ctx context.Context, answer func(context.Context, string, []string) (string, error), key string, params []string) (v string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, err = "", errors.New(zbx.InternalText)
+		}
+	}()
+	return answer(ctx, key, params)
 }
 
 // usage prints the help text with the plugin's key list.

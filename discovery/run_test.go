@@ -247,3 +247,22 @@ func selfCgroup(t testing.TB) string {
 	t.Skip("no cgroup v2 membership in /proc/self/cgroup")
 	return ""
 }
+
+// A panic in answering a key is an item error, as the plugin answers it.
+func TestExportPanicIsItemError(t *testing.T) {
+	boom := func(context.Context, string, []string) (string, error) {
+		var m map[string]int
+		m["x"]++ // nil map write: a runtime panic
+		return "", nil
+	}
+	v, err := export(context.Background(), boom, "tcp.status", nil)
+	if v != "" || err == nil || err.Error() != "Internal error while gathering data." {
+		t.Errorf("got %q, %v", v, err)
+	}
+	fine := func(_ context.Context, key string, p []string) (string, error) {
+		return key + strings.Join(p, ","), nil
+	}
+	if v, err := export(context.Background(), fine, "k", []string{"a", "b"}); v != "ka,b" || err != nil {
+		t.Errorf("got %q, %v", v, err)
+	}
+}

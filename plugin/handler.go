@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"sync"
 	"time"
 
 	"zabbix-agent2-plugin-tcpstatus/internal/agentproto"
 	"zabbix-agent2-plugin-tcpstatus/internal/metrics"
+	"zabbix-agent2-plugin-tcpstatus/internal/zbx"
 )
 
 // handler answers the agent with the metrics exporter.
@@ -40,7 +40,7 @@ func (h *handler) Metrics() ([]agentproto.Metric, error) {
 // start with the returned text.
 func (h *handler) Validate(opts map[string]string) error {
 	if _, err := metrics.ParseConfig(opts, 0); err != nil {
-		return errors.New(agentproto.Sentence(err.Error()))
+		return errors.New(zbx.Sentence(err.Error()))
 	}
 	return nil
 }
@@ -83,17 +83,11 @@ func (h *handler) exporter() (*metrics.Exporter, error) {
 	return h.exp, nil
 }
 
-// Export answers one item.
-func (h *handler) Export(ctx context.Context, key string, params []string) (v string, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			h.log.Errorf("panic while answering %s: %v\n%s", key, r, debug.Stack())
-			v, err = "", errors.New(agentproto.InternalText)
-		}
-	}()
+// Export answers one item. A panic is Serve's to answer.
+func (h *handler) Export(ctx context.Context, key string, params []string) (string, error) {
 	e, err := h.exporter()
 	if err != nil {
-		return "", errors.New(agentproto.Sentence("cannot initialise the plugin: " + err.Error()))
+		return "", errors.New(zbx.Sentence("cannot initialise the plugin: " + err.Error()))
 	}
 	return e.Export(ctx, key, params)
 }

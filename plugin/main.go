@@ -142,7 +142,7 @@ func help(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(tw, "\nOptions (Plugins.%s.<Option>=<value>):\n", metrics.PluginName)
-	for _, o := range metrics.Options {
+	for _, o := range metrics.Options() {
 		fmt.Fprintf(tw, "  %s\t%s\n", o.Name, o.Help)
 	}
 	tw.Flush()

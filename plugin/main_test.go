@@ -71,7 +71,7 @@ func TestRunArgs(t *testing.T) {
 						t.Errorf("help lacks key %s", m.Synopsis())
 					}
 				}
-				for _, o := range metrics.Options {
+				for _, o := range metrics.Options() {
 					if !regexp.MustCompile(`(?m)^  ` + o.Name + ` +` + regexp.QuoteMeta(o.Help) + `$`).MatchString(stdout.String()) {
 						t.Errorf("help lacks option %s", o.Name)
 					}

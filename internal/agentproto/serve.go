@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
+
+	"zabbix-agent2-plugin-tcpstatus/internal/zbx"
 )
 
 // Metric is one key the plugin registers, with the description the agent
@@ -40,8 +39,8 @@ type Handler interface {
 
 // Texts of the item errors Serve produces itself.
 const (
-	TimeoutText  = "Timeout occurred while gathering data."
-	InternalText = "Internal error while gathering data."
+	TimeoutText  = zbx.TimeoutText
+	InternalText = zbx.InternalText
 )
 
 // Defaults of Server.
@@ -185,7 +184,7 @@ func (st *session) send(m Message) {
 
 // badRequest answers a request whose body could not be decoded.
 func (st *session) badRequest(be *BodyError) {
-	text := Sentence("cannot decode request: " + be.Err.Error())
+	text := zbx.Sentence("cannot decode request: " + be.Err.Error())
 	if errors.Is(be.Err, ErrTooManyParams) {
 		text = "Too many parameters."
 	}
@@ -237,7 +236,7 @@ func (st *session) register(m *RegisterRequest) {
 	}
 	switch {
 	case err != nil:
-		resp.Error = Sentence(err.Error())
+		resp.Error = zbx.Sentence(err.Error())
 	case st.s.Name == "":
 		resp.Error = "Plugin has no name."
 	default:
@@ -250,36 +249,54 @@ func (st *session) register(m *RegisterRequest) {
 	st.send(resp)
 }
 
-func (st *session) metrics() (ms []Metric, err error) {
+// guard runs f, one call into the Handler. A panic in it is logged with
+// its stack ("panic while <doing> <what>") and returned as a *handlerPanic,
+// so no handler panic stops the plugin: this is the plugin's one recover on
+// the path of a request.
+func (st *session) guard(doing, what string, f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			st.log.Errorf("panic while listing metrics: %v\n%s", r, debug.Stack())
-			ms, err = nil, fmt.Errorf("internal error while listing metrics: %v", r)
+			p := &handlerPanic{doing: doing, value: r}
+			if what != "" {
+				doing += " " + what
+			}
+			st.log.Errorf("panic while %s: %v\n%s", doing, r, debug.Stack())
+			err = p
 		}
 	}()
-	return st.s.Handler.Metrics()
+	return f()
 }
 
-var keyRe = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+// handlerPanic is a panic guard caught.
+type handlerPanic struct {
+	doing string
+	value any
+}
 
-// checkMetrics applies the agent's rules for registered metrics, which
-// agent 6.0 enforces with a panic and 7.0 by hanging at start.
+// Error is "Internal error while <doing>: <value>.".
+func (p *handlerPanic) Error() string {
+	return zbx.Sentence(fmt.Sprintf("internal error while %s: %v", p.doing, p.value))
+}
+
+func (st *session) metrics() (ms []Metric, err error) {
+	err = st.guard("listing metrics", "", func() (err error) {
+		ms, err = st.s.Handler.Metrics()
+		return err
+	})
+	return ms, err
+}
+
+// checkMetrics applies the agent's rules for registered metrics
+// (zbx.Registration) before they are sent.
 func checkMetrics(ms []Metric) error {
 	if len(ms) == 0 {
 		return errors.New("plugin declares no metrics")
 	}
-	seen := map[string]bool{}
+	var r zbx.Registration
 	for _, m := range ms {
-		d := m.Description
-		switch {
-		case !keyRe.MatchString(m.Key):
-			return fmt.Errorf("metric key %q may only contain A-Z a-z 0-9 . _ -", m.Key)
-		case seen[m.Key]:
-			return fmt.Errorf("metric %s declared twice", m.Key)
-		case d == "" || unicode.IsLower([]rune(d)[0]) || !strings.HasSuffix(d, "."):
-			return fmt.Errorf("description of metric %s must start with a capital letter and end with a period", m.Key)
+		if err := r.Add(m.Key, m.Description); err != nil {
+			return err
 		}
-		seen[m.Key] = true
 	}
 	return nil
 }
@@ -288,7 +305,7 @@ func (st *session) validate(m *ValidateRequest) {
 	resp := &ValidateResponse{Common: Common{ID: m.ID, Type: TypeValidateResponse}}
 	opts, err := m.PrivateOptions.Options()
 	if err != nil {
-		resp.Error = Sentence("invalid plugin configuration: " + err.Error())
+		resp.Error = zbx.Sentence("invalid plugin configuration: " + err.Error())
 	} else {
 		st.log.Debugf("validating %s", m.PrivateOptions.Summary())
 		if err := st.callValidate(opts); err != nil {
@@ -301,14 +318,8 @@ func (st *session) validate(m *ValidateRequest) {
 	st.send(resp)
 }
 
-func (st *session) callValidate(opts map[string]string) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			st.log.Errorf("panic while validating the configuration: %v\n%s", r, debug.Stack())
-			err = errors.New(Sentence(fmt.Sprintf("internal error while validating the configuration: %v", r)))
-		}
-	}()
-	return st.s.Handler.Validate(opts)
+func (st *session) callValidate(opts map[string]string) error {
+	return st.guard("validating the configuration", "", func() error { return st.s.Handler.Validate(opts) })
 }
 
 func (st *session) configure(m *ConfigureRequest) {
@@ -319,14 +330,10 @@ func (st *session) configure(m *ConfigureRequest) {
 	} else {
 		st.log.Debugf("configuring with global timeout %ds, %s", m.GlobalOptions.Timeout, m.PrivateOptions.Summary())
 	}
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				st.log.Errorf("panic while configuring: %v\n%s", r, debug.Stack())
-			}
-		}()
+	_ = st.guard("configuring", "", func() error {
 		st.configured = st.s.Handler.Configure(m.GlobalOptions, opts)
-	}()
+		return nil
+	})
 	if st.configured <= 0 {
 		st.configured = Seconds(m.GlobalOptions.Timeout)
 	}
@@ -409,13 +416,14 @@ func (st *session) export(m *ExportRequest) {
 }
 
 func (st *session) callExport(ctx context.Context, m *ExportRequest) (v string, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			st.log.Errorf("panic while answering %s: %v\n%s", m.Key, r, debug.Stack())
-			v, err = "", errors.New(InternalText)
-		}
-	}()
-	return st.s.Handler.Export(ctx, m.Key, m.Params)
+	err = st.guard("answering", m.Key, func() (err error) {
+		v, err = st.s.Handler.Export(ctx, m.Key, m.Params)
+		return err
+	})
+	if _, ok := err.(*handlerPanic); ok {
+		return "", errors.New(InternalText)
+	}
+	return v, err
 }
 
 func (st *session) answer(m *ExportRequest, v string, err error) {
@@ -436,19 +444,4 @@ func (st *session) answer(m *ExportRequest, v string, err error) {
 	if err != nil {
 		st.log.Debugf("%v", err)
 	}
-}
-
-// Sentence returns s as Zabbix writes operator texts: first letter upper
-// case, final period.
-func Sentence(s string) string {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return s
-	}
-	r := []rune(s)
-	r[0] = unicode.ToUpper(r[0])
-	if r[len(r)-1] != '.' {
-		r = append(r, '.')
-	}
-	return string(r)
 }

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"zabbix-agent2-plugin-tcpstatus/internal/zbx"
 )
 
 // protoDocTree is the configuration tree of section 6 of the protocol notes
@@ -612,7 +614,7 @@ func TestServeMalformedFrames(t *testing.T) {
 			t.Errorf("%s: error %q, want none", c.name, errText)
 		case c.want != "" && !strings.Contains(errText, c.want):
 			t.Errorf("%s: error %q, want one containing %q", c.name, errText, c.want)
-		case errText != "" && (errText != Sentence(errText) || len(errText) > 300):
+		case errText != "" && (errText != zbx.Sentence(errText) || len(errText) > 300):
 			t.Errorf("%s: error %q is not a short Zabbix-style sentence", c.name, errText)
 		}
 		if c.name == "huge timeout" && deref(value) != "10m0s" {
@@ -709,20 +711,6 @@ func hasLog(logs []LogRequest, sev Severity, substr string) bool {
 	return slices.ContainsFunc(logs, func(l LogRequest) bool {
 		return l.Severity == sev && strings.Contains(l.Message, substr)
 	})
-}
-
-func TestSentence(t *testing.T) {
-	for in, want := range map[string]string{
-		"":                         "",
-		"invalid option x":         "Invalid option x.",
-		"Already fine.":            "Already fine.",
-		"  ünicode first ":         "Ünicode first.",
-		"cannot decode: 100% bad!": "Cannot decode: 100% bad!.",
-	} {
-		if got := Sentence(in); got != want {
-			t.Errorf("Sentence(%q) = %q, want %q", in, got, want)
-		}
-	}
 }
 
 // splitFrames returns the bodies of the frames in a captured stream.

@@ -52,14 +52,14 @@ func TestConfFile(t *testing.T) {
 	if len(active) != 1 || active["System.Path"] != want["System.Path"] {
 		t.Errorf("active options %v; want only %v", active, want)
 	}
-	for _, o := range metrics.Options {
+	for _, o := range metrics.Options() {
 		if _, ok := defaults[o.Name]; !ok {
 			t.Errorf("option %s not documented as # Plugins.TCPStatus.%s=<default>", o.Name, o.Name)
 		}
 	}
 	for name := range defaults {
 		known := false
-		for _, o := range metrics.Options {
+		for _, o := range metrics.Options() {
 			known = known || o.Name == name
 		}
 		if !known {

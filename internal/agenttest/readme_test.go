@@ -61,7 +61,7 @@ func readmeSections(t *testing.T, root string) map[string]string {
 	candidates := []string{"estab", "established", "synsent", "syn_sent", "synrecv", "syn_recv", "synreceived",
 		"finwait1", "fin_wait1", "finwait2", "fin_wait2", "timewait", "time_wait", "close", "closed",
 		"closewait", "close_wait", "lastack", "last_ack", "listen", "listening", "closing"}
-	for _, s := range sockets.States {
+	for _, s := range sockets.States() {
 		var names []string
 		for _, c := range candidates {
 			if got, ok := sockets.ParseState(c); ok && got == s {
@@ -75,7 +75,7 @@ func readmeSections(t *testing.T, root string) map[string]string {
 	var opts strings.Builder
 	opts.WriteString("| Option | Meaning |\n|---|---|\n")
 	opts.WriteString("| `Plugins.TCPStatus.System.Path` | absolute path of the plugin executable (required; read by the agent) |\n")
-	for _, o := range metrics.Options {
+	for _, o := range metrics.Options() {
 		fmt.Fprintf(&opts, "| `Plugins.TCPStatus.%s` | %s |\n", o.Name, cell(o.Help))
 	}
 	return map[string]string{"keys": keys.String(), "states": states.String(), "options": opts.String()}

@@ -71,7 +71,7 @@ func testMatchesSS(t *testing.T, v agenttest.Version) {
 
 	// zabbix_get: the whole table, every state at once and one by one.
 	report(compare("zabbix_get tcp.status.get vs ss -tanH", all, askCounts(a.Get, "tcp.status.get"), ownConn, sockets.AllStates))
-	for _, s := range sockets.States {
+	for _, s := range sockets.States() {
 		report(compare(fmt.Sprintf("zabbix_get tcp.status[%s] vs ss -tanH state %s", s, testnet.SSState(s)),
 			ssState(ns, s), askOne(a.Get, "tcp.status["+s.String()+"]", s), ownConn, sockets.MaskOf(s)))
 	}
@@ -113,7 +113,7 @@ func testMatchesSS(t *testing.T, v agenttest.Version) {
 		// LISTEN when there is another), with the port alone and with the
 		// port and the other family.
 		s := sockets.Listen
-		for _, st := range sockets.States {
+		for _, st := range sockets.States() {
 			if h.Local[st] > 0 && st != sockets.Listen {
 				s = st
 				break
@@ -150,7 +150,7 @@ func testMatchesSS(t *testing.T, v agenttest.Version) {
 	checks = append(checks, func() error {
 		return compare("-t tcp.status.get vs ss -tanH", all, askCounts(a.Test, "tcp.status.get"), none, sockets.AllStates)
 	})
-	for _, s := range sockets.States {
+	for _, s := range sockets.States() {
 		checks = append(checks, func() error {
 			return compare(fmt.Sprintf("-t tcp.status[%s] vs ss -tanH state %s", s, testnet.SSState(s)),
 				ssState(ns, s), askOne(a.Test, "tcp.status["+s.String()+"]", s), none, sockets.MaskOf(s))
@@ -215,7 +215,7 @@ func compare(what string, ss, plugin func() (sockets.Counts, error), delta socke
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		var diffs []string
-		for _, s := range sockets.States {
+		for _, s := range sockets.States() {
 			lo, hi := min(before[s], after[s])+delta[s], max(before[s], after[s])+delta[s]
 			if mask.Has(s) && (got[s] < lo || got[s] > hi) {
 				diffs = append(diffs, fmt.Sprintf("%s: plugin %d, ss %d before and %d after, + own %d", s, got[s], before[s], after[s], delta[s]))
@@ -278,10 +278,10 @@ func askCounts(ask func(string) (string, error), key string) func() (sockets.Cou
 		if err := json.Unmarshal([]byte(v), &m); err != nil {
 			return c, fmt.Errorf("%s = %q: %w", key, v, err)
 		}
-		if len(m) != len(sockets.States)+1 {
-			return c, fmt.Errorf("%s = %s: want %d fields", key, v, len(sockets.States)+1)
+		if len(m) != len(sockets.States())+1 {
+			return c, fmt.Errorf("%s = %s: want %d fields", key, v, len(sockets.States())+1)
 		}
-		for _, s := range sockets.States {
+		for _, s := range sockets.States() {
 			n, ok := m[s.String()]
 			if !ok {
 				return c, fmt.Errorf("%s = %s: no %q", key, v, s.String())
@@ -347,7 +347,7 @@ func portOf(ask func(string) (string, error), port uint16) func(string) (string,
 				continue
 			}
 			m := map[string]json.RawMessage{"total": p["total"]}
-			for _, s := range sockets.States {
+			for _, s := range sockets.States() {
 				m[s.String()] = p[s.String()]
 			}
 			b, err := json.Marshal(m)

@@ -203,7 +203,7 @@ func TestIntegrationLimitsMatchSysctl(t *testing.T) {
 		m[l.Name] = l.Value
 	}
 	seen := 0
-	for _, s := range LimitSysctls {
+	for _, s := range LimitSysctls() {
 		out, err := exec.Command(sysctl, "-n", s.Key()).Output()
 		if err != nil {
 			if _, ok := m[s.Names[0]]; ok {

@@ -261,7 +261,7 @@ func TestMissingFiles(t *testing.T) {
 func fixtureLimits(t *testing.T, root string) map[string]int64 {
 	t.Helper()
 	out := map[string]int64{}
-	for _, s := range LimitSysctls {
+	for _, s := range LimitSysctls() {
 		b, err := os.ReadFile(filepath.Join(root, s.Path))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -321,7 +321,7 @@ func TestReadLimitsFixtures(t *testing.T) {
 }
 
 func TestSysctlKey(t *testing.T) {
-	for _, s := range LimitSysctls {
+	for _, s := range LimitSysctls() {
 		k := s.Key()
 		if !strings.HasPrefix(k, "net.ipv4.") && !strings.HasPrefix(k, "net.core.") && !strings.HasPrefix(k, "net.netfilter.") || strings.Contains(k, "/") {
 			t.Errorf("%s: key %q", s.Path, k)

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -19,7 +20,7 @@ type Limit struct {
 	Value int64
 }
 
-// Sysctl describes one sysctl file of LimitSysctls.
+// Sysctl describes one sysctl file ReadLimits reads.
 type Sysctl struct {
 	// Path is the file under the proc root, e.g. "sys/net/ipv4/tcp_mem".
 	Path string
@@ -33,9 +34,18 @@ func (s Sysctl) Key() string {
 	return strings.ReplaceAll(strings.TrimPrefix(s.Path, "sys/"), "/", ".")
 }
 
-// LimitSysctls lists the sysctls ReadLimits reads, in output order. Paths
-// are fixed here; nothing outside this table decides what is read.
-var LimitSysctls = []Sysctl{
+// LimitSysctls returns the sysctls ReadLimits reads, in output order (a
+// copy). Paths are fixed here; nothing outside this table decides what is
+// read.
+func LimitSysctls() []Sysctl {
+	out := make([]Sysctl, len(limitSysctls))
+	for i, s := range limitSysctls {
+		out[i] = Sysctl{s.Path, slices.Clone(s.Names)}
+	}
+	return out
+}
+
+var limitSysctls = []Sysctl{
 	{"sys/net/ipv4/tcp_max_tw_buckets", []string{"tcp_max_tw_buckets"}},
 	{"sys/net/ipv4/tcp_max_orphans", []string{"tcp_max_orphans"}},
 	{"sys/net/ipv4/tcp_max_syn_backlog", []string{"tcp_max_syn_backlog"}},
@@ -54,7 +64,7 @@ var LimitSysctls = []Sysctl{
 	{"sys/net/netfilter/nf_conntrack_max", []string{"nf_conntrack_max"}},
 }
 
-// ReadLimits reads the sysctls of LimitSysctls under procRoot
+// ReadLimits reads the sysctls of LimitSysctls() under procRoot
 // (<procRoot>/sys/net/...). A sysctl this kernel lacks is left out; a file
 // that exists but cannot be read or parsed is an error. When procRoot has no
 // sys/net directory at all, that is an error too, so a wrong root does not
@@ -64,7 +74,7 @@ var LimitSysctls = []Sysctl{
 // namespace of the thread that opens the file, whatever procRoot is.
 func ReadLimits(procRoot string) ([]Limit, error) {
 	out := make([]Limit, 0, 16)
-	for _, s := range LimitSysctls {
+	for _, s := range limitSysctls {
 		path := filepath.Join(procRoot, filepath.FromSlash(s.Path))
 		b, err := readSmallFile(path)
 		if errors.Is(err, fs.ErrNotExist) {

@@ -62,7 +62,7 @@ func TestCacheStateQueriesUseFreshFullSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Eleven state items arriving together: all answered by the one dump.
-	for _, s := range sockets.States {
+	for _, s := range sockets.States() {
 		got, err := c.counts(ctx, sockets.Query{LocalPort: 80, States: sockets.MaskOf(s)})
 		if err != nil {
 			t.Fatal(err)
@@ -274,7 +274,7 @@ func TestCacheBurstOfStatesReadsAllStatesOnce(t *testing.T) {
 	}
 	// Another state within the TTL: every state is read once, and serves
 	// the rest of the burst.
-	for _, s := range sockets.States {
+	for _, s := range sockets.States() {
 		if _, err := c.counts(ctx, sockets.Query{States: sockets.MaskOf(s)}); err != nil {
 			t.Fatal(err)
 		}

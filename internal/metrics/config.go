@@ -66,9 +66,15 @@ func DefaultConfig() Config {
 	}
 }
 
-// Options lists the accepted option names with their meaning, for help texts
+// Option is one plugin option: its name (Plugins.TCPStatus.<Name>) and
+// what it means.
+type Option struct{ Name, Help string }
+
+// Options returns the accepted options with their meaning, for help texts
 // and error messages.
-var Options = []struct{ Name, Help string }{
+func Options() []Option { return slices.Clone(options) }
+
+var options = []Option{
 	{"ProcRoot", "procfs mount point; another root than /proc reads the host tables under <ProcRoot>/1/net (default /proc)"},
 	{"SysRoot", "sysfs mount point, for disk discovery (default /sys)"},
 	{"Source", "socket table source: auto, netlink or proc (default auto)"},
@@ -108,18 +114,31 @@ func ParseConfig(opts map[string]string, globalTimeout time.Duration) (Config, e
 		case "Timeout":
 			c.Timeout, err = ParseSeconds(v, time.Second, maxTimeout)
 		default:
-			known := make([]string, len(Options))
-			for i, o := range Options {
+			known := make([]string, len(options))
+			for i, o := range options {
 				known[i] = o.Name
 			}
 			return Config{}, fmt.Errorf("unknown option Plugins.TCPStatus.%s; known options: %s", name, strings.Join(known, ", "))
 		}
 		if err != nil {
-			return Config{}, fmt.Errorf("invalid option Plugins.TCPStatus.%s: %w", name, err)
+			return Config{}, &OptionError{Option: name, Err: err}
 		}
 	}
 	return c, nil
 }
+
+// OptionError is an option with a value ParseConfig refuses.
+type OptionError struct {
+	Option string // the name, e.g. "Source"
+	Err    error  // what is wrong with the value
+}
+
+// Error is "invalid option Plugins.TCPStatus.<Option>: <Err>".
+func (e *OptionError) Error() string {
+	return "invalid option Plugins.TCPStatus." + e.Option + ": " + e.Err.Error()
+}
+
+func (e *OptionError) Unwrap() error { return e.Err }
 
 func parseRoot(v string) (string, error) {
 	if !filepath.IsAbs(v) {

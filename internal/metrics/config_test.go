@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,6 +71,15 @@ func TestParseConfig(t *testing.T) {
 			_, err := ParseConfig(c.opts, 0)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("ParseConfig error = %v, want %q", err, c.want)
+			}
+			// A value error names its option for callers that word it
+			// their own way (tcpstatus-discovery names its flags).
+			var oe *OptionError
+			if errors.As(err, &oe) != !strings.HasPrefix(c.name, "-unknown") && !strings.HasPrefix(c.name, "-nested") {
+				t.Errorf("OptionError %v for %v", oe, err)
+			}
+			if oe != nil && (c.opts[oe.Option] == "" || !strings.Contains(err.Error(), oe.Err.Error())) {
+				t.Errorf("OptionError %+v does not name the option or its cause", oe)
 			}
 		})
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"zabbix-agent2-plugin-tcpstatus/internal/zbx"
 )
 
 // ItemError is an error whose text is shown to the operator as the reason an
@@ -109,8 +111,8 @@ var (
 	errTooManyParams   = &ItemError{msg: "Too many parameters."}
 	errUnsupported     = &ItemError{msg: "Unsupported metric."}
 	errSocketTable     = &ItemError{msg: "Cannot obtain socket table."}
-	errTimeout         = &ItemError{msg: "Timeout occurred while gathering data."}
-	errInternalFailure = &ItemError{msg: "Internal error while gathering data."}
+	errTimeout         = &ItemError{msg: zbx.TimeoutText}
+	errInternalFailure = &ItemError{msg: zbx.InternalText}
 )
 
 // operatorError turns any error into the text shown on the item: an
@@ -124,23 +126,8 @@ func operatorError(err error, fallback *ItemError) error {
 	case isTimeout(err):
 		return errTimeout
 	case fallback != nil:
-		return itemErrorf("%s %s", fallback.msg, sentence(err.Error()))
+		return itemErrorf("%s %s", fallback.msg, zbx.Sentence(err.Error()))
 	default:
-		return itemErrorf("%s", sentence(err.Error()))
+		return itemErrorf("%s", zbx.Sentence(err.Error()))
 	}
-}
-
-// sentence capitalises s and ends it with a period.
-func sentence(s string) string {
-	if s == "" {
-		return s
-	}
-	b := []byte(s)
-	if b[0] >= 'a' && b[0] <= 'z' {
-		b[0] -= 'a' - 'A'
-	}
-	if b[len(b)-1] != '.' {
-		b = append(b, '.')
-	}
-	return string(b)
 }

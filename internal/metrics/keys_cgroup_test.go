@@ -185,7 +185,7 @@ func (a cgroupsAnswer) byPath(t *testing.T) map[string]sockets.Counts {
 	for _, g := range a.Cgroups {
 		p, _ := g["cgroup"].(string)
 		var c sockets.Counts
-		for _, s := range sockets.States {
+		for _, s := range sockets.States() {
 			c[s] = uint64(g[s.String()].(float64))
 		}
 		if uint64(g["total"].(float64)) != c.Total() {
@@ -277,7 +277,7 @@ func TestIntegrationCgroupsNetns(t *testing.T) {
 		unattributed := want[""]
 		delete(want, "")
 		var un sockets.Counts
-		for _, s := range sockets.States {
+		for _, s := range sockets.States() {
 			un[s] = got.Unattributed[s.String()]
 		}
 		if fmt.Sprint(got.byPath(t)) == fmt.Sprint(want) && un == unattributed {
@@ -326,7 +326,7 @@ func TestIntegrationCgroupsNetns(t *testing.T) {
 
 func nonZeroCounts(c sockets.Counts) string {
 	var b strings.Builder
-	for _, s := range sockets.States {
+	for _, s := range sockets.States() {
 		if c[s] != 0 {
 			fmt.Fprintf(&b, "%s=%d ", s, c[s])
 		}

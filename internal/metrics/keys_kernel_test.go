@@ -213,7 +213,7 @@ func TestKernelKeysErrors(t *testing.T) {
 func kernLimitsFromFiles(t *testing.T, root string) map[string]int64 {
 	t.Helper()
 	out := map[string]int64{}
-	for _, s := range kernel.LimitSysctls {
+	for _, s := range kernel.LimitSysctls() {
 		b, err := os.ReadFile(filepath.Join(root, s.Path))
 		if os.IsNotExist(err) {
 			continue
@@ -369,7 +369,7 @@ func TestIntegrationLimitsGetMatchesSysctl(t *testing.T) {
 func kernSysctlCommand(t *testing.T, run func(key string) ([]byte, error)) map[string]int64 {
 	t.Helper()
 	want := map[string]int64{}
-	for _, s := range kernel.LimitSysctls {
+	for _, s := range kernel.LimitSysctls() {
 		out, err := run(s.Key())
 		if err != nil {
 			continue // absent on this kernel

@@ -273,7 +273,7 @@ func TestIntegrationTCPSocketsGetNetns(t *testing.T) {
 					t.Errorf("%s port %d: not listed", h.Kind, h.Port)
 					continue
 				}
-				for _, s := range sockets.States {
+				for _, s := range sockets.States() {
 					if p[s.String()].String() != strconv.FormatUint(h.Local[s], 10) {
 						t.Errorf("%s port %d: %s = %v, the builder holds %d", h.Kind, h.Port, s, p[s.String()], h.Local[s])
 					}

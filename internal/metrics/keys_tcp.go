@@ -59,7 +59,7 @@ func (e *Exporter) tcpStatus(ctx context.Context, p Params) (string, error) {
 		return "", err
 	}
 	var n uint64
-	for _, s := range sockets.States {
+	for _, s := range sockets.States() {
 		if mask.Has(s) {
 			n += c[s]
 		}
@@ -84,7 +84,7 @@ func (e *Exporter) tcpStatusGet(ctx context.Context, p Params) (string, error) {
 // brace, so callers can add fields) to b.
 func appendStateCounts(b []byte, c *sockets.Counts) []byte {
 	b = append(b, '{')
-	for _, s := range sockets.States {
+	for _, s := range sockets.States() {
 		b = append(b, '"')
 		b = append(b, s.String()...)
 		b = append(b, `":`...)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
+	"zabbix-agent2-plugin-tcpstatus/internal/zbx"
 )
 
 func TestTCPStatus(t *testing.T) {
@@ -153,24 +154,12 @@ func TestTimeoutIsItemError(t *testing.T) {
 	}
 }
 
-func TestHandlerPanicBecomesItemError(t *testing.T) {
-	e := testExporter(t, &fakeSource{}, 0)
-	e.metrics["tcp.boom"] = &Metric{Key: "tcp.boom", Description: "Boom.", Handler: func(context.Context, Params) (string, error) {
-		var m map[string]int
-		m["x"]++ // nil map write: a real runtime panic
-		return "", nil
-	}}
-	_, err := e.Export(context.Background(), "tcp.boom", nil)
-	if err == nil || err.Error() != "Internal error while gathering data." {
-		t.Fatalf("error = %v", err)
-	}
-}
-
 func TestMetricTable(t *testing.T) {
 	e := testExporter(t, &fakeSource{}, 0)
 	seen := map[string]bool{}
+	var reg zbx.Registration
 	for _, m := range e.Metrics() {
-		if err := checkMetric(m); err != nil {
+		if err := checkMetric(&reg, m); err != nil {
 			t.Error(err)
 		}
 		if seen[m.Key] {
@@ -197,7 +186,7 @@ func TestMetricTable(t *testing.T) {
 		{Key: "tcp.x", Description: "No handler."},
 	}
 	for _, m := range bad {
-		if checkMetric(m) == nil {
+		if checkMetric(new(zbx.Registration), m) == nil {
 			t.Errorf("checkMetric(%+v) accepted a bad declaration", m)
 		}
 	}

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
-	"runtime/debug"
 	"slices"
 	"strings"
-	"unicode"
 
 	"zabbix-agent2-plugin-tcpstatus/internal/procnames"
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
+	"zabbix-agent2-plugin-tcpstatus/internal/zbx"
 )
 
 // PluginName is the name the agent knows the plugin by
@@ -102,13 +100,11 @@ func newExporter(cfg Config, log Logger, src sockets.Source) (*Exporter, error) 
 		c.SetLogger(log) // a scan cut short by its deadline is logged
 	}
 	e.cache = newSnapshotCache(src, cfg.CacheTTL, cfg.Timeout)
+	var reg zbx.Registration
 	for _, m := range e.table() {
 		m := m
-		if err := checkMetric(m); err != nil {
+		if err := checkMetric(&reg, m); err != nil {
 			return nil, err
-		}
-		if _, dup := e.metrics[m.Key]; dup {
-			return nil, fmt.Errorf("metric %s declared twice", m.Key)
 		}
 		e.metrics[m.Key] = &m
 		e.order = append(e.order, &m)
@@ -121,21 +117,14 @@ func (e *Exporter) table() []Metric {
 	return slices.Concat(e.tcpMetrics(), e.socketsMetrics(), e.cgroupMetrics(), e.portMetrics(), e.kernelMetrics(), e.remoteMetrics(), e.diskMetrics())
 }
 
-var keyRe = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
-
-// checkMetric applies the agent's registration rules; breaking them makes
-// agent 2 6.0 panic and 7.0 hang, so they are checked before registering.
-func checkMetric(m Metric) error {
-	d := m.Description
-	switch {
-	case !keyRe.MatchString(m.Key):
-		return fmt.Errorf("metric key %q: only A-Z a-z 0-9 . _ - allowed", m.Key)
-	case d == "" || unicode.IsLower(rune(d[0])) || !strings.HasSuffix(d, "."):
-		return fmt.Errorf("metric %s: description must start with a capital letter and end with a period", m.Key)
-	case m.Handler == nil:
+// checkMetric applies the agent's registration rules (zbx.Registration:
+// breaking them makes agent 2 6.0 panic and 7.0 hang) and asks for a
+// handler.
+func checkMetric(r *zbx.Registration, m Metric) error {
+	if m.Handler == nil {
 		return fmt.Errorf("metric %s: no handler", m.Key)
 	}
-	return nil
+	return r.Add(m.Key, m.Description)
 }
 
 // Metrics lists the declared keys in declaration order.
@@ -147,15 +136,11 @@ func (e *Exporter) Metrics() []Metric {
 	return out
 }
 
-// Export answers one request. It never panics: a panic in a handler becomes
-// an item error. The context bounds the request.
+// Export answers one request. The context bounds the request. A panic in a
+// key's handler reaches the caller, whose boundary answers it as an item
+// error (agentproto.Serve in the plugin, the command in
+// tcpstatus-discovery); one in a shared read is that read's error.
 func (e *Exporter) Export(ctx context.Context, key string, params []string) (value string, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			e.log.Warningf("panic while answering %s: %v\n%s", key, r, debug.Stack())
-			value, err = "", errInternalFailure
-		}
-	}()
 	m, ok := e.metrics[key]
 	if !ok {
 		return "", errUnsupported

@@ -24,7 +24,7 @@ func BenchmarkNetlinkParse(b *testing.B) {
 	n := 0
 	a := netip.MustParseAddr("10.0.0.1")
 	for i := 0; ; i++ {
-		d := diagSock{fam: unix.AF_INET, state: uint8(States[i%len(States)]), sport: uint16(i), src: a, dst: a}
+		d := diagSock{fam: unix.AF_INET, state: uint8(states[i%NumStates]), sport: uint16(i), src: a, dst: a}
 		if i%3 == 0 {
 			d.attrs = 37 // full sockets carry a few attributes
 			d.cgroup = uint64(i%7 + 1)

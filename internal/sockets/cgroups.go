@@ -12,13 +12,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// CgroupMounts are where a cgroup v2 hierarchy is looked for: the unified
+// cgroupMounts are where a cgroup v2 hierarchy is looked for: the unified
 // layout, then the "hybrid" layout of systemd (v1 controllers beside a v2
 // tree).
-var CgroupMounts = []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}
+var cgroupMounts = []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}
 
-// ErrNoCgroup2 says no cgroup v2 hierarchy is mounted where CgroupMounts
-// look, so socket cgroup ids cannot be named.
+// ErrNoCgroup2 says no cgroup v2 hierarchy is mounted where the cgroup
+// names are looked for, so socket cgroup ids cannot be named.
 var ErrNoCgroup2 = errors.New("no cgroup v2 hierarchy mounted at /sys/fs/cgroup or /sys/fs/cgroup/unified")
 
 // MaxCgroupDirs bounds the directories one scan of the cgroup tree visits.
@@ -46,10 +46,10 @@ type CgroupPaths struct {
 }
 
 // NewCgroupPaths returns a resolver over the first cgroup v2 mount among
-// mounts (CgroupMounts if none given).
+// mounts (/sys/fs/cgroup, then /sys/fs/cgroup/unified, if none given).
 func NewCgroupPaths(mounts ...string) *CgroupPaths {
 	if len(mounts) == 0 {
-		mounts = CgroupMounts
+		mounts = cgroupMounts
 	}
 	return &CgroupPaths{mounts: mounts, now: time.Now, known: map[uint64]string{}, missing: map[uint64]bool{}}
 }

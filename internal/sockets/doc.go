@@ -7,7 +7,9 @@
 //     filters by state (mask) and local port (bytecode); TCP over both
 //     families takes one walk with the legacy TCPDIAG_GETSOCK request,
 //     falling back to SOCK_DIAG_BY_FAMILY per family. No privilege needed.
-//     See Documentation/networking and include/uapi/linux/inet_diag.h.
+//     See Documentation/networking and include/uapi/linux/inet_diag.h. The
+//     walk reaches the kernel through a small interface (diagConn), which
+//     the tests replace with a scripted kernel to drive every fallback.
 //   - NewProc parses <dir>/tcp, tcp6 (udp, udp6) as /proc/net shows them
 //     (Documentation/networking/proc_net_tcp.rst), streaming with a fixed
 //     buffer. A walk for TCP listeners alone reads only the tables' first

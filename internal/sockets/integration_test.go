@@ -146,7 +146,7 @@ func testCountsMatchSS(t *testing.T, ns *testnet.NS, held []testnet.Held) {
 	}
 
 	check("all", sockets.Query{}, ssAll)
-	for _, st := range sockets.States {
+	for _, st := range sockets.States() {
 		// ss with its own kernel state filter.
 		n, err := ns.SSCount("-tan", "state", testnet.SSState(st))
 		if err != nil {

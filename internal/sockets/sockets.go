@@ -32,8 +32,13 @@ const (
 	MaxState = 15
 )
 
-// States lists every reportable state in kernel order.
-var States = [...]State{Established, SynSent, SynRecv, FinWait1, FinWait2, TimeWait, Close, CloseWait, LastAck, Listen, Closing}
+// NumStates is the number of reportable states.
+const NumStates = 11
+
+// States returns every reportable state in kernel order.
+func States() [NumStates]State { return states }
+
+var states = [NumStates]State{Established, SynSent, SynRecv, FinWait1, FinWait2, TimeWait, Close, CloseWait, LastAck, Listen, Closing}
 
 var stateNames = [...]string{
 	Established: "established",

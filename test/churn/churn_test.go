@@ -190,7 +190,8 @@ func TestCountsUnderChurn(t *testing.T) {
 				t.Fatalf("ss changed at rest: %v vs %v", before, after)
 			}
 		}
-		states := append(sockets.States[:], 0) // 0: the total
+		all := sockets.States()
+		states := append(all[:], 0) // 0: the total
 		for _, s := range states {
 			g, b, a := got[s], before[s], after[s]
 			if s == 0 {
