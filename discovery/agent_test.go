@@ -19,10 +19,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
 	"zabbix-agent2-plugin-tcpstatus/internal/metrics"
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
-	"zabbix-agent2-plugin-tcpstatus/internal/testutil"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testutil"
 )
 
 // childListenEnv makes the test binary a helper process (see TestMain): it

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agenttest"
 )
 
 // keyGrammarFile holds item keys with the parameters the real agents hand

@@ -20,6 +20,7 @@ import (
 	"zabbix-agent2-plugin-tcpstatus/internal/agentproto"
 	"zabbix-agent2-plugin-tcpstatus/internal/metrics"
 	"zabbix-agent2-plugin-tcpstatus/internal/version"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agentprototest"
 )
 
 func noDial(string, time.Duration) (io.ReadWriteCloser, error) {
@@ -96,20 +97,25 @@ func TestRunDialFails(t *testing.T) {
 	}
 }
 
-// agent is a fake agent on the other end of run's connection.
+// agent is the test kit's fake agent on the other end of run's
+// connection; its methods fail the test instead of returning errors.
 type agent struct {
 	t    *testing.T
-	conn net.Conn
-	in   chan agentproto.Message // non-log messages from the plugin
-	logs chan agentproto.LogRequest
+	a    *agentprototest.Agent
 	code chan int
 }
 
 // startRun runs the plugin program against a fake agent over net.Pipe.
 func startRun(t *testing.T, phase string) *agent {
-	agentEnd, pluginEnd := net.Pipe()
-	t.Cleanup(func() { agentEnd.Close(); pluginEnd.Close() })
-	a := &agent{t: t, conn: agentEnd, in: make(chan agentproto.Message, 100), logs: make(chan agentproto.LogRequest, 1000), code: make(chan int, 1)}
+	fake, pluginEnd := agentprototest.Pipe()
+	t.Cleanup(func() {
+		fake.Close()
+		pluginEnd.Close()
+		if err := fake.Err(); err != nil {
+			t.Errorf("fake agent: %v", err)
+		}
+	})
+	a := &agent{t: t, a: fake, code: make(chan int, 1)}
 	dials := 0
 	dial := func(path string, within time.Duration) (io.ReadWriteCloser, error) {
 		if dials++; dials > 1 || path != "/run/agent.plugin.sock" {
@@ -124,51 +130,38 @@ func startRun(t *testing.T, phase string) *agent {
 			t.Logf("plugin stderr: %s", stderr.String())
 		}
 	}()
-	go func() {
-		for {
-			body, err := agentproto.ReadFrame(agentEnd)
-			if err != nil {
-				close(a.in)
-				return
-			}
-			m, err := agentproto.Decode(body)
-			if err != nil {
-				t.Errorf("plugin sent %q: %v", body, err)
-				continue
-			}
-			if l, ok := m.(*agentproto.LogRequest); ok {
-				select {
-				case a.logs <- *l:
-				default:
-				}
-				continue
-			}
-			a.in <- m
-		}
-	}()
 	return a
 }
 
 func (a *agent) send(body string) {
 	a.t.Helper()
-	frame, _ := agentproto.AppendFrame(nil, []byte(body))
-	if _, err := a.conn.Write(frame); err != nil {
+	if err := a.a.Send([]byte(body)); err != nil {
 		a.t.Fatal(err)
 	}
 }
 
 func (a *agent) recv() agentproto.Message {
 	a.t.Helper()
-	select {
-	case m, ok := <-a.in:
-		if !ok {
-			a.t.Fatal("plugin closed the connection")
-		}
-		return m
-	case <-time.After(10 * time.Second):
-		a.t.Fatal("no answer within 10 s")
+	f, err := a.a.Next(10 * time.Second)
+	if err != nil {
+		a.t.Fatal(err)
 	}
-	return nil
+	m, err := agentproto.Decode(f.Body)
+	if err != nil {
+		a.t.Fatalf("plugin sent %q: %v", f.Body, err)
+	}
+	return m
+}
+
+// logs returns the log requests received so far.
+func (a *agent) logs() []agentproto.LogRequest {
+	var out []agentproto.LogRequest
+	for _, f := range a.a.Logs() {
+		if m, err := agentproto.Decode(f.Body); err == nil {
+			out = append(out, *m.(*agentproto.LogRequest))
+		}
+	}
+	return out
 }
 
 func (a *agent) export(id int, key string, params ...string) *agentproto.ExportResponse {
@@ -242,7 +235,7 @@ func TestRunRegistration(t *testing.T) {
 				t.Errorf("validate: got %+v, want error %q", v, c.err)
 			}
 			a.send(`{"id":0,"type":5}`)
-			a.conn.Close() // agent 6.0 hangs up right after Terminate
+			a.a.Close() // agent 6.0 hangs up right after Terminate
 			if code := a.exitCode(); code != 0 {
 				t.Errorf("exit code %d after Terminate", code)
 			}
@@ -275,7 +268,7 @@ func TestRunOperational(t *testing.T) {
 	if !(r.Error == "" && r.Value != nil && regexp.MustCompile(`^\d+$`).MatchString(*r.Value)) && !strings.HasPrefix(r.Error, "Cannot obtain socket table") {
 		t.Errorf("tcp.status[timewait]: %+v (value %v)", r, r.Value)
 	}
-	a.conn.Close()
+	a.a.Close()
 	if code := a.exitCode(); code != 0 {
 		t.Errorf("exit code %d after EOF", code)
 	}
@@ -295,8 +288,8 @@ func TestRunWithoutConfigure(t *testing.T) {
 		t.Errorf("exit code %d", code)
 	}
 	found := false
-	for len(a.logs) > 0 {
-		if l := <-a.logs; l.Severity == agentproto.SeverityWarning && strings.Contains(l.Message, "using the defaults") {
+	for _, l := range a.logs() {
+		if l.Severity == agentproto.SeverityWarning && strings.Contains(l.Message, "using the defaults") {
 			found = true
 		}
 	}
@@ -471,7 +464,7 @@ func TestRunCapturedSessions(t *testing.T) {
 						}
 					case *agentproto.TerminateRequest:
 						if m.ID == 0 {
-							a.conn.Close() // as agent 6.0 does
+							a.a.Close() // as agent 6.0 does
 						}
 					}
 				}

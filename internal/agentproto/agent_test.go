@@ -6,14 +6,16 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"zabbix-agent2-plugin-tcpstatus/testkit/agentprototest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden frames in testdata/frames")
@@ -53,67 +55,35 @@ func rawFrame(typ uint32, body string) []byte {
 	return append(b, body...)
 }
 
-// fakeAgent drives a Server over net.Pipe the way agent 2 does. A reader
-// goroutine takes every frame the plugin writes (net.Pipe blocks writers
-// until someone reads), parsing frames by hand, not with ReadFrame.
+// fakeAgent drives a Server over net.Pipe the way agent 2 does, with the
+// test kit's fake agent (which parses frames by hand, not with ReadFrame);
+// its methods fail the test instead of returning errors.
 type fakeAgent struct {
-	t      *testing.T
-	conn   net.Conn
-	frames chan []byte // whole frames from the plugin, logs excluded
-	done   chan error  // Serve's result
-
-	mu   sync.Mutex
-	logs []LogRequest
+	t    *testing.T
+	a    *agentprototest.Agent
+	conn net.Conn   // the agent's end
+	done chan error // Serve's result
 }
 
 func startAgent(t *testing.T, srv *Server) *fakeAgent {
 	t.Helper()
-	agentEnd, pluginEnd := net.Pipe()
-	a := &fakeAgent{t: t, conn: agentEnd, frames: make(chan []byte, 4096), done: make(chan error, 1)}
-	go func() { a.done <- srv.Serve(NewConn(pluginEnd)) }()
-	go a.readLoop()
-	t.Cleanup(func() { agentEnd.Close(); pluginEnd.Close() })
-	return a
-}
-
-func (a *fakeAgent) readLoop() {
-	for {
-		var h [8]byte
-		if _, err := io.ReadFull(a.conn, h[:]); err != nil {
-			close(a.frames)
-			return
+	a, pluginEnd := agentprototest.Pipe()
+	fa := &fakeAgent{t: t, a: a, conn: a.Conn(), done: make(chan error, 1)}
+	go func() { fa.done <- srv.Serve(NewConn(pluginEnd)) }()
+	t.Cleanup(func() {
+		a.Close()
+		pluginEnd.Close()
+		if err := a.Err(); err != nil {
+			t.Errorf("fake agent: %v", err)
 		}
-		body := make([]byte, binary.LittleEndian.Uint32(h[4:]))
-		if _, err := io.ReadFull(a.conn, body); err != nil {
-			close(a.frames)
-			return
-		}
-		if binary.LittleEndian.Uint32(h[0:]) != 1 {
-			a.t.Errorf("plugin wrote payload type %d", binary.LittleEndian.Uint32(h[0:]))
-		}
-		var c Common
-		if err := json.Unmarshal(body, &c); err != nil {
-			a.t.Errorf("plugin wrote a frame that is not JSON: %q", body)
-			continue
-		}
-		if c.Type == TypeLog {
-			var l LogRequest
-			if err := json.Unmarshal(body, &l); err != nil || c.ID != 0 {
-				a.t.Errorf("bad log frame %q", body)
-			}
-			a.mu.Lock()
-			a.logs = append(a.logs, l)
-			a.mu.Unlock()
-			continue
-		}
-		a.frames <- append(h[:], body...)
-	}
+	})
+	return fa
 }
 
 // send writes a request body as the agent does: one frame.
 func (a *fakeAgent) send(body string) {
 	a.t.Helper()
-	if _, err := a.conn.Write(rawFrame(1, body)); err != nil {
+	if err := a.a.Send([]byte(body)); err != nil {
 		a.t.Fatalf("agent write: %v", err)
 	}
 }
@@ -121,26 +91,19 @@ func (a *fakeAgent) send(body string) {
 // sendMsg encodes and writes a request.
 func (a *fakeAgent) sendMsg(m Message) {
 	a.t.Helper()
-	b, err := json.Marshal(m)
+	if err := a.a.SendJSON(m); err != nil {
+		a.t.Fatalf("agent write: %v", err)
+	}
+}
+
+// next returns the next non-log frame from the plugin, header included.
+func (a *fakeAgent) next() []byte {
+	a.t.Helper()
+	f, err := a.a.Next(5 * time.Second)
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	a.send(string(b))
-}
-
-// next returns the next non-log frame from the plugin.
-func (a *fakeAgent) next() []byte {
-	a.t.Helper()
-	select {
-	case f, ok := <-a.frames:
-		if !ok {
-			a.t.Fatal("plugin closed the connection")
-		}
-		return f
-	case <-time.After(5 * time.Second):
-		a.t.Fatal("no frame from the plugin within 5 s")
-	}
-	return nil
+	return f.Raw
 }
 
 // nextMsg decodes the next non-log frame.
@@ -168,10 +131,8 @@ func (a *fakeAgent) nextExport() *ExportResponse {
 // noFrame checks that the plugin sends nothing (except logs) for d.
 func (a *fakeAgent) noFrame(d time.Duration) {
 	a.t.Helper()
-	select {
-	case f := <-a.frames:
-		a.t.Fatalf("unexpected frame %q", f)
-	case <-time.After(d):
+	if f, err := a.a.Next(d); !errors.Is(err, agentprototest.ErrNoFrame) {
+		a.t.Fatalf("unexpected frame %q (%v)", f.Raw, err)
 	}
 }
 
@@ -189,9 +150,15 @@ func (a *fakeAgent) wait() error {
 }
 
 func (a *fakeAgent) logged() []LogRequest {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]LogRequest(nil), a.logs...)
+	var out []LogRequest
+	for _, f := range a.a.Logs() {
+		var l LogRequest
+		if err := json.Unmarshal(f.Body, &l); err != nil {
+			a.t.Errorf("bad log frame %q", f.Body)
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 // testHandler is a Handler built from functions; nil ones do nothing.
@@ -248,24 +215,20 @@ func (h *testHandler) Export(ctx context.Context, key string, params []string) (
 	return key + string(b), nil
 }
 
-// netPipe returns both ends of an in-memory connection, closed at cleanup.
-func netPipe(t *testing.T) (agentEnd, pluginEnd net.Conn) {
-	agentEnd, pluginEnd = net.Pipe()
-	t.Cleanup(func() { agentEnd.Close(); pluginEnd.Close() })
-	return agentEnd, pluginEnd
+// logAgent returns a fake agent and the plugin's end of its connection,
+// closed at cleanup, for tests that only watch log frames.
+func logAgent(t *testing.T) (*agentprototest.Agent, net.Conn) {
+	a, pluginEnd := agentprototest.Pipe()
+	t.Cleanup(func() { a.Close(); pluginEnd.Close() })
+	return a, pluginEnd
 }
 
-// readRaw reads one whole frame by hand.
-func readRaw(t *testing.T, r net.Conn) []byte {
+// nthLog waits for the n-th log frame (from 1) and returns it whole.
+func nthLog(t *testing.T, a *agentprototest.Agent, n int) []byte {
 	t.Helper()
-	r.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var h [8]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
+	logs, err := a.WaitLogs(n, 5*time.Second)
+	if err != nil {
 		t.Fatal(err)
 	}
-	body := make([]byte, binary.LittleEndian.Uint32(h[4:]))
-	if _, err := io.ReadFull(r, body); err != nil {
-		t.Fatal(err)
-	}
-	return append(h[:], body...)
+	return logs[n-1].Raw
 }

@@ -206,7 +206,7 @@ func (errWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
 
 // Concurrent senders never interleave frames.
 func TestConnSendAtomic(t *testing.T) {
-	agentEnd, pluginEnd := netPipe(t)
+	agent, pluginEnd := logAgent(t)
 	c := NewConn(pluginEnd)
 	const senders, each = 8, 50
 	for s := range senders {
@@ -216,8 +216,8 @@ func TestConnSendAtomic(t *testing.T) {
 			}
 		}()
 	}
-	for range senders * each {
-		f := readRaw(t, agentEnd)
+	for i := range senders * each {
+		f := nthLog(t, agent, i+1)
 		m, err := Decode(f[8:])
 		if err != nil {
 			t.Fatalf("interleaved frame: %v", err)

@@ -684,21 +684,23 @@ func TestSeconds(t *testing.T) {
 }
 
 func TestLoggerEscapesPercent(t *testing.T) {
-	agentEnd, pluginEnd := netPipe(t)
+	agent, pluginEnd := logAgent(t)
 	log := NewConn(pluginEnd).Logger()
 	go log.Warningf("pct=50%% verb=%s", "%d")
-	f := readRaw(t, agentEnd)
+	f := nthLog(t, agent, 1)
 	golden(t, "log_warning.bin", f)
 	m, _ := Decode(f[8:])
 	if l := m.(*LogRequest); l.Message != "pct=50%% verb=%%d" || l.Severity != SeverityWarning || l.ID != 0 {
 		t.Errorf("log request %+v", l)
 	}
+	n := 1
 	for sev, fn := range map[Severity]func(string, ...any){
 		SeverityInfo: log.Infof, SeverityCritical: log.Criticalf, SeverityError: log.Errorf,
 		SeverityDebug: log.Debugf, SeverityTrace: log.Tracef,
 	} {
 		go fn("100%")
-		m, _ := Decode(readRaw(t, agentEnd)[8:])
+		n++
+		m, _ := Decode(nthLog(t, agent, n)[8:])
 		if l := m.(*LogRequest); l.Severity != sev || l.Message != "100%%" {
 			t.Errorf("severity %d: %+v", sev, l)
 		}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/testnet"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testnet"
 )
 
 // liveNetFS opens the running kernel's /proc, skipping off Linux.

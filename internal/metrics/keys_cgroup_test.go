@@ -20,7 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
-	"zabbix-agent2-plugin-tcpstatus/internal/testnet"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testnet"
 )
 
 // cgroupChildEnv makes the test binary a socket-holding child (see

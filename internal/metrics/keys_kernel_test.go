@@ -16,9 +16,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
 	"zabbix-agent2-plugin-tcpstatus/internal/kernel"
-	"zabbix-agent2-plugin-tcpstatus/internal/testnet"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testnet"
 )
 
 // kernExporter builds an exporter reading kernel files under procRoot.

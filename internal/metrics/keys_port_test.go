@@ -22,7 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
-	"zabbix-agent2-plugin-tcpstatus/internal/testnet"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testnet"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden outputs under testdata/golden")

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
-	"zabbix-agent2-plugin-tcpstatus/internal/testnet"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testnet"
 )
 
 // socketsGet is the decoded answer of tcp.sockets.get, numbers kept as

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"zabbix-agent2-plugin-tcpstatus/internal/testutil"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testutil"
 )
 
 // childEnv makes the test binary run one scan for the inode it names and

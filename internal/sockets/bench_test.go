@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
-	"zabbix-agent2-plugin-tcpstatus/internal/testnet"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testnet"
 )
 
 var sink sockets.Counts

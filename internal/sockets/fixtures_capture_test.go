@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/testnet"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testnet"
 )
 
 // TestIntegrationCaptureFixtures rewrites the captured scenarios under

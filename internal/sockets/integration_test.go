@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
-	"zabbix-agent2-plugin-tcpstatus/internal/testnet"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testnet"
 )
 
 // hosts are the address kinds of the mix: IPv4, IPv6 and IPv4-mapped (an

@@ -1,4 +1,4 @@
-package agenttest_test
+package agent
 
 import (
 	"bufio"
@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
 	"zabbix-agent2-plugin-tcpstatus/internal/metrics"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agenttest"
 )
 
 // confOptions reads conf/tcpstatus.conf: the active lines and the

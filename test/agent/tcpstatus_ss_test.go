@@ -1,4 +1,4 @@
-package agenttest_test
+package agent
 
 import (
 	"encoding/json"
@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
-	"zabbix-agent2-plugin-tcpstatus/internal/testnet"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testnet"
 )
 
 // TestTCPStatusMatchesSS runs each agent 2 series inside a network namespace

@@ -1,4 +1,4 @@
-package agenttest_test
+package agent
 
 import (
 	"errors"
@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agenttest"
 )
 
 // stateNames are the state names tcp.status accepts: the seed scripts'

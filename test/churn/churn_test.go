@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
-	"zabbix-agent2-plugin-tcpstatus/internal/testnet"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testnet"
 )
 
 // Churn parameters: a fixed rate for a bounded time (the TIME_WAIT entries

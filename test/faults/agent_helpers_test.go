@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
-	"zabbix-agent2-plugin-tcpstatus/internal/testutil"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testutil"
 )
 
 // passive asks the agent at 127.0.0.1:port for key with the passive-check

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
-	"zabbix-agent2-plugin-tcpstatus/internal/testutil"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testutil"
 )
 
 // TestAgentRestart: when the agent stops, its plugin process ends with it;

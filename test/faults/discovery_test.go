@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
-	"zabbix-agent2-plugin-tcpstatus/internal/testutil"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agentprototest"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testutil"
 )
 
 // listenerName is the command name of the short-lived listener processes.
@@ -155,7 +156,7 @@ func TestPluginConcurrentColdDiscovery(t *testing.T) {
 	p := startPlugin(t, pluginOpts{wrap: wrap})
 	p.configure(nil)
 	const n = 200
-	chans := make([]<-chan reply, n)
+	chans := make([]<-chan agentprototest.Frame, n)
 	start := time.Now()
 	for i := range n {
 		_, ch, err := p.export("tcp.port.discovery", nil, timeout)

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
-	"zabbix-agent2-plugin-tcpstatus/internal/testutil"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testutil"
 )
 
 // seccompWrapper returns a world-readable copy of this test binary and the

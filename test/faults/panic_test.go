@@ -2,9 +2,6 @@ package faults
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/json"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -13,7 +10,8 @@ import (
 
 	"zabbix-agent2-plugin-tcpstatus/internal/agentproto"
 	"zabbix-agent2-plugin-tcpstatus/internal/metrics"
-	"zabbix-agent2-plugin-tcpstatus/internal/testutil"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agentprototest"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testutil"
 )
 
 // panicky is the plugin's exporter plus keys whose handlers panic.
@@ -51,39 +49,24 @@ func TestPanicInHandlerOnTheWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	agentEnd, pluginEnd := unixPair(t)
+	fake := agentprototest.New(agentEnd)
 	srv := &agentproto.Server{Name: metrics.PluginName, Handler: panicky{e}}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(agentproto.NewConn(pluginEnd)) }()
 
 	send := func(body string) {
 		t.Helper()
-		if _, err := agentEnd.Write(frame(1, []byte(body))); err != nil {
+		if err := fake.Send([]byte(body)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var logs []string
-	next := func() reply {
+	next := func() agentprototest.Frame {
 		t.Helper()
-		for {
-			agentEnd.SetReadDeadline(time.Now().Add(10 * time.Second))
-			var h [8]byte
-			if _, err := io.ReadFull(agentEnd, h[:]); err != nil {
-				t.Fatalf("read: %v", err)
-			}
-			body := make([]byte, binary.LittleEndian.Uint32(h[4:]))
-			if _, err := io.ReadFull(agentEnd, body); err != nil {
-				t.Fatalf("read: %v", err)
-			}
-			var r reply
-			if err := json.Unmarshal(body, &r); err != nil {
-				t.Fatal(err)
-			}
-			if r.Type == typeLog {
-				logs = append(logs, r.Message)
-				continue
-			}
-			return r
+		f, err := fake.Next(10 * time.Second)
+		if err != nil {
+			t.Fatalf("read: %v", err)
 		}
+		return f
 	}
 	send(`{"id":1,"type":8,"global_options":{"Timeout":3,"SourceIP":""},"private_options":{"Name":"TCPStatus","Nodes":[]}}`)
 	send(`{"id":2,"type":4}`)
@@ -92,16 +75,16 @@ func TestPanicInHandlerOnTheWire(t *testing.T) {
 		for _, key := range []string{"boom.value", "boom.runtime"} {
 			send(`{"id":` + itoa(id) + `,"type":6,"key":"` + key + `"}`)
 			r := next()
-			_, err := r.result()
+			_, err := r.Result()
 			if r.ID != id || !isItemError(err, internalText) {
-				t.Fatalf("%s: response %+v, want id %d with %q", key, r, id, internalText)
+				t.Fatalf("%s: response %s, want id %d with %q", key, r.Body, id, internalText)
 			}
 			id++
 		}
 		send(`{"id":` + itoa(id) + `,"type":6,"key":"tcp.status","parameters":["nosuchstate"]}`)
 		r := next()
-		if _, err := r.result(); r.ID != id || !isItemError(err, "Invalid first parameter") {
-			t.Fatalf("after the panics: %+v", r)
+		if _, err := r.Result(); r.ID != id || !isItemError(err, "Invalid first parameter") {
+			t.Fatalf("after the panics: %s", r.Body)
 		}
 		id++
 	}
@@ -114,21 +97,13 @@ func TestPanicInHandlerOnTheWire(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return after Terminate")
 	}
-	// Drain the log frames sent before Terminate.
-	agentEnd.SetReadDeadline(time.Now().Add(time.Second))
-	for {
-		var h [8]byte
-		if _, err := io.ReadFull(agentEnd, h[:]); err != nil {
-			break
-		}
-		body := make([]byte, binary.LittleEndian.Uint32(h[4:]))
-		if _, err := io.ReadFull(agentEnd, body); err != nil {
-			break
-		}
-		var r reply
-		if json.Unmarshal(body, &r) == nil && r.Type == typeLog {
-			logs = append(logs, r.Message)
-		}
+	// The log frames sent before Terminate: all read once the plugin's end
+	// is closed.
+	pluginEnd.Close()
+	<-fake.Done()
+	var logs []string
+	for _, f := range fake.Logs() {
+		logs = append(logs, decode(f).Message)
 	}
 	all := strings.Join(logs, "\n")
 	for _, want := range []string{"handler exploded", "assignment to entry in nil map"} {

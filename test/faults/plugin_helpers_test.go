@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -17,12 +16,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agentprototest"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agenttest"
 )
 
 // Message types of the agent 2 plugin protocol
@@ -67,11 +66,7 @@ func requireRoot(t testing.TB) {
 }
 
 // frame returns the wire frame of body with the given payload type.
-func frame(typ uint32, body []byte) []byte {
-	b := binary.LittleEndian.AppendUint32(nil, typ)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(body)))
-	return append(b, body...)
-}
+func frame(typ uint32, body []byte) []byte { return agentprototest.AppendFrame(nil, typ, body) }
 
 // header returns a frame header announcing n bytes.
 func header(typ, n uint32) []byte {
@@ -92,13 +87,12 @@ type reply struct {
 	at       time.Time
 }
 
-// str returns the value as the agent would: a JSON string's content.
-func (r reply) str() (string, bool) {
-	var s string
-	if len(r.Value) == 0 || json.Unmarshal(r.Value, &s) != nil {
-		return "", false
-	}
-	return s, true
+// decode decodes a frame from the plugin loosely.
+func decode(f agentprototest.Frame) reply {
+	var r reply
+	json.Unmarshal(f.Body, &r)
+	r.at = f.At
+	return r
 }
 
 // lockedBuffer collects the plugin's output.
@@ -125,20 +119,10 @@ type pluginProc struct {
 	t      testing.TB
 	cmd    *exec.Cmd
 	conn   *net.UnixConn
+	fake   *agentprototest.Agent // the test kit's fake agent on conn
 	out    *lockedBuffer
 	exited chan struct{}
 	state  *os.ProcessState
-	nextID atomic.Uint32
-
-	wmu sync.Mutex // one frame per write
-
-	mu       sync.Mutex
-	pending  map[uint32]chan reply
-	answered map[uint32]int // responses per id
-	strays   []reply        // responses nobody waits for
-	logs     []reply
-	readErr  error
-	readDone chan struct{}
 }
 
 type pluginOpts struct {
@@ -182,8 +166,7 @@ func startPlugin(t testing.TB, o pluginOpts) *pluginProc {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), o.env...)
 	cmd.Dir = "/"
-	p := &pluginProc{t: t, cmd: cmd, out: &lockedBuffer{}, exited: make(chan struct{}),
-		pending: map[uint32]chan reply{}, answered: map[uint32]int{}, readDone: make(chan struct{})}
+	p := &pluginProc{t: t, cmd: cmd, out: &lockedBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start plugin: %v", err)
@@ -201,8 +184,7 @@ func startPlugin(t testing.TB, o pluginOpts) *pluginProc {
 		t.Fatalf("plugin did not connect: %v\n%s", err, p.out.String())
 	}
 	p.conn = conn
-	p.nextID.Store(0)
-	go p.readLoop()
+	p.fake = agentprototest.New(conn)
 	t.Cleanup(p.finish)
 	return p
 }
@@ -210,76 +192,14 @@ func startPlugin(t testing.TB, o pluginOpts) *pluginProc {
 // pid is the plugin's process id (setpriv execs, so the same process).
 func (p *pluginProc) pid() int { return p.cmd.Process.Pid }
 
-func (p *pluginProc) readLoop() {
-	defer close(p.readDone)
-	var h [8]byte
-	for {
-		if _, err := io.ReadFull(p.conn, h[:]); err != nil {
-			p.setReadErr(err)
-			return
-		}
-		if typ := binary.LittleEndian.Uint32(h[:4]); typ != 1 {
-			p.setReadErr(fmt.Errorf("plugin sent payload type %d", typ))
-			return
-		}
-		n := binary.LittleEndian.Uint32(h[4:])
-		if n > 64<<20 {
-			p.setReadErr(fmt.Errorf("plugin sent a frame of %d bytes", n))
-			return
-		}
-		body := make([]byte, n)
-		if _, err := io.ReadFull(p.conn, body); err != nil {
-			p.setReadErr(err)
-			return
-		}
-		var r reply
-		if err := json.Unmarshal(body, &r); err != nil {
-			p.setReadErr(fmt.Errorf("plugin sent a body that is not JSON: %v: %q", err, body))
-			return
-		}
-		r.at = time.Now()
-		p.mu.Lock()
-		switch {
-		case r.Type == typeLog:
-			p.logs = append(p.logs, r)
-		case p.pending[r.ID] != nil:
-			p.answered[r.ID]++
-			p.pending[r.ID] <- r
-			delete(p.pending, r.ID)
-		default:
-			p.answered[r.ID]++
-			p.strays = append(p.strays, r)
-		}
-		p.mu.Unlock()
-	}
-}
-
-func (p *pluginProc) setReadErr(err error) {
-	p.mu.Lock()
-	p.readErr = err
-	p.mu.Unlock()
-}
-
 // send writes raw bytes as one write.
-func (p *pluginProc) send(b []byte) error {
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
-	p.conn.SetWriteDeadline(time.Now().Add(20 * time.Second))
-	_, err := p.conn.Write(b)
-	return err
-}
+func (p *pluginProc) send(b []byte) error { return p.fake.Write(b) }
 
 // sendMsg writes one JSON message as a frame.
-func (p *pluginProc) sendMsg(m any) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	return p.send(frame(1, b))
-}
+func (p *pluginProc) sendMsg(m any) error { return p.fake.SendJSON(m) }
 
 // id returns the next request id (the agent numbers from 1).
-func (p *pluginProc) id() uint32 { return p.nextID.Add(1) }
+func (p *pluginProc) id() uint32 { return p.fake.NextID() }
 
 // configTree builds private_options from option lines (name → value).
 func configTree(opts map[string]string) map[string]any {
@@ -310,25 +230,10 @@ func (p *pluginProc) configure(opts map[string]string) {
 	}
 }
 
-// exportReq is one Export request.
-type exportReq struct {
-	ID      uint32   `json:"id"`
-	Type    uint32   `json:"type"`
-	Key     string   `json:"key"`
-	Params  []string `json:"parameters,omitempty"`
-	Timeout int      `json:"timeout,omitempty"`
-}
-
 // export sends an Export request and returns the channel its response
 // arrives on.
-func (p *pluginProc) export(key string, params []string, timeout int) (uint32, <-chan reply, error) {
-	id := p.id()
-	ch := make(chan reply, 1)
-	p.mu.Lock()
-	p.pending[id] = ch
-	p.mu.Unlock()
-	err := p.sendMsg(exportReq{ID: id, Type: typeExport, Key: key, Params: params, Timeout: timeout})
-	return id, ch, err
+func (p *pluginProc) export(key string, params []string, timeout int) (uint32, <-chan agentprototest.Frame, error) {
+	return p.fake.Export(key, params, timeout)
 }
 
 // get exports key and waits up to wait for the answer: the value, or the
@@ -341,10 +246,10 @@ func (p *pluginProc) get(wait time.Duration, key string, params ...string) (stri
 	return p.await(ch, wait, key)
 }
 
-func (p *pluginProc) await(ch <-chan reply, wait time.Duration, key string) (string, error) {
+func (p *pluginProc) await(ch <-chan agentprototest.Frame, wait time.Duration, key string) (string, error) {
 	select {
-	case r := <-ch:
-		return r.result()
+	case f := <-ch:
+		return f.Result()
 	case <-p.exited:
 		return "", fmt.Errorf("export %s: plugin exited (%v)", key, p.state)
 	case <-time.After(wait):
@@ -352,30 +257,11 @@ func (p *pluginProc) await(ch <-chan reply, wait time.Duration, key string) (str
 	}
 }
 
-// itemError is an Export response with an error.
-type itemError struct{ text string }
-
-func (e *itemError) Error() string { return e.text }
-
-func (r reply) result() (string, error) {
-	if r.Type != typeExportResp {
-		return "", fmt.Errorf("response of type %d, want %d", r.Type, typeExportResp)
-	}
-	if r.Error != "" {
-		return "", &itemError{r.Error}
-	}
-	v, ok := r.str()
-	if !ok {
-		return "", fmt.Errorf("response value %s is not a JSON string", r.Value)
-	}
-	return v, nil
-}
-
 // isItemError reports whether err is an item error whose text contains
 // want.
 func isItemError(err error, want string) bool {
-	var ie *itemError
-	return errors.As(err, &ie) && strings.Contains(ie.text, want)
+	var ie *agentprototest.ItemError
+	return errors.As(err, &ie) && strings.Contains(ie.Text, want)
 }
 
 // alive reports whether the plugin process is still running.
@@ -417,10 +303,9 @@ func (p *pluginProc) checkCleanExit(d time.Duration) {
 
 // logText returns every log message the plugin sent, one per line.
 func (p *pluginProc) logText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	var b strings.Builder
-	for _, l := range p.logs {
+	for _, f := range p.fake.Logs() {
+		l := decode(f)
 		fmt.Fprintf(&b, "[%d] %s\n", l.Severity, l.Message)
 	}
 	return b.String()
@@ -446,9 +331,10 @@ func (p *pluginProc) finish() {
 	if m := panicRe.FindString(p.out.String()); m != "" {
 		p.t.Errorf("plugin output shows a crash (%q):\n%s", m, tail(p.out.String(), 80))
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for id, n := range p.answered {
+	if err := p.fake.Err(); err != nil {
+		p.t.Errorf("plugin broke the protocol: %v", err)
+	}
+	for id, n := range p.fake.Answered() {
 		if n > 1 {
 			p.t.Errorf("request %d answered %d times", id, n)
 		}

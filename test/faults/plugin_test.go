@@ -11,7 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"zabbix-agent2-plugin-tcpstatus/internal/testutil"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agentprototest"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testutil"
 )
 
 // probe checks the plugin still serves: an Export of a key that needs no
@@ -87,7 +88,7 @@ func TestPluginCorruptFrames(t *testing.T) {
 		{name: "timeout beyond int64", raw: frame(1, []byte(`{"id":90,"type":6,"key":"tcp.status","timeout":1e30}`)), answer: "Cannot decode request"},
 		{name: "unknown key", raw: frame(1, []byte(`{"id":90,"type":6,"key":"no.such.key"}`)), answer: "."},
 		{name: "key of 1 MiB", raw: frame(1, []byte(`{"id":90,"type":6,"key":"`+strings.Repeat("k", 1<<20)+`"}`)), answer: "."},
-		{name: "10000 parameters", raw: frame(1, mustJSON(exportReq{ID: 90, Type: typeExport, Key: "tcp.status", Params: make([]string, 10000)})), answer: "Too many parameters."},
+		{name: "10000 parameters", raw: frame(1, mustJSON(map[string]any{"id": 90, "type": typeExport, "key": "tcp.status", "parameters": make([]string, 10000)})), answer: "Too many parameters."},
 		{name: "parameter of 15 MiB", raw: frame(1, []byte(`{"id":90,"type":6,"key":"tcp.status","parameters":["`+big+`"]}`)), answer: "Invalid first parameter"},
 		{name: "invalid UTF-8 and NUL in parameters", raw: frame(1, []byte("{\"id\":90,\"type\":6,\"key\":\"tcp.status\",\"parameters\":[\"\xff\xfe\\u0000\",\"\\u0000\"]}")), answer: "Invalid first parameter"},
 		{name: "Configure with a broken tree", raw: frame(1, []byte(`{"id":90,"type":8,"global_options":{"Timeout":"x"},"private_options":{"Nodes":[{"Value":"!!"}]}}`))},
@@ -99,10 +100,7 @@ func TestPluginCorruptFrames(t *testing.T) {
 			// A generous time limit: a loaded machine must not turn the big
 			// cases into timeouts.
 			p.configure(map[string]string{"Timeout": "30"})
-			ch := make(chan reply, 1)
-			p.mu.Lock()
-			p.pending[90] = ch
-			p.mu.Unlock()
+			ch := p.fake.Await(90)
 			if err := p.send(c.raw); err != nil {
 				t.Fatalf("send: %v", err)
 			}
@@ -113,15 +111,16 @@ func TestPluginCorruptFrames(t *testing.T) {
 			}
 			if c.answer != "" {
 				select {
-				case r := <-ch:
+				case f := <-ch:
+					r := decode(f)
 					var err error
 					if c.validate {
 						if r.Type != typeValidateResp {
 							t.Fatalf("answer of type %d, want a Validate response", r.Type)
 						}
-						err = &itemError{r.Error}
+						err = &agentprototest.ItemError{Text: r.Error}
 					} else {
-						_, err = r.result()
+						_, err = f.Result()
 					}
 					if !isItemError(err, c.answer) {
 						t.Errorf("answer %v, want an error with %q", err, c.answer)
@@ -247,7 +246,7 @@ func TestPluginThousandInFlight(t *testing.T) {
 		{"tcp.status", []string{"timewait", "80"}},
 	}
 	const n = 1000
-	chans := make([]<-chan reply, n)
+	chans := make([]<-chan agentprototest.Frame, n)
 	start := time.Now()
 	for i := range n {
 		k := keys[i%len(keys)]

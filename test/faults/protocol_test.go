@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agenttest"
 )
 
 // memKiB returns VmRSS and VmHWM (peak RSS) of pid in KiB.
@@ -74,10 +74,7 @@ func TestPluginFrameMemory(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, hwm0 := memKiB(t, p.pid())
-			ch := make(chan reply, 1)
-			p.mu.Lock()
-			p.pending[90] = ch
-			p.mu.Unlock()
+			ch := p.fake.Await(90)
 			if err := p.send(frame(1, body)); err != nil {
 				t.Fatal(err)
 			}

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
 	"zabbix-agent2-plugin-tcpstatus/internal/metrics"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agenttest"
 )
 
 // TestNoShellInImportGraph: neither the plugin nor the discovery helper can

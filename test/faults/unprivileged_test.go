@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
-	"zabbix-agent2-plugin-tcpstatus/internal/testutil"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testutil"
 )
 
 // TestGoTestsAsZabbix compiles the test binaries of the packages the plugin

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agenttest"
 )
 
 // TestVersionFlag builds both binaries with the Makefile's own commands

@@ -1,4 +1,4 @@
-package agenttest
+package agent
 
 import (
 	"bytes"
@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -70,38 +69,48 @@ func (v Version) Binary() string {
 // ZabbixGet returns the zabbix_get executable.
 func ZabbixGet() string { return filepath.Join(CacheDir(), "zabbix-get/usr/bin/zabbix_get") }
 
-// Option changes how an agent is started.
-type Option func(*options)
-
-type options struct {
-	netns string
-	conf  []string
-}
-
-// InNetns runs the agent, its -t runs and zabbix_get inside the existing
-// network namespace name (/run/netns/<name>, as `ip netns add` creates it),
-// so the plugin sees that namespace's sockets. Commands enter it with
-// nsenter --net, which is lighter than ip netns exec (no mount namespace).
-func InNetns(name string) Option { return func(o *options) { o.netns = name } }
-
-// WithConf appends lines to the agent configuration, e.g.
-// "Plugins.TCPStatus.CacheTTL=0".
-func WithConf(lines ...string) Option {
-	return func(o *options) { o.conf = append(o.conf, lines...) }
+// Spec says how to run one private agent.
+type Spec struct {
+	// Name describes the agent in messages, e.g. "zabbix_agent2 7.0".
+	Name string
+	// Bin is the agent executable.
+	Bin string
+	// Version is the agent 2 series; empty for the classic agent.
+	Version Version
+	// Dir is the agent's private directory (configuration, log, PID file,
+	// sockets); it must exist and be writable by User.
+	Dir string
+	// User runs the agent, its -t runs and -R commands as this user
+	// (setpriv, with a parent-death signal); empty: as the caller.
+	User string
+	// Netns runs the agent, its -t runs and zabbix_get inside the network
+	// namespace of that name (/run/netns/<name>), entered with nsenter.
+	Netns string
+	// Port is the loopback port to listen on; 0 picks a free one below the
+	// ephemeral range and tries another when it turns out taken.
+	Port int
+	// Hostname, Timeout and DebugLevel are the agent's options of those
+	// names; defaults tcpstatus-test, 3 and 4.
+	Hostname   string
+	Timeout    int
+	DebugLevel int
+	// Conf holds further configuration lines: the plugin's
+	// Plugins.TCPStatus.System.Path, an Include, plugin options.
+	Conf []string
+	// ZabbixGet is the zabbix_get that Get and the readiness ping use;
+	// default ZabbixGet().
+	ZabbixGet string
+	// ReadyOnListen makes Start wait for the port to accept connections
+	// instead of for agent.ping to answer 1 (no zabbix_get needed).
+	ReadyOnListen bool
+	// Logf, if set, is told about starts that are tried again.
+	Logf func(format string, args ...any)
 }
 
 // Agent is one running private agent.
 type Agent struct {
-	t       testing.TB
-	name    string // for messages: "zabbix_agent2 6.0", "zabbix_agentd"
-	bin     string
-	version Version // empty for the classic agent
-	plugin  string  // System.Path of the plugin (agent 2)
-	opts    options
-	// base returns the configuration without the per-instance files.
-	base func() []string
-	dir  string
-	port int
+	spec Spec
+	name string
 
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when the process has been waited for
@@ -128,7 +137,8 @@ var busyRe = regexp.MustCompile(`(?i)address already in use|cannot bind`)
 //
 // Neither depends on what the plugin answers, only on scheduling (seen a few
 // times in a hundred starts on a loaded machine). 7.0 reaps differently.
-// The harness retries such a start.
+// Start and Test try such a start again; this is the one place that knows
+// the race.
 var errStartRace = errors.New("agent 2 6.0 race at the plugin's registration exit")
 
 var startRaceRe = regexp.MustCompile(`panic: failed to obtain PID of dead child process.*|(?s)panic: runtime error: invalid memory address or nil pointer dereference.*?\(\*Plugin\)\.CheckPid`)
@@ -136,127 +146,120 @@ var startRaceRe = regexp.MustCompile(`panic: failed to obtain PID of dead child 
 // crashRe finds what a crashed or dying agent or plugin leaves in the log.
 var crashRe = regexp.MustCompile(`(?i)panic|\bdied\b`)
 
-// Start runs a private zabbix_agent2 of series v with the plugin built from
-// this tree (PluginBinary) on a free loopback port, and waits until it
-// answers agent.ping. The agent is stopped when the test ends, and the test
-// fails if it crashed or logged a panic or a dead plugin.
-func Start(t testing.TB, v Version, opts ...Option) *Agent {
-	t.Helper()
-	if v != V60 && v != V70 {
-		t.Fatalf("agenttest: unknown agent version %q", v)
-	}
-	a := newAgent(t, "zabbix_agent2 "+string(v), v.Binary(), opts)
-	a.version = v
-	plugin := PluginBinary(t)
-	if !reachable(plugin) {
-		// A checkout user zabbix cannot enter (under /root): run a copy.
-		plugin = copyExecutable(t, plugin, filepath.Join(a.dir, filepath.Base(plugin)))
-	}
-	a.plugin = plugin
-	a.base = func() []string {
-		return []string{
-			"Plugins.TCPStatus.System.Path=" + plugin,
+// Missing lists what the machine lacks to run the agent of s: the
+// executables, zabbix_get, setpriv and the user, nsenter and the namespace.
+// Empty when s can run.
+func Missing(s Spec) []string {
+	var out []string
+	need := func(ok bool, format string, args ...any) {
+		if !ok {
+			out = append(out, fmt.Sprintf(format, args...))
 		}
 	}
-	a.launch()
-	return a
-}
-
-// StartClassic runs a private classic zabbix_agentd with userParamConf (the
-// text of a UserParameter file, e.g. scripts/userparameter_tcpstatus.conf)
-// included, on a free loopback port, and waits until it answers agent.ping.
-// It is stopped when the test ends, and the test fails if it crashed.
-func StartClassic(t testing.TB, userParamConf string, opts ...Option) *Agent {
-	t.Helper()
-	a := newAgent(t, "zabbix_agentd", ClassicBinary, opts)
-	up := filepath.Join(a.dir, "userparameter.conf")
-	if err := os.WriteFile(up, []byte(userParamConf), 0o644); err != nil {
-		t.Fatalf("agenttest: %v", err)
+	need(executable(s.Bin), "%s not found at %s (run scripts/install-deps.sh as root)", s.name(), s.Bin)
+	if !s.ReadyOnListen {
+		zget := s.zabbixGet()
+		need(executable(zget), "zabbix_get not found at %s (run scripts/install-deps.sh as root)", zget)
 	}
-	a.base = func() []string { return []string{"Include=" + up} }
-	a.launch()
-	return a
-}
-
-// newAgent checks the requirements and prepares the agent's directory.
-func newAgent(t testing.TB, name, bin string, opt []Option) *Agent {
-	t.Helper()
-	if testing.Short() {
-		t.Skipf("agenttest: %s not started in -short mode", name)
+	if s.User != "" {
+		need(os.Geteuid() == 0, "running %s as user %s needs root", s.name(), s.User)
+		_, err := exec.LookPath("setpriv")
+		need(err == nil, "setpriv (util-linux) not found")
+		_, err = user.Lookup(s.User)
+		need(err == nil, "user %s missing (installed with zabbix-agent2)", s.User)
 	}
-	var o options
-	for _, f := range opt {
-		f(&o)
-	}
-	need(t, os.Geteuid() == 0, "running %s as user %s needs root", name, AgentUser)
-	need(t, executable(bin), "%s not found at %s (run scripts/install-deps.sh as root)", name, bin)
-	need(t, executable(ZabbixGet()), "zabbix_get not found at %s (run scripts/install-deps.sh as root)", ZabbixGet())
-	_, err := exec.LookPath("setpriv")
-	need(t, err == nil, "setpriv (util-linux) not found")
-	u, err := user.Lookup(AgentUser)
-	need(t, err == nil, "user %s missing (installed with zabbix-agent2)", AgentUser)
-	if o.netns != "" {
+	if s.Netns != "" {
 		_, err := exec.LookPath("nsenter")
-		need(t, err == nil, "nsenter (util-linux) not found")
-		if _, err := os.Stat(filepath.Join("/run/netns", o.netns)); err != nil {
-			t.Fatalf("agenttest: network namespace %q: %v", o.netns, err)
-		}
+		need(err == nil, "nsenter (util-linux) not found")
+		_, err = os.Stat(filepath.Join("/run/netns", s.Netns))
+		need(err == nil, "network namespace %q: %v", s.Netns, err)
+	}
+	return out
+}
+
+// NewDir makes a private directory for an agent run as user (the caller
+// when empty): mode 0755, owned by that user. The caller removes it.
+func NewDir(user string) (string, error) {
+	dir, err := os.MkdirTemp("", "tcpstatus-agent-")
+	if err == nil && user != "" {
+		err = chownTo(dir, user)
+	}
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+func chownTo(path, name string) error {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return err
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	dir, err := os.MkdirTemp("", "tcpstatus-agent-")
-	if err != nil {
-		t.Fatalf("agenttest: %v", err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chown(dir, uid, gid); err != nil {
-		t.Fatalf("agenttest: %v", err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatalf("agenttest: %v", err)
-	}
-	return &Agent{t: t, name: name, bin: bin, opts: o, dir: dir}
+	return os.Chown(path, uid, gid)
 }
 
-// need skips the test, or fails it under TCPSTATUS_REQUIRE_AGENT=1, when ok
-// is false.
-func need(t testing.TB, ok bool, format string, args ...any) {
-	t.Helper()
-	if ok {
-		return
+func (s Spec) name() string {
+	switch {
+	case s.Name != "":
+		return s.Name
+	case s.Version != "":
+		return "zabbix_agent2 " + string(s.Version)
 	}
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv(EnvRequire) == "1" {
-		t.Fatalf("agenttest: %s (%s=1 forbids skipping)", msg, EnvRequire)
-	}
-	t.Skipf("agenttest: %s", msg)
+	return "zabbix_agentd"
 }
 
-// reachable reports whether every directory above path can be entered by
-// any user, so the agent's user can run it.
-func reachable(path string) bool {
-	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
-		st, err := os.Stat(d)
-		if err != nil || st.Mode()&0o001 == 0 {
-			return false
+func (s Spec) zabbixGet() string {
+	if s.ZabbixGet != "" {
+		return s.ZabbixGet
+	}
+	return ZabbixGet()
+}
+
+// Start runs the agent of s and waits until it is ready (agent.ping answers
+// 1, or with ReadyOnListen its port accepts), within 30 s. A start that hits
+// agent 2 6.0's start race, or finds a port it picked taken, is tried again
+// (5 starts at most). Stop ends it.
+func Start(s Spec) (*Agent, error) {
+	if s.Hostname == "" {
+		s.Hostname = "tcpstatus-test"
+	}
+	if s.Timeout == 0 {
+		s.Timeout = 3
+	}
+	if s.DebugLevel == 0 {
+		s.DebugLevel = 4
+	}
+	if s.Logf == nil {
+		s.Logf = func(string, ...any) {}
+	}
+	a := &Agent{spec: s, name: s.name()}
+	var err error
+	for attempt := 1; attempt <= 5; attempt++ {
+		if s.Port == 0 {
+			a.spec.Port = pickPort(s.Netns == "")
 		}
-		if d == filepath.Dir(d) {
-			return true
+		if err = a.spawn(); err == nil {
+			err = a.waitReady(30 * time.Second)
+		}
+		if err == nil {
+			return a, nil
+		}
+		a.kill()
+		if errors.Is(err, errStartRace) {
+			s.Logf("%s hit its SIGCHLD race at startup (%v); starting it again", a.name, err)
+			continue
+		}
+		if s.Port != 0 || !errors.Is(err, errPortBusy) {
+			break
 		}
 	}
-}
-
-// copyExecutable copies the executable src to dst (mode 0755) and returns dst.
-func copyExecutable(t testing.TB, src, dst string) string {
-	t.Helper()
-	b, err := os.ReadFile(src)
-	if err == nil {
-		err = os.WriteFile(dst, b, 0o755)
-	}
-	if err != nil {
-		t.Fatalf("agenttest: copy %s: %v", src, err)
-	}
-	return dst
+	return nil, fmt.Errorf("%s did not start: %w\n%s", a.name, err, tail(a.Log(), 60))
 }
 
 func executable(path string) bool {
@@ -267,75 +270,49 @@ func executable(path string) bool {
 // conf builds the configuration of the daemon (prefix "agent") or of one
 // -t run (prefix "test-N"): every file and socket of its own.
 func (a *Agent) conf(prefix string) []string {
+	dir := a.spec.Dir
 	lines := []string{
-		"# private agent of a test (internal/agenttest)",
+		"# private agent of a test (testkit/agent)",
 		"LogType=file",
-		"LogFile=" + filepath.Join(a.dir, prefix+".log"),
+		"LogFile=" + filepath.Join(dir, prefix+".log"),
 		"LogFileSize=0",
-		"DebugLevel=4",
-		"PidFile=" + filepath.Join(a.dir, prefix+".pid"),
+		"DebugLevel=" + strconv.Itoa(a.spec.DebugLevel),
+		"PidFile=" + filepath.Join(dir, prefix+".pid"),
 		"ListenIP=127.0.0.1",
-		"ListenPort=" + strconv.Itoa(a.port),
+		"ListenPort=" + strconv.Itoa(a.spec.Port),
 		"Server=127.0.0.1",
-		"Hostname=tcpstatus-test",
-		"Timeout=3",
+		"Hostname=" + a.spec.Hostname,
+		"Timeout=" + strconv.Itoa(a.spec.Timeout),
 	}
-	if a.version != "" {
+	if a.spec.Version != "" {
 		lines = append(lines,
-			"ControlSocket="+filepath.Join(a.dir, prefix+".ctl"),
-			"PluginSocket="+filepath.Join(a.dir, prefix+".plugin.sock"))
+			"ControlSocket="+filepath.Join(dir, prefix+".ctl"),
+			"PluginSocket="+filepath.Join(dir, prefix+".plugin.sock"))
 	}
-	lines = append(lines, a.base()...)
-	return append(lines, a.opts.conf...)
+	return append(lines, a.spec.Conf...)
 }
 
 func (a *Agent) writeConf(prefix string) (string, error) {
-	path := filepath.Join(a.dir, prefix+".conf")
+	path := filepath.Join(a.spec.Dir, prefix+".conf")
 	return path, os.WriteFile(path, []byte(strings.Join(a.conf(prefix), "\n")+"\n"), 0o644)
 }
 
 // command builds a command run in the agent's network namespace, if any,
-// and as AgentUser when asAgent is set (dying with the test binary).
+// and as the agent's user when asAgent is set (dying with the caller).
 func (a *Agent) command(ctx context.Context, asAgent bool, bin string, args ...string) *exec.Cmd {
 	var argv []string
-	if a.opts.netns != "" {
-		argv = append(argv, "nsenter", "--net="+filepath.Join("/run/netns", a.opts.netns), "--")
+	if a.spec.Netns != "" {
+		argv = append(argv, "nsenter", "--net="+filepath.Join("/run/netns", a.spec.Netns), "--")
 	}
-	if asAgent {
-		argv = append(argv, "setpriv", "--reuid="+AgentUser, "--regid="+AgentUser, "--init-groups", "--pdeathsig=KILL", "--")
+	if asAgent && a.spec.User != "" {
+		u := a.spec.User
+		argv = append(argv, "setpriv", "--reuid="+u, "--regid="+u, "--init-groups", "--pdeathsig=KILL", "--")
 	}
 	argv = append(argv, bin)
 	argv = append(argv, args...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Dir = a.dir
+	cmd.Dir = a.spec.Dir
 	return cmd
-}
-
-// launch starts the daemon, retrying on another port when the chosen one is
-// taken, and registers its stop.
-func (a *Agent) launch() {
-	t := a.t
-	t.Helper()
-	var err error
-	for attempt := 1; attempt <= 5; attempt++ {
-		a.port = pickPort(a.opts.netns == "")
-		if err = a.spawn(); err == nil {
-			err = a.waitReady(30 * time.Second)
-		}
-		if err == nil {
-			t.Cleanup(a.cleanup)
-			return
-		}
-		a.kill()
-		if errors.Is(err, errStartRace) {
-			t.Logf("agenttest: %s hit its SIGCHLD race at startup (%v); starting it again", a.name, err)
-			continue
-		}
-		if !errors.Is(err, errPortBusy) {
-			break
-		}
-	}
-	t.Fatalf("agenttest: %s did not start: %v\n%s", a.name, err, tail(a.Log(), 60))
 }
 
 // pickPort returns a random port below the ephemeral range (32768 and up),
@@ -356,18 +333,18 @@ func pickPort(check bool) int {
 
 func (a *Agent) spawn() error {
 	for _, f := range []string{"agent.log", "console.log", "agent.pid"} {
-		os.Remove(filepath.Join(a.dir, f))
+		os.Remove(filepath.Join(a.spec.Dir, f))
 	}
 	conf, err := a.writeConf("agent")
 	if err != nil {
 		return err
 	}
-	console, err := os.Create(filepath.Join(a.dir, "console.log"))
+	console, err := os.Create(filepath.Join(a.spec.Dir, "console.log"))
 	if err != nil {
 		return err
 	}
 	defer console.Close()
-	cmd := a.command(context.Background(), true, a.bin, "-f", "-c", conf)
+	cmd := a.command(context.Background(), true, a.spec.Bin, "-f", "-c", conf)
 	cmd.Stdout, cmd.Stderr = console, console
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := startCmd(cmd); err != nil {
@@ -382,7 +359,7 @@ func (a *Agent) spawn() error {
 	return nil
 }
 
-// waitReady polls agent.ping until the agent answers 1 or exits.
+// waitReady waits until the agent is ready or exits.
 func (a *Agent) waitReady(limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	var last error
@@ -399,14 +376,23 @@ func (a *Agent) waitReady(limit time.Duration) error {
 			return fmt.Errorf("exited: %v", a.waitErr)
 		default:
 		}
-		v, err := a.get("agent.ping", 2)
-		if err == nil && v == "1" {
-			return nil
+		if a.spec.ReadyOnListen {
+			c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(a.spec.Port)), time.Second)
+			if err == nil {
+				c.Close()
+				return nil
+			}
+			last = err
+		} else {
+			v, err := a.GetWithin("agent.ping", 2)
+			if err == nil && v == "1" {
+				return nil
+			}
+			last = err
 		}
-		last = err
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("no answer to agent.ping within %v (last: %v)", limit, last)
+	return fmt.Errorf("not ready within %v (last: %v)", limit, last)
 }
 
 // kill stops the daemon at once (failed start).
@@ -422,11 +408,10 @@ func (a *Agent) kill() {
 	}
 }
 
-// cleanup stops the agent (SIGTERM, then SIGKILL to its process group after
-// 15 s) and fails the test if it had exited on its own, did not stop, or
-// logged a crash.
-func (a *Agent) cleanup() {
-	t := a.t
+// Stop ends the agent: SIGTERM, then SIGKILL to its process group after
+// 15 s. It returns an error if the agent had exited on its own before, did
+// not stop, or logged a crash (a panic, a dead plugin).
+func (a *Agent) Stop() error {
 	early := false
 	select {
 	case <-a.exited:
@@ -438,34 +423,46 @@ func (a *Agent) cleanup() {
 		case <-time.After(15 * time.Second):
 			syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
 			<-a.exited
-			t.Errorf("agenttest: %s did not stop within 15 s of SIGTERM; killed\n%s", a.name, tail(a.Log(), 60))
-			return
+			return fmt.Errorf("%s did not stop within 15 s of SIGTERM; killed\n%s", a.name, tail(a.Log(), 60))
 		}
 	}
 	log := a.Log()
 	crash := crashRe.FindString(log)
 	switch {
 	case early && crash != "":
-		t.Errorf("agenttest: %s exited before the end of the test (%v); its log shows a crash (%q):\n%s",
+		return fmt.Errorf("%s exited before it was stopped (%v); its log shows a crash (%q):\n%s",
 			a.name, a.waitErr, crash, around(log, crashRe, 30))
 	case early:
-		t.Errorf("agenttest: %s exited before the end of the test (%v):\n%s", a.name, a.waitErr, tail(log, 60))
+		return fmt.Errorf("%s exited before it was stopped (%v):\n%s", a.name, a.waitErr, tail(log, 60))
 	case crash != "":
-		t.Errorf("agenttest: %s log shows a crash (%q):\n%s", a.name, crash, around(log, crashRe, 30))
-	case t.Failed():
-		t.Logf("agenttest: %s log (end):\n%s", a.name, tail(log, 40))
+		return fmt.Errorf("%s log shows a crash (%q):\n%s", a.name, crash, around(log, crashRe, 30))
+	}
+	return nil
+}
+
+// Exited reports whether the agent process has ended, and how.
+func (a *Agent) Exited() (bool, error) {
+	select {
+	case <-a.exited:
+		return true, a.waitErr
+	default:
+		return false, nil
 	}
 }
 
-// Get asks the agent for key through zabbix_get. A ZBX_NOTSUPPORTED answer
-// is returned as a *NotSupported error holding the agent's reason; a failure
-// to talk to the agent as another error.
-func (a *Agent) Get(key string) (string, error) { return a.get(key, 15) }
+// LogTail is the end of the agent's log, repeated lines folded.
+func (a *Agent) LogTail(lines int) string { return tail(a.Log(), lines) }
 
-func (a *Agent) get(key string, timeoutSec int) (string, error) {
+// Get asks the agent for key through zabbix_get (15 s). A ZBX_NOTSUPPORTED
+// answer is returned as a *NotSupported error holding the agent's reason; a
+// failure to talk to the agent as another error.
+func (a *Agent) Get(key string) (string, error) { return a.GetWithin(key, 15) }
+
+// GetWithin is Get with zabbix_get's timeout in seconds.
+func (a *Agent) GetWithin(key string, timeoutSec int) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(timeoutSec+10)*time.Second)
 	defer cancel()
-	cmd := a.command(ctx, false, ZabbixGet(), "-s", "127.0.0.1", "-p", strconv.Itoa(a.port),
+	cmd := a.command(ctx, false, a.spec.zabbixGet(), "-s", "127.0.0.1", "-p", strconv.Itoa(a.spec.Port),
 		"-t", strconv.Itoa(timeoutSec), "-k", key)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -487,8 +484,8 @@ func (a *Agent) Test(key string) (string, error) {
 	}
 	for attempt := 1; ; attempt++ {
 		stdout, out, err := a.runTest(conf, key)
-		if err != nil && attempt < 3 && a.version == V60 && startRaceRe.MatchString(out) {
-			a.t.Logf("agenttest: %s -t %s hit its race at the plugin's registration exit; running it again", a.name, key)
+		if err != nil && attempt < 3 && a.spec.Version == V60 && startRaceRe.MatchString(out) {
+			a.spec.Logf("%s -t %s hit its race at the plugin's registration exit; running it again", a.name, key)
 			continue
 		}
 		if err != nil {
@@ -503,7 +500,7 @@ func (a *Agent) Test(key string) (string, error) {
 func (a *Agent) runTest(conf, key string) (stdout, all string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := a.command(ctx, true, a.bin, "-c", conf, "-t", key)
+	cmd := a.command(ctx, true, a.spec.Bin, "-c", conf, "-t", key)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = runCmd(cmd)
@@ -514,12 +511,12 @@ func (a *Agent) runTest(conf, key string) (stdout, all string, err error) {
 // "metrics") to the daemon through its control socket and returns the
 // answer. Agent 2 only.
 func (a *Agent) Runtime(command string) (string, error) {
-	if a.version == "" {
+	if a.spec.Version == "" {
 		return "", errors.New("runtime commands: agent 2 only")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := a.command(ctx, true, a.bin, "-c", filepath.Join(a.dir, "agent.conf"), "-R", command)
+	cmd := a.command(ctx, true, a.spec.Bin, "-c", filepath.Join(a.spec.Dir, "agent.conf"), "-R", command)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := runCmd(cmd); err != nil {
@@ -550,10 +547,10 @@ func (a *Agent) Alive() error {
 // standard output and error (where a Go panic of agent 2 goes).
 func (a *Agent) Log() string {
 	var b strings.Builder
-	if log, err := os.ReadFile(filepath.Join(a.dir, "agent.log")); err == nil {
+	if log, err := os.ReadFile(filepath.Join(a.spec.Dir, "agent.log")); err == nil {
 		b.Write(log)
 	}
-	if console, err := os.ReadFile(filepath.Join(a.dir, "console.log")); err == nil && len(console) > 0 {
+	if console, err := os.ReadFile(filepath.Join(a.spec.Dir, "console.log")); err == nil && len(console) > 0 {
 		b.WriteString("--- standard output and error ---\n")
 		b.Write(console)
 	}
@@ -563,21 +560,34 @@ func (a *Agent) Log() string {
 // PID is the agent's process id.
 func (a *Agent) PID() int { return a.cmd.Process.Pid }
 
-// PluginPath is the plugin executable the agent runs
-// (Plugins.TCPStatus.System.Path); empty for the classic agent.
-func (a *Agent) PluginPath() string { return a.plugin }
+// PluginPath is the plugin executable the agent runs (its
+// Plugins.TCPStatus.System.Path line); empty when it has none.
+func (a *Agent) PluginPath() string {
+	for _, l := range a.spec.Conf {
+		if p, ok := strings.CutPrefix(l, pluginPathOption+"="); ok {
+			return p
+		}
+	}
+	return ""
+}
+
+// pluginPathOption is where the agent finds the plugin's executable.
+const pluginPathOption = "Plugins.TCPStatus.System.Path"
+
+// PluginConf is the configuration line that loads the plugin at path.
+func PluginConf(path string) string { return pluginPathOption + "=" + path }
 
 // Port is the loopback TCP port the agent listens on.
-func (a *Agent) Port() int { return a.port }
+func (a *Agent) Port() int { return a.spec.Port }
 
 // Version is the agent 2 series, empty for the classic agent.
-func (a *Agent) Version() Version { return a.version }
+func (a *Agent) Version() Version { return a.spec.Version }
 
 // Dir is the agent's private directory (configuration, log, sockets).
-func (a *Agent) Dir() string { return a.dir }
+func (a *Agent) Dir() string { return a.spec.Dir }
 
 // Netns is the network namespace the agent runs in, empty for the host's.
-func (a *Agent) Netns() string { return a.opts.netns }
+func (a *Agent) Netns() string { return a.spec.Netns }
 
 // Name describes the agent for messages, e.g. "zabbix_agent2 7.0".
 func (a *Agent) Name() string { return a.name }

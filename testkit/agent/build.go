@@ -1,4 +1,4 @@
-package agenttest
+package agent
 
 import (
 	"bytes"
@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"testing"
 )
 
 // modulePath is the module the binaries are built from (go.mod).
@@ -36,32 +35,29 @@ var (
 )
 
 // PluginBinary builds bin/zabbix-agent2-plugin-tcpstatus from this tree once
-// per test binary, the way `make build` does (same flags and version
-// stamps), and returns its absolute path. With $TCPSTATUS_PLUGIN set it
-// returns that path instead.
-func PluginBinary(t testing.TB) string {
-	t.Helper()
+// per process, the way `make build` does (same flags and version stamps),
+// and returns its absolute path. With $TCPSTATUS_PLUGIN set it returns that
+// path instead.
+func PluginBinary() (string, error) {
 	if p := os.Getenv(EnvPlugin); p != "" {
 		if !filepath.IsAbs(p) {
-			t.Fatalf("agenttest: %s=%q is not an absolute path", EnvPlugin, p)
+			return "", fmt.Errorf("%s=%q is not an absolute path", EnvPlugin, p)
 		}
 		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("agenttest: %s: %v", EnvPlugin, err)
+			return "", fmt.Errorf("%s: %w", EnvPlugin, err)
 		}
-		return p
+		return p, nil
 	}
-	return buildOnce(t, PluginName, "./plugin")
+	return buildOnce(PluginName, "./plugin")
 }
 
 // DiscoveryBinary builds bin/tcpstatus-discovery like PluginBinary does and
 // returns its absolute path.
-func DiscoveryBinary(t testing.TB) string {
-	t.Helper()
-	return buildOnce(t, DiscoveryName, "./discovery")
+func DiscoveryBinary() (string, error) {
+	return buildOnce(DiscoveryName, "./discovery")
 }
 
-func buildOnce(t testing.TB, name, pkg string) string {
-	t.Helper()
+func buildOnce(name, pkg string) (string, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	r, ok := buildDone[name]
@@ -69,10 +65,7 @@ func buildOnce(t testing.TB, name, pkg string) string {
 		r.path, r.err = build(name, pkg)
 		buildDone[name] = r
 	}
-	if r.err != nil {
-		t.Fatalf("agenttest: %v", r.err)
-	}
-	return r.path
+	return r.path, r.err
 }
 
 // build compiles pkg into bin/<name>. It writes a temporary file next to the

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
+	"zabbix-agent2-plugin-tcpstatus/testkit/agenttest"
 )
 
 // TestAgent2 starts each agent 2 series with the plugin and checks what the

@@ -1,10 +1,8 @@
-// Package agenttest runs real Zabbix agents for tests: a private
-// zabbix_agent2 daemon (6.0 from Debian bookworm, 7.0 from
-// bookworm-backports) with the plugin built from this tree, or the classic
-// zabbix_agentd with a UserParameter file. Each agent gets its own directory,
-// a free loopback port, its own PID, log, control and plugin sockets, runs as
-// user zabbix like the Debian service, and is stopped (and checked for
-// crashes) when the test ends.
+// Package agenttest is the testing.TB layer over testkit/agent: a private
+// zabbix_agent2 (6.0, 7.0) with the plugin built from this tree, or the
+// classic zabbix_agentd with a UserParameter file, run as user zabbix like
+// the Debian service and stopped (and checked for crashes) when the test
+// ends.
 //
 //	func TestSomething(t *testing.T) {
 //		for _, v := range agenttest.Versions() {

@@ -1,9 +1,11 @@
-// Package testnet runs tests inside a private network namespace and holds TCP
-// sockets in chosen states there, with ss(8) as an independent oracle.
+// Package netns makes private network namespaces and holds TCP sockets in
+// chosen states there, with ss(8) as an independent oracle. It does not
+// import testing; testkit/testnet is its testing.TB layer.
 //
 // Usage:
 //
-//	ns := testnet.New(t) // skips unless root with ip, nft and ss
+//	ns, err := netns.Open() // root with ip, nft and ss (Missing says what lacks)
+//	defer ns.Destroy()
 //	h, err := ns.TimeWait("127.0.0.1", 10)
 //	...
 //	n, err := ns.SSCount("-tan", "state", "time-wait", "sport", "=", ":"+strconv.Itoa(int(h.Port)))
@@ -13,12 +15,9 @@
 //	})
 //	c, err := sockets.Count(ctx, sockets.NewProc(ns.NetDir()), q)
 //
-// Everything is undone by t.Cleanup: held sockets are closed or destroyed,
-// the nftables table and the namespace deleted.
-//
-// A test calling New is skipped when not run as root or when ip, nft or ss is
-// missing, unless TCPSTATUS_REQUIRE_AGENT=1, which makes it fail instead.
-package testnet
+// Destroy undoes everything: held sockets are closed or destroyed, the
+// nftables table and the namespace deleted.
+package netns
 
 import (
 	"bytes"
@@ -31,14 +30,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
-
-// RequireEnv is the environment variable that turns skips into failures.
-const RequireEnv = "TCPSTATUS_REQUIRE_AGENT"
 
 // nftTable is the nftables table (family inet) holding the drop rules.
 const nftTable = "tcpstatus_test"
@@ -50,10 +45,13 @@ const firstPort = 10000
 // nsSeq makes namespace names unique within the process.
 var nsSeq atomic.Uint32
 
-// Require skips t (or fails it when TCPSTATUS_REQUIRE_AGENT=1) unless the
-// process runs as root and every named tool is in PATH.
-func Require(t testing.TB, tools ...string) {
-	t.Helper()
+// MissingForOpen lists what Open needs and this process lacks: root, ip,
+// nft and ss in PATH.
+func MissingForOpen() []string { return Missing("ip", "nft", "ss") }
+
+// Missing lists what of root and the named tools in PATH this process
+// lacks; empty when it has all.
+func Missing(tools ...string) []string {
 	var missing []string
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root")
@@ -63,13 +61,7 @@ func Require(t testing.TB, tools ...string) {
 			missing = append(missing, tool)
 		}
 	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv(RequireEnv) == "1" {
-		t.Fatalf("missing %s (%s=1 forbids skipping)", strings.Join(missing, ", "), RequireEnv)
-	}
-	t.Skipf("missing %s", strings.Join(missing, ", "))
+	return missing
 }
 
 // NS is a network namespace created for one test, with lo up and the
@@ -78,7 +70,6 @@ type NS struct {
 	// Name is the namespace name, as `ip netns` lists it.
 	Name string
 
-	t      testing.TB
 	nsFD   int
 	netDir string
 	stop   chan struct{}
@@ -111,47 +102,47 @@ var defaultSysctls = map[string]string{
 	"net.ipv6.conf.all.disable_ipv6": "0",
 }
 
-// New creates a uniquely named namespace, brings lo up and sets its
+// Open creates a uniquely named namespace, brings lo up and sets its
 // sysctls for holding states: ephemeral ports 32768-65535 (server ports
 // handed out by the builders start at 10000), syncookies off, large
-// backlogs, many retries, tcp_fin_timeout 3600, tcp_rto_max_ms 50000. It
-// skips t when the machine cannot (see Require); other failures fail t.
-// Cleanup is registered with t.Cleanup.
-func New(t testing.TB) *NS {
-	t.Helper()
-	Require(t, "ip", "nft", "ss")
+// backlogs, many retries, tcp_fin_timeout 3600, tcp_rto_max_ms 50000.
+// Destroy removes it.
+func Open() (*NS, error) {
 	ns := &NS{
 		Name: fmt.Sprintf("tcpstatus-%d-%d", os.Getpid(), nsSeq.Add(1)),
-		t:    t,
 		nsFD: -1,
 	}
 	ns.port.Store(firstPort - 1)
 	if out, err := exec.Command("ip", "netns", "add", ns.Name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", ns.Name, err, out)
+		return nil, fmt.Errorf("ip netns add %s: %v: %s", ns.Name, err, out)
 	}
-	t.Cleanup(ns.cleanup)
+	err := ns.setUp()
+	if err != nil {
+		return nil, errors.Join(err, ns.Destroy())
+	}
+	return ns, nil
+}
+
+func (ns *NS) setUp() error {
 	fd, err := unix.Open(filepath.Join("/run/netns", ns.Name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		t.Fatalf("open namespace %s: %v", ns.Name, err)
+		return fmt.Errorf("open namespace %s: %v", ns.Name, err)
 	}
 	ns.nsFD = fd
 	if err := ns.startWorker(); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if out, err := ns.Run("ip", "link", "set", "lo", "up"); err != nil {
-		t.Fatalf("lo up in %s: %v: %s", ns.Name, err, out)
+		return fmt.Errorf("lo up in %s: %v: %s", ns.Name, err, out)
 	}
-	if err := ns.Do(func() error {
+	return ns.Do(func() error {
 		for k, v := range defaultSysctls {
 			if err := writeSysctl(k, v); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
 		}
 		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return ns
+	})
 }
 
 // startWorker starts the long-lived thread inside the namespace whose
@@ -341,12 +332,13 @@ func (ns *NS) Close(fd int) error {
 	return unix.Close(fd)
 }
 
-// cleanup undoes New: drop rules, sockets, the worker thread, the namespace.
-func (ns *NS) cleanup() {
-	t := ns.t
+// Destroy undoes Open: drop rules, sockets, the worker thread, the
+// namespace. It returns what could not be undone.
+func (ns *NS) Destroy() error {
+	var errs []error
 	if ns.nftReady {
 		if err := ns.Nft("delete table inet " + nftTable + "\n"); err != nil {
-			t.Errorf("cleanup: %v", err)
+			errs = append(errs, err)
 		}
 	}
 	ns.mu.Lock()
@@ -364,11 +356,9 @@ func (ns *NS) cleanup() {
 		for try := 0; try < 10; try++ {
 			left = ""
 			for _, p := range []string{"-t", "-u"} {
-				if _, err := ns.Run("ss", "-K", "-a", "-n", p); err != nil {
-					t.Logf("cleanup: %v", err)
-				}
+				_, kerr := ns.Run("ss", "-K", "-a", "-n", p) // what stays is counted next
 				if n, err := ns.SSCount("-a", "-n", p); err != nil || n != 0 {
-					left += fmt.Sprintf(" ss %s: %d sockets (%v)", p, n, err)
+					left += fmt.Sprintf(" ss %s: %d sockets (%v; ss -K: %v)", p, n, err, kerr)
 				}
 			}
 			if left == "" {
@@ -377,7 +367,7 @@ func (ns *NS) cleanup() {
 			time.Sleep(50 * time.Millisecond)
 		}
 		if left != "" {
-			t.Errorf("cleanup: sockets left in %s:%s", ns.Name, left)
+			errs = append(errs, fmt.Errorf("sockets left in %s:%s", ns.Name, left))
 		}
 	}
 	if ns.stop != nil {
@@ -388,6 +378,7 @@ func (ns *NS) cleanup() {
 		unix.Close(ns.nsFD)
 	}
 	if out, err := exec.Command("ip", "netns", "del", ns.Name).CombinedOutput(); err != nil {
-		t.Errorf("cleanup: ip netns del %s: %v: %s", ns.Name, err, out)
+		errs = append(errs, fmt.Errorf("ip netns del %s: %v: %s", ns.Name, err, out))
 	}
+	return errors.Join(errs...)
 }

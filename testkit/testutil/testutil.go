@@ -1,5 +1,5 @@
-// Package testutil holds test helpers shared by packages that cannot share
-// one through internal/agenttest (which imports most of the product).
+// Package testutil holds small testing.TB helpers for files that processes
+// of another user (the agent's) must reach.
 package testutil
 
 import (

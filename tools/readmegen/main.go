@@ -1,32 +1,103 @@
-package agenttest_test
+// Command readmegen writes the sections of README.md that come from the
+// code: the key table (the key table of internal/metrics, outputs from
+// docs/DESIGN.md), the state names the parser accepts and the plugin
+// options. `go generate ./...` (make generate) runs it; with -check it only
+// says which sections are out of date, and fails.
+//
+//go:generate go run . -readme ../../README.md -design ../../docs/DESIGN.md
+package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"testing"
 
-	"zabbix-agent2-plugin-tcpstatus/internal/agenttest"
 	"zabbix-agent2-plugin-tcpstatus/internal/metrics"
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
 )
 
-var updateReadme = flag.Bool("update-readme", false, "rewrite the generated sections of README.md")
+func main() {
+	readme := flag.String("readme", "README.md", "the README to rewrite")
+	design := flag.String("design", "docs/DESIGN.md", "the design notes holding the key outputs")
+	check := flag.Bool("check", false, "only check that the sections are up to date")
+	flag.Parse()
+	stale, err := run(*readme, *design, !*check)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "readmegen: %v\n", err)
+		os.Exit(1)
+	}
+	switch {
+	case len(stale) > 0 && *check:
+		fmt.Fprintf(os.Stderr, "readmegen: %s sections %v are out of date with the code; run go generate ./tools/readmegen\n", *readme, stale)
+		os.Exit(1)
+	case len(stale) > 0:
+		fmt.Printf("readmegen: rewrote %s sections %v\n", *readme, stale)
+	}
+}
 
-// readmeSections renders the README sections that come from the code: the
-// key table (key table of internal/metrics, outputs from docs/DESIGN.md),
-// the state names the parser accepts and the plugin options.
-func readmeSections(t *testing.T, root string) map[string]string {
-	t.Helper()
+// run renders the sections and returns the names of those README differs
+// in, rewriting it when write is set.
+func run(readme, design string, write bool) ([]string, error) {
+	want, err := sections(design)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(readme)
+	if err != nil {
+		return nil, err
+	}
+	updated, stale, err := replace(string(b), want)
+	if err != nil || len(stale) == 0 || !write {
+		return stale, err
+	}
+	return stale, os.WriteFile(readme, []byte(updated), 0o644)
+}
+
+var generatedRe = regexp.MustCompile(`(?s)(<!-- generated: ([a-z]+)[^>]*-->\n)(.*?)(<!-- end generated -->)`)
+
+// replace puts the sections want into the generated blocks of text and
+// returns the result and the names of the blocks that changed.
+func replace(text string, want map[string]string) (string, []string, error) {
+	found := map[string]bool{}
+	var stale []string
+	var errs []error
+	updated := generatedRe.ReplaceAllStringFunc(text, func(m string) string {
+		sm := generatedRe.FindStringSubmatch(m)
+		name := sm[2]
+		body, ok := want[name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("unknown generated section %q", name))
+			return m
+		}
+		found[name] = true
+		if sm[3] != body {
+			stale = append(stale, name)
+		}
+		return sm[1] + body + sm[4]
+	})
+	for name := range want {
+		if !found[name] {
+			errs = append(errs, fmt.Errorf("no generated section %q", name))
+		}
+	}
+	return updated, stale, errors.Join(errs...)
+}
+
+// sections renders the README sections that come from the code: the key
+// table, the state names the parser accepts and the plugin options.
+func sections(design string) (map[string]string, error) {
 	e, err := metrics.New(metrics.DefaultConfig(), nil)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	outputs := designOutputs(t, filepath.Join(root, "docs", "DESIGN.md"))
+	outputs, err := designOutputs(design)
+	if err != nil {
+		return nil, err
+	}
 
 	var keys strings.Builder
 	keys.WriteString("| Key | Returns | Parameters |\n|---|---|---|\n")
@@ -52,7 +123,7 @@ func readmeSections(t *testing.T, root string) map[string]string {
 	}
 	for key := range outputs {
 		if !seen[key] {
-			t.Errorf("docs/DESIGN.md lists %s, the plugin does not declare it", key)
+			return nil, fmt.Errorf("%s lists %s, the plugin does not declare it", design, key)
 		}
 	}
 
@@ -78,7 +149,7 @@ func readmeSections(t *testing.T, root string) map[string]string {
 	for _, o := range metrics.Options() {
 		fmt.Fprintf(&opts, "| `Plugins.TCPStatus.%s` | %s |\n", o.Name, cell(o.Help))
 	}
-	return map[string]string{"keys": keys.String(), "states": states.String(), "options": opts.String()}
+	return map[string]string{"keys": keys.String(), "states": states.String(), "options": opts.String()}, nil
 }
 
 // cell makes text safe inside a Markdown table cell.
@@ -86,11 +157,10 @@ func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 
 // designOutputs reads the "key | output" table of docs/DESIGN.md, by bare
 // key.
-func designOutputs(t *testing.T, path string) map[string]string {
-	t.Helper()
+func designOutputs(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	defer f.Close()
 	row := regexp.MustCompile("^\\| `([a-z0-9._-]+)(\\[[^`]*\\])?` \\| (.*) \\|$")
@@ -103,59 +173,10 @@ func designOutputs(t *testing.T, path string) map[string]string {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if len(out) == 0 {
-		t.Fatalf("no key rows in %s", path)
+		return nil, fmt.Errorf("no key rows in %s", path)
 	}
-	return out
-}
-
-var generatedRe = regexp.MustCompile(`(?s)(<!-- generated: ([a-z]+)[^>]*-->\n)(.*?)(<!-- end generated -->)`)
-
-// TestReadme: the generated sections of README.md (keys, state names,
-// options) match the code. Run with -update-readme to rewrite them.
-func TestReadme(t *testing.T) {
-	root, err := agenttest.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(root, "README.md")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := readmeSections(t, root)
-	found := map[string]bool{}
-	var stale []string
-	updated := generatedRe.ReplaceAllStringFunc(string(b), func(m string) string {
-		sm := generatedRe.FindStringSubmatch(m)
-		name := sm[2]
-		body, ok := want[name]
-		if !ok {
-			t.Errorf("README.md: unknown generated section %q", name)
-			return m
-		}
-		found[name] = true
-		if sm[3] != body {
-			stale = append(stale, name)
-		}
-		return sm[1] + body + sm[4]
-	})
-	for name := range want {
-		if !found[name] {
-			t.Errorf("README.md has no generated section %q", name)
-		}
-	}
-	if len(stale) == 0 {
-		return
-	}
-	if *updateReadme {
-		if err := os.WriteFile(path, []byte(updated), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("rewrote README.md sections %v", stale)
-		return
-	}
-	t.Errorf("README.md sections %v are out of date with the code; run\n\tgo test ./internal/agenttest -run TestReadme -update-readme", stale)
+	return out, nil
 }
