@@ -28,7 +28,7 @@ echo "== installing dependencies"
 bash scripts/install-deps.sh
 echo "== building"
 make build
-go build -o bin/demosockets ./internal/agenttest/cmd/demosockets
+go build -o bin/demosockets ./tools/demosockets
 
 # stop_previous PIDFILE PATTERN: stops the process an earlier run left
 # behind, if that pid still runs a command line containing PATTERN.

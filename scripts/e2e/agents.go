@@ -2,95 +2,41 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
-	"syscall"
-	"time"
+
+	kitagent "zabbix-agent2-plugin-tcpstatus/testkit/agent"
 )
 
 // agent is one private agent under test: its own port, sockets, pid and log
-// files, running as the zabbix user.
+// files, running as the zabbix user, started by the test kit's launcher
+// (testkit/agent, which also retries agent 2 6.0's start race).
 type agent struct {
 	kind     string // "agent2" or "agentd"
 	hostname string
 	port     int
-	conf     string
-	log      string
-	proc     *proc
+	run      *kitagent.Agent
 }
 
 // startAgent2 runs Zabbix agent 2 with the plugin registered as TCPStatus.
 // Agent 2 does not drop privileges itself, so it is started as zabbix.
 func startAgent2(ctx context.Context, ps *procs, l layout, work, plugin string, zbx account) (*agent, error) {
 	a := &agent{kind: "agent2", hostname: "tcpstatus-e2e-agent2"}
-	dir := filepath.Join(work, "agent2")
-	if err := mkdirOwned(dir, &zbx); err != nil {
-		return nil, err
-	}
-	var err error
-	if a.port, err = freePort(); err != nil {
-		return nil, err
-	}
-	a.conf = filepath.Join(dir, "zabbix_agent2.conf")
-	a.log = filepath.Join(dir, "zabbix_agent2.log")
-	conf := strings.Join([]string{
-		"Server=127.0.0.1",
-		"ServerActive=",
-		"ListenIP=127.0.0.1",
-		"ListenPort=" + strconv.Itoa(a.port),
-		"Hostname=" + a.hostname,
-		"LogType=file",
-		"LogFile=" + a.log,
-		"LogFileSize=0",
-		"DebugLevel=3",
-		"PidFile=" + filepath.Join(dir, "zabbix_agent2.pid"),
-		"ControlSocket=" + filepath.Join(dir, "agent.sock"),
-		"PluginSocket=" + filepath.Join(dir, "plugin.sock"),
-		"Timeout=10",
-		"Plugins.TCPStatus.System.Path=" + plugin,
-	}, "\n") + "\n"
-	if err := writeFile(a.conf, conf, nil); err != nil {
-		return nil, err
-	}
-	// Agent 2 6.0.14 can panic at start when two of its goroutines reap the
-	// plugin's registration process (README, "Known issues"): such a start
-	// is tried again, up to 3 times.
-	stdout := filepath.Join(dir, "stdout.log")
-	for attempt := 1; ; attempt++ {
-		if a.proc, err = ps.start("zabbix_agent2 "+l.version, &zbx, stdout, nil, syscall.SIGTERM,
-			l.agent2, "-c", a.conf, "-f"); err != nil {
-			return nil, err
-		}
-		err = a.waitListening(ctx)
-		if err == nil || attempt == 3 {
-			return a, err
-		}
-		if out, _ := os.ReadFile(stdout); !startRace.Match(out) {
-			return a, err
-		}
-		logf("agent 2 %s hit its start race (attempt %d), starting it again", l.version, attempt)
-	}
+	return a, a.start(ps, work, zbx, kitagent.Spec{
+		Name:    "zabbix_agent2 " + l.version,
+		Bin:     l.agent2,
+		Version: kitagent.Version(l.version),
+		Conf:    []string{"ServerActive=", kitagent.PluginConf(plugin)},
+	})
 }
-
-// startRace matches agent 2 6.0.14's panic when it reaps a plugin process
-// twice.
-var startRace = regexp.MustCompile(`failed to obtain PID of dead child process|\(\*Plugin\)\.CheckPid`)
 
 // startAgentd runs the classic agent with the UserParameter file, its
 // helper path pointed at the binary under test.
 func startAgentd(ctx context.Context, ps *procs, l layout, work, userParams, helper string, zbx account) (*agent, error) {
 	a := &agent{kind: "agentd", hostname: "tcpstatus-e2e-agentd"}
-	dir := filepath.Join(work, "agentd")
+	dir := filepath.Join(work, a.kind)
 	if err := mkdirOwned(dir, &zbx); err != nil {
-		return nil, err
-	}
-	var err error
-	if a.port, err = freePort(); err != nil {
 		return nil, err
 	}
 	up, err := os.ReadFile(userParams)
@@ -101,36 +47,37 @@ func startAgentd(ctx context.Context, ps *procs, l layout, work, userParams, hel
 	if err := writeFile(upPath, pointHelper(string(up), helper), nil); err != nil {
 		return nil, err
 	}
-	a.conf = filepath.Join(dir, "zabbix_agentd.conf")
-	a.log = filepath.Join(dir, "zabbix_agentd.log")
-	if err := writeFile(a.log, "", &zbx); err != nil {
-		return nil, err
+	return a, a.start(ps, work, zbx, kitagent.Spec{
+		Name: "zabbix_agentd " + l.version,
+		Bin:  l.agentd,
+		Conf: []string{"ServerActive=", "StartAgents=3", "AllowRoot=0", "User=zabbix", "Include=" + upPath},
+	})
+}
+
+// start runs the agent of s in <work>/<kind> as zbx on a free port, waits
+// until it listens, and hands it to ps to stop with the rest.
+func (a *agent) start(ps *procs, work string, zbx account, s kitagent.Spec) error {
+	s.Dir = filepath.Join(work, a.kind)
+	if err := mkdirOwned(s.Dir, &zbx); err != nil {
+		return err
 	}
-	conf := strings.Join([]string{
-		"Server=127.0.0.1",
-		"ServerActive=",
-		"ListenIP=127.0.0.1",
-		"ListenPort=" + strconv.Itoa(a.port),
-		"Hostname=" + a.hostname,
-		"LogType=file",
-		"LogFile=" + a.log,
-		"LogFileSize=0",
-		"DebugLevel=3",
-		"PidFile=" + filepath.Join(dir, "zabbix_agentd.pid"),
-		"StartAgents=3",
-		"Timeout=10",
-		"AllowRoot=0",
-		"User=zabbix",
-		"Include=" + upPath,
-	}, "\n") + "\n"
-	if err := writeFile(a.conf, conf, nil); err != nil {
-		return nil, err
+	var err error
+	if s.Port, err = freePort(); err != nil {
+		return err
 	}
-	if a.proc, err = ps.start("zabbix_agentd "+l.version, &zbx, filepath.Join(dir, "stdout.log"), nil, syscall.SIGTERM,
-		l.agentd, "-c", a.conf, "-f"); err != nil {
-		return nil, err
+	a.port = s.Port
+	s.User, s.Hostname, s.Timeout, s.DebugLevel = zbx.name, a.hostname, 10, 3
+	s.ReadyOnListen = true
+	s.Logf = func(format string, args ...any) { logf(format, args...) }
+	if a.run, err = kitagent.Start(s); err != nil {
+		return err
 	}
-	return a, a.waitListening(ctx)
+	ps.adopt(s.Name, a.run.PID(), func() {
+		if err := a.run.Stop(); err != nil {
+			logf("%v", err)
+		}
+	})
+	return nil
 }
 
 // pointHelper rewrites the helper's path in UserParameter lines to the
@@ -151,22 +98,4 @@ func pointHelper(conf, helper string) string {
 		out = append(out, line)
 	}
 	return strings.Join(out, "\n")
-}
-
-func (a *agent) waitListening(ctx context.Context) error {
-	err := waitFor(ctx, a.kind+" listens on "+strconv.Itoa(a.port), 30*time.Second, 200*time.Millisecond, func() (bool, error) {
-		if done, err := a.proc.exited(); done {
-			return false, fmt.Errorf("exited: %v", err)
-		}
-		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(a.port)), time.Second)
-		if err != nil {
-			return false, nil
-		}
-		c.Close()
-		return true, nil
-	})
-	if err != nil {
-		return fmt.Errorf("%w\n%s", err, fileTail(a.log, 1500))
-	}
-	return nil
 }

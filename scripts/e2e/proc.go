@@ -30,6 +30,8 @@ type proc struct {
 	done chan struct{}
 	err  error
 	stop syscall.Signal
+	// haltFn stops a process started elsewhere (adopt); cmd is nil.
+	haltFn func()
 }
 
 // account is a system user a child runs as.
@@ -72,14 +74,28 @@ func (p *procs) start(name string, as *account, logPath string, env []string, st
 	go func() { pr.err = cmd.Wait(); close(pr.done) }()
 	p.mu.Lock()
 	p.list = append(p.list, pr)
+	p.logPgid(cmd.Process.Pid)
+	p.mu.Unlock()
+	return pr, nil
+}
+
+// adopt takes a process another launcher started (in its own process group
+// pgid) to stop it, with halt, in order with the rest.
+func (p *procs) adopt(name string, pgid int, halt func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.list = append(p.list, &proc{name: name, haltFn: halt})
+	p.logPgid(pgid)
+}
+
+// logPgid records a process group for the shell wrapper's cleanup.
+func (p *procs) logPgid(pgid int) {
 	if p.pgidLog != "" {
 		if f, err := os.OpenFile(p.pgidLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
-			fmt.Fprintln(f, cmd.Process.Pid)
+			fmt.Fprintln(f, pgid)
 			f.Close()
 		}
 	}
-	p.mu.Unlock()
-	return pr, nil
 }
 
 // exited reports whether the process has ended, and how.
@@ -94,6 +110,10 @@ func (pr *proc) exited() (bool, error) {
 
 // halt stops one process group: its stop signal, then SIGKILL after 15 s.
 func (pr *proc) halt() {
+	if pr.haltFn != nil {
+		pr.haltFn()
+		return
+	}
 	if ok, _ := pr.exited(); ok {
 		// The leader is gone; children of a forking daemon may not be.
 		_ = syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGKILL)

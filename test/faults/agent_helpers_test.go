@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	kitagent "zabbix-agent2-plugin-tcpstatus/testkit/agent"
 	"zabbix-agent2-plugin-tcpstatus/testkit/agenttest"
 	"zabbix-agent2-plugin-tcpstatus/testkit/testutil"
 )
@@ -151,70 +152,26 @@ func processUID(t testing.TB, pid int) (string, string) {
 	return "", ""
 }
 
-// privateAgent is a zabbix_agent2 configuration of the test's own (not
-// internal/agenttest's), for rows that stop, kill or restart the agent.
-type privateAgent struct {
-	v    agenttest.Version
-	dir  string
-	conf string
-	port int
-}
-
-// newPrivateAgent writes a private configuration for series v (own port,
-// PID file, log, control and plugin sockets, a copy of the plugin) plus
-// lines.
-func newPrivateAgent(t testing.TB, v agenttest.Version, lines ...string) *privateAgent {
+// privateSpec is a private agent 2 of series v for rows that stop, kill or
+// restart the agent themselves (testkit/agent, not the cleanup-managed
+// agenttest.Start): own directory, port, sockets and log, a copy of the
+// plugin, user zabbix, plus lines.
+func privateSpec(t testing.TB, v agenttest.Version, lines ...string) kitagent.Spec {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("agents are not started in -short mode")
 	}
 	requireRoot(t)
-	bin := v.Binary()
-	_, err := os.Stat(bin)
-	require(t, err == nil, "zabbix_agent2 %s not found at %s (run scripts/install-deps.sh)", v, bin)
-	_, err = exec.LookPath("setpriv")
-	require(t, err == nil, "setpriv (util-linux) not found")
-	plugin := agenttest.PluginBinary(t)
 	dir := testutil.WorldDir(t)
 	os.Chmod(dir, 0o777)
 	// The plugin must be reachable by zabbix: copy it next to the config.
-	pb, err := os.ReadFile(plugin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plugin = filepath.Join(dir, filepath.Base(plugin))
-	if err := os.WriteFile(plugin, pb, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	a := &privateAgent{v: v, dir: dir, conf: filepath.Join(dir, "agent.conf"), port: freePort(t)}
-	conf := []string{
-		"LogType=file", "LogFile=" + filepath.Join(dir, "agent.log"), "DebugLevel=3",
-		"PidFile=" + filepath.Join(dir, "agent.pid"),
-		"ListenIP=127.0.0.1", "ListenPort=" + strconv.Itoa(a.port), "Server=127.0.0.1",
-		"Hostname=tcpstatus-faults", "Timeout=3",
-		"ControlSocket=" + filepath.Join(dir, "agent.ctl"),
-		"PluginSocket=" + filepath.Join(dir, "agent.plugin.sock"),
-		"Plugins.TCPStatus.System.Path=" + plugin,
-	}
-	conf = append(conf, lines...)
-	if err := os.WriteFile(a.conf, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
-
-// command returns the agent's command line, run as zabbix.
-func (a *privateAgent) command(ctx context.Context) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "setpriv", "--reuid="+agenttest.AgentUser, "--regid="+agenttest.AgentUser,
-		"--init-groups", "--", a.v.Binary(), "-f", "-c", a.conf)
-	cmd.Dir = a.dir
-	return cmd
-}
-
-// log returns the agent's log file.
-func (a *privateAgent) log() string {
-	b, _ := os.ReadFile(filepath.Join(a.dir, "agent.log"))
-	return string(b)
+	plugin := testutil.CopyExecutable(t, dir, agenttest.PluginBinary(t), agenttest.PluginName)
+	s := kitagent.Spec{Bin: v.Binary(), Version: v, Dir: dir, User: agenttest.AgentUser, Port: freePort(t),
+		Hostname: "tcpstatus-faults", DebugLevel: 3, Conf: append([]string{kitagent.PluginConf(plugin)}, lines...),
+		Logf: t.Logf}
+	missing := kitagent.Missing(s)
+	require(t, len(missing) == 0, "%s", strings.Join(missing, "; "))
+	return s
 }
 
 // runAgentOnce runs zabbix_agent2 of series v in the foreground as user
@@ -222,14 +179,13 @@ func (a *privateAgent) log() string {
 // start; it returns what the agent printed and logged, and its exit error.
 func runAgentOnce(t testing.TB, v agenttest.Version, lines ...string) (string, error) {
 	t.Helper()
-	a := newPrivateAgent(t, v, lines...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, runErr := a.command(ctx).CombinedOutput()
+	out, err := kitagent.Run(ctx, privateSpec(t, v, lines...))
 	if ctx.Err() != nil {
 		t.Fatalf("zabbix_agent2 %s still running after 60 s with a bad configuration:\n%s", v, out)
 	}
-	return string(out) + a.log(), runErr
+	return out, err
 }
 
 // freePort returns a loopback TCP port in the agent's ListenPort range

@@ -1,11 +1,9 @@
 package faults
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -16,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	kitagent "zabbix-agent2-plugin-tcpstatus/testkit/agent"
 	"zabbix-agent2-plugin-tcpstatus/testkit/agenttest"
 	"zabbix-agent2-plugin-tcpstatus/testkit/testutil"
 )
@@ -421,46 +420,26 @@ func firstLineWith(s, sub string) string {
 // starts a new plugin process that serves, and nothing is left behind.
 func TestAgentKilledAndRestarted(t *testing.T) {
 	versions(t, func(t *testing.T, v agenttest.Version) {
-		a := newPrivateAgent(t, v)
+		spec := privateSpec(t, v)
 		var prev int
 		for round := 1; round <= 2; round++ {
-			var cmd *exec.Cmd
-			var exited chan struct{}
-			killed := false
-			for attempt := 1; ; attempt++ {
-				cmd = a.command(context.Background())
-				cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-				var out lockedBuffer
-				cmd.Stdout, cmd.Stderr = &out, &out
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				exited = make(chan struct{})
-				go func(cmd *exec.Cmd, exited chan struct{}) { cmd.Wait(); close(exited) }(cmd, exited)
-				got, err := waitAgent(a, exited)
-				if err == nil {
-					if atoi(t, "tcp.status[listen]", got) < 1 {
-						t.Fatalf("round %d: tcp.status[listen] = %q", round, got)
-					}
-					break
-				}
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-exited
-				// Agent 2 6.0's own SIGCHLD race at start: start it again.
-				if attempt < 3 && strings.Contains(out.String(), "failed to obtain PID of dead child process") {
-					t.Logf("round %d: agent 2 6.0 hit its SIGCHLD race at start; starting it again", round)
-					continue
-				}
-				t.Fatalf("round %d: %v\n%s\n%s", round, err, out.String(), tail(a.log(), 20))
+			a, err := kitagent.Start(spec) // the same configuration, port and plugin socket
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
 			}
-			t.Cleanup(func() {
-				if !killed {
-					syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-					<-exited
-				}
-			})
+			if round == 2 {
+				t.Cleanup(func() {
+					if err := a.Stop(); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			got, err := passive(a.Port(), "tcp.status[listen]", 0) // also starts the plugin
+			if err != nil || atoi(t, "tcp.status[listen]", got) < 1 {
+				t.Fatalf("round %d: tcp.status[listen] = %q, %v\n%s", round, got, err, a.LogTail(20))
+			}
 			var pids []int
-			for pid, phase := range pluginProcs(a.dir) {
+			for pid, phase := range pluginProcs(spec.Dir) {
 				if phase == "false" {
 					pids = append(pids, pid)
 				}
@@ -473,36 +452,16 @@ func TestAgentKilledAndRestarted(t *testing.T) {
 				break // the cleanup stops the second agent
 			}
 			// SIGKILL to the agent only: the plugin is not signalled.
-			if err := cmd.Process.Kill(); err != nil {
+			if err := a.Kill(); err != nil {
 				t.Fatal(err)
 			}
-			<-exited
-			killed = true
 			deadline := time.Now().Add(10 * time.Second)
-			for len(pluginProcs(a.dir)) > 0 && time.Now().Before(deadline) {
+			for len(pluginProcs(spec.Dir)) > 0 && time.Now().Before(deadline) {
 				time.Sleep(100 * time.Millisecond)
 			}
-			if left := pluginProcs(a.dir); len(left) > 0 {
+			if left := pluginProcs(spec.Dir); len(left) > 0 {
 				t.Fatalf("plugin processes left behind after the agent was killed: %v", left)
 			}
 		}
 	})
-}
-
-// waitAgent waits until the agent answers tcp.status[listen] (which also
-// starts its plugin) or exits.
-func waitAgent(a *privateAgent, exited <-chan struct{}) (string, error) {
-	var err error
-	for i := 0; i < 150; i++ {
-		var got string
-		if got, err = passive(a.port, "tcp.status[listen]", 0); err == nil {
-			return got, nil
-		}
-		select {
-		case <-exited:
-			return "", fmt.Errorf("agent exited at start (%v)", err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	return "", fmt.Errorf("agent did not answer within 30 s: %v", err)
 }

@@ -1,5 +1,5 @@
 // Package faults holds the fault matrix of the plugin: each test puts the
-// plugin, alone or inside a real Zabbix agent 2 (internal/agenttest), into
+// plugin, alone or inside a real Zabbix agent 2 (testkit/agenttest), into
 // one failure (corrupt or truncated frames, EOF mid-request, agent restart,
 // 1000 concurrent requests, a slow or unreadable /proc, no IPv6, processes
 // vanishing during discovery, netlink refused, signals, a panicking handler,

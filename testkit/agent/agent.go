@@ -214,18 +214,7 @@ func (s Spec) name() string {
 	return "zabbix_agentd"
 }
 
-func (s Spec) zabbixGet() string {
-	if s.ZabbixGet != "" {
-		return s.ZabbixGet
-	}
-	return ZabbixGet()
-}
-
-// Start runs the agent of s and waits until it is ready (agent.ping answers
-// 1, or with ReadyOnListen its port accepts), within 30 s. A start that hits
-// agent 2 6.0's start race, or finds a port it picked taken, is tried again
-// (5 starts at most). Stop ends it.
-func Start(s Spec) (*Agent, error) {
+func (s Spec) withDefaults() Spec {
 	if s.Hostname == "" {
 		s.Hostname = "tcpstatus-test"
 	}
@@ -238,10 +227,30 @@ func Start(s Spec) (*Agent, error) {
 	if s.Logf == nil {
 		s.Logf = func(string, ...any) {}
 	}
+	if s.Port == 0 {
+		s.Port = pickPort(s.Netns == "")
+	}
+	return s
+}
+
+func (s Spec) zabbixGet() string {
+	if s.ZabbixGet != "" {
+		return s.ZabbixGet
+	}
+	return ZabbixGet()
+}
+
+// Start runs the agent of s and waits until it is ready (agent.ping answers
+// 1, or with ReadyOnListen its port accepts), within 30 s. A start that hits
+// agent 2 6.0's start race, or finds a port it picked taken, is tried again
+// (5 starts at most). Stop ends it.
+func Start(s Spec) (*Agent, error) {
+	pick := s.Port == 0
+	s = s.withDefaults()
 	a := &Agent{spec: s, name: s.name()}
 	var err error
 	for attempt := 1; attempt <= 5; attempt++ {
-		if s.Port == 0 {
+		if pick && attempt > 1 {
 			a.spec.Port = pickPort(s.Netns == "")
 		}
 		if err = a.spawn(); err == nil {
@@ -255,7 +264,7 @@ func Start(s Spec) (*Agent, error) {
 			s.Logf("%s hit its SIGCHLD race at startup (%v); starting it again", a.name, err)
 			continue
 		}
-		if s.Port != 0 || !errors.Is(err, errPortBusy) {
+		if !pick || !errors.Is(err, errPortBusy) {
 			break
 		}
 	}
@@ -438,6 +447,33 @@ func (a *Agent) Stop() error {
 		return fmt.Errorf("%s log shows a crash (%q):\n%s", a.name, crash, around(log, crashRe, 30))
 	}
 	return nil
+}
+
+// Kill sends SIGKILL to the agent process alone, not to its plugin
+// processes (as the OOM killer ends an agent), and waits for it to end.
+func (a *Agent) Kill() error {
+	if err := a.cmd.Process.Kill(); err != nil {
+		return err
+	}
+	<-a.exited
+	return nil
+}
+
+// Run runs the agent of s in the foreground until it exits by itself (an
+// agent expected to refuse its configuration), at most until ctx ends. It
+// returns what the agent printed followed by its log, and its exit error.
+func Run(ctx context.Context, s Spec) (string, error) {
+	a := &Agent{spec: s.withDefaults(), name: s.name()}
+	conf, err := a.writeConf("agent")
+	if err != nil {
+		return "", err
+	}
+	out, runErr := a.command(ctx, true, a.spec.Bin, "-f", "-c", conf).CombinedOutput()
+	if ctx.Err() != nil {
+		return string(out), fmt.Errorf("%s still running: %w", a.name, ctx.Err())
+	}
+	log, _ := os.ReadFile(filepath.Join(a.spec.Dir, "agent.log"))
+	return string(out) + string(log), runErr
 }
 
 // Exited reports whether the agent process has ended, and how.

@@ -5,131 +5,65 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
+
+	kitagent "zabbix-agent2-plugin-tcpstatus/testkit/agent"
 )
 
 // agent is a private zabbix_agent2 daemon started by the driver inside the
-// load namespace (it inherits the driver's namespace), with its own config,
-// sockets and log under dir, listening on 127.0.0.1:port of that namespace.
+// load namespace (it inherits the driver's namespace) with the test kit's
+// launcher (testkit/agent, which also retries agent 2 6.0's start race),
+// its own config, sockets and log under dir, listening on 127.0.0.1:port of
+// that namespace.
 type agent struct {
-	bin, zget, dir string
-	port           int
-	cmd            *exec.Cmd
-	done           chan struct{}
-	plugin         string
+	run    *kitagent.Agent
+	plugin string
 }
 
 // startAgent starts a private agent with the plugin (if plugin is set) and
 // pluginOpts as its Plugins.TCPStatus.* options, and waits until it answers.
-// Agent 2 6.0.14 sometimes panics at start ("failed to obtain PID of dead
-// child process") when the registration plugin process exits while it
-// starts: that start is retried, up to 3 times.
 func startAgent(bin, zget, plugin, dir string, port int, pluginOpts map[string]string) (*agent, error) {
-	var err error
-	for try := 1; try <= 3; try++ {
-		var a *agent
-		if a, err = startAgentOnce(bin, zget, plugin, dir, port, pluginOpts); err == nil {
-			return a, nil
-		}
-		if !errors.Is(err, errAgentPanicked) {
-			return nil, err
-		}
-		fmt.Fprintf(os.Stderr, "benchdriver: agent start %d: %v; retrying\n", try, err)
-	}
-	return nil, err
-}
-
-var errAgentPanicked = errors.New("agent panicked at start")
-
-func startAgentOnce(bin, zget, plugin, dir string, port int, pluginOpts map[string]string) (*agent, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	var conf strings.Builder
-	fmt.Fprintf(&conf, "LogType=file\nLogFile=%s/agent.log\nLogFileSize=0\nDebugLevel=3\n", dir)
-	fmt.Fprintf(&conf, "PidFile=%s/agent.pid\nControlSocket=%s/agent.sock\nPluginSocket=%s/plugin.sock\n", dir, dir, dir)
-	fmt.Fprintf(&conf, "ListenIP=127.0.0.1\nListenPort=%d\nServer=127.0.0.1\nHostname=tcpstatus-bench\n", port)
 	// The built-in net.tcp.socket.count needs ~3 s per call at 1M sockets.
-	conf.WriteString("Timeout=30\nPluginTimeout=30\n")
+	conf := []string{"PluginTimeout=30"}
 	if plugin != "" {
-		fmt.Fprintf(&conf, "Plugins.TCPStatus.System.Path=%s\n", plugin)
+		conf = append(conf, kitagent.PluginConf(plugin))
 		for k, v := range pluginOpts {
-			fmt.Fprintf(&conf, "Plugins.TCPStatus.%s=%s\n", k, v)
+			conf = append(conf, "Plugins.TCPStatus."+k+"="+v)
 		}
 	}
-	cf := filepath.Join(dir, "agent.conf")
-	if err := os.WriteFile(cf, []byte(conf.String()), 0o644); err != nil {
+	run, err := kitagent.Start(kitagent.Spec{
+		// Version: any agent 2 series (Debian's 6.0 by default) takes the same lines.
+		Name: "zabbix_agent2", Bin: bin, Version: kitagent.V60, Dir: dir, Port: port,
+		Hostname: "tcpstatus-bench", Timeout: 30, DebugLevel: 3, Conf: conf, ZabbixGet: zget,
+		Logf: func(format string, args ...any) { fmt.Fprintf(os.Stderr, "benchdriver: "+format+"\n", args...) },
+	})
+	if err != nil {
 		return nil, err
 	}
-	a := &agent{bin: bin, zget: zget, dir: dir, port: port, plugin: plugin, done: make(chan struct{})}
-	a.cmd = exec.Command(bin, "-c", cf, "-f")
-	var out bytes.Buffer
-	a.cmd.Stdout, a.cmd.Stderr = &out, &out
-	if err := a.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start agent: %w", err)
-	}
-	go func() { a.cmd.Wait(); close(a.done) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		v, err := a.get("agent.ping")
-		if err == nil && v == "1" {
-			return a, nil
-		}
-		select {
-		case <-a.done:
-			if strings.Contains(out.String(), "panic:") {
-				_, msg, _ := strings.Cut(out.String(), "panic:")
-				msg, _, _ = strings.Cut(msg, "\n")
-				return nil, fmt.Errorf("%w:%s", errAgentPanicked, msg)
-			}
-			log, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
-			return nil, fmt.Errorf("agent exited at start: %s\n%s", out.String(), tail(string(log), 2000))
-		case <-time.After(200 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			a.stop()
-			return nil, fmt.Errorf("agent not answering after 20s: %v", err)
-		}
-	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
+	return &agent{run: run, plugin: plugin}, nil
 }
 
 // get asks the agent for one key with zabbix_get; an unsupported item is an
 // error.
 func (a *agent) get(key string) (string, error) {
-	out, err := exec.Command(a.zget, "-s", "127.0.0.1", "-p", strconv.Itoa(a.port), "-t", "30", "-k", key).Output()
-	v := strings.TrimRight(string(out), "\n")
+	v, err := a.run.GetWithin(key, 30)
 	if err != nil {
-		return v, fmt.Errorf("zabbix_get %s: %w", key, err)
-	}
-	if strings.HasPrefix(v, "ZBX_NOTSUPPORTED") {
-		return v, errors.New(key + ": " + v)
+		return v, fmt.Errorf("%s: %w", key, err)
 	}
 	return v, nil
 }
 
 func (a *agent) stop() {
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.done:
-	case <-time.After(15 * time.Second):
-		a.cmd.Process.Kill()
-		<-a.done
+	if err := a.run.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "benchdriver: %v\n", err)
 	}
 }
 
-func (a *agent) pid() int { return a.cmd.Process.Pid }
+func (a *agent) pid() int { return a.run.PID() }
 
 // pluginPID finds the operational plugin process (argv: path, socket,
 // "false") among the agent's children.
