@@ -32,7 +32,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) run ./tools/readmegen -check
 	$(GO) run ./templates/gen -check
-	$(GO) run ./scripts/templatelint -official testdata/official-templates templates/*.xml
+	$(GO) run ./templates/lint -official testdata/official-templates templates/*.xml
 
 # Rewrite what is generated from the code: README's key, state and option
 # tables (go generate), the templates and their READMEs.

@@ -59,7 +59,7 @@ const userParameterArgs = `'$1' '$2' '$3' '$4' '$5' '$6' '$7' '$8' '$9'`
 // every plugin key to the helper, the key's parameters handed on one per
 // argument, all nine, so that the helper reports too many.
 func TestUserParameterFileCoversEveryKey(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "scripts", "userparameter_tcpstatus.conf"))
+	b, err := os.ReadFile(filepath.Join("..", "conf", "userparameter_tcpstatus.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,14 +303,14 @@ func TestIntegrationAgent2Ports(t *testing.T) {
 	}
 }
 
-// classicAgent starts zabbix_agentd with scripts/userparameter_tcpstatus.conf
+// classicAgent starts zabbix_agentd with conf/userparameter_tcpstatus.conf
 // pointing at a freshly built helper the agent's user can run.
 func classicAgent(t *testing.T) *agenttest.Agent {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("agents are not started in -short mode")
 	}
-	conf, err := os.ReadFile(filepath.Join("..", "scripts", "userparameter_tcpstatus.conf"))
+	conf, err := os.ReadFile(filepath.Join("..", "conf", "userparameter_tcpstatus.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 // Command tcpstatus-discovery answers one item key of the TCPStatus plugin
 // from the command line, with the plugin's own code: the classic Zabbix agent
-// runs it from UserParameter lines (scripts/userparameter_tcpstatus.conf),
+// runs it from UserParameter lines (conf/userparameter_tcpstatus.conf),
 // people run it to see what the plugin would return.
 //
 //	tcpstatus-discovery 'tcp.status[timewait]'

@@ -30,7 +30,7 @@ d=$work/$top
 install -D -m 0755 bin/zabbix-agent2-plugin-tcpstatus "$d/bin/zabbix-agent2-plugin-tcpstatus"
 install -D -m 0755 bin/tcpstatus-discovery "$d/bin/tcpstatus-discovery"
 install -D -m 0644 conf/tcpstatus.conf "$d/conf/tcpstatus.conf"
-install -D -m 0644 scripts/userparameter_tcpstatus.conf "$d/conf/userparameter_tcpstatus.conf"
+install -D -m 0644 conf/userparameter_tcpstatus.conf "$d/conf/userparameter_tcpstatus.conf"
 install -D -m 0644 packaging/man/tcpstatus-discovery.1 "$d/man/tcpstatus-discovery.1"
 install -d "$d/templates"
 install -m 0644 templates/*.xml templates/*.md "$d/templates/"

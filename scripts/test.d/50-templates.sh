@@ -16,11 +16,11 @@
 # 6.0 under /usr/share/zabbix and 7.0 under $TCPSTATUS_CACHE/e2e-7.0), each
 # file goes through the frontend's own import validation and conversion and
 # every trigger expression through its expression parser and validator,
-# without a database (scripts/templatelint/frontend/check.php).
+# without a database (templates/lint/frontend/check.php).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 go run ./templates/gen -check
-go run ./scripts/templatelint -official testdata/official-templates templates/*.xml
+go run ./templates/lint -official testdata/official-templates templates/*.xml
 
 cache=${TCPSTATUS_CACHE:-/var/cache/tcpstatus-test}
 for root in /usr/share/zabbix "$cache/e2e-7.0/usr/share/zabbix"; do
@@ -28,5 +28,5 @@ for root in /usr/share/zabbix "$cache/e2e-7.0/usr/share/zabbix"; do
 		echo "SKIP: no Zabbix frontend with php at $root (scripts/install-deps.sh installs them)"
 		continue
 	fi
-	php scripts/templatelint/frontend/check.php "$root" templates/*.xml
+	php templates/lint/frontend/check.php "$root" templates/*.xml
 done

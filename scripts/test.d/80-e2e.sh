@@ -2,7 +2,7 @@
 # End-to-end: the templates on real Zabbix servers 6.0 (bookworm packages,
 # installed from scripts/deps.d/e2e.txt) and 7.0 (bookworm-backports,
 # unpacked here with dpkg -x under $TCPSTATUS_CACHE/e2e-7.0, never
-# installed: 6.0 and 7.0 packages conflict). The harness, scripts/e2e,
+# installed: 6.0 and 7.0 packages conflict). The harness, test/e2e,
 # runs a private PostgreSQL cluster, server, frontend and agents in a
 # network namespace of its own (its loopback only) under a temporary
 # directory and stops them all on exit; this script kills whatever process
@@ -45,7 +45,7 @@ unpack7() {
 if [[ ,$versions, == *,7.0,* ]]; then unpack7; fi
 bin=${TCPSTATUS_E2E_BIN:-bin}
 templates=${TCPSTATUS_E2E_TEMPLATES:-templates}
-userparams=${TCPSTATUS_E2E_USERPARAMS:-scripts/userparameter_tcpstatus.conf}
+userparams=${TCPSTATUS_E2E_USERPARAMS:-conf/userparameter_tcpstatus.conf}
 if [ -z "${TCPSTATUS_E2E_BIN:-}" ]; then
   [ -x bin/zabbix-agent2-plugin-tcpstatus ] && [ -x bin/tcpstatus-discovery ] || make build
 fi
@@ -62,7 +62,7 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT INT TERM
-go build -o "$work/e2e" ./scripts/e2e
+go build -o "$work/e2e" ./test/e2e
 flags=(-shared -bin "$bin" -templates "$templates" -userparams "$userparams")
 if [ "${TCPSTATUS_E2E_KEEP:-}" = 1 ]; then flags+=(-keep); fi
 # The previous release's templates, from git, for the upgrade check.

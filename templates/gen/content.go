@@ -34,7 +34,7 @@ const (
 	agent2Install = "1. Install the plugin as `/usr/libexec/zabbix-agent2-plugins/zabbix-agent2-plugin-tcpstatus` (mode 0755, runnable by the agent's user) and its configuration `conf/tcpstatus.conf` as `/etc/zabbix/zabbix_agent2.d/plugins.d/tcpstatus.conf`; it sets\n\n" +
 		"   ```\n   Plugins.TCPStatus.System.Path=/usr/libexec/zabbix-agent2-plugins/zabbix-agent2-plugin-tcpstatus\n   ```\n\n" +
 		"   (the project README, \"Install\", has the details; the Debian package does all of this).\n"
-	agentInstall = "1. Install the helper as `/usr/bin/tcpstatus-discovery` (mode 0755) and `scripts/userparameter_tcpstatus.conf` as `/etc/zabbix/zabbix_agentd.conf.d/userparameter_tcpstatus.conf`; it maps every key of this template to the helper (the Debian package does both). The helper stops at 2.5 s, inside the agent's default 3 s `Timeout`.\n"
+	agentInstall = "1. Install the helper as `/usr/bin/tcpstatus-discovery` (mode 0755) and `conf/userparameter_tcpstatus.conf` as `/etc/zabbix/zabbix_agentd.conf.d/userparameter_tcpstatus.conf`; it maps every key of this template to the helper (the Debian package does both). The helper stops at 2.5 s, inside the agent's default 3 s `Timeout`.\n"
 )
 
 var variants = func() []variant {

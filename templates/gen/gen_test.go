@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"zabbix-agent2-plugin-tcpstatus/scripts/templatelint/lint"
+	"zabbix-agent2-plugin-tcpstatus/templates/lint/lint"
 )
 
 // TestCommittedFilesAreGenerated: the XML files, READMEs and the lock in

@@ -21,7 +21,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"zabbix-agent2-plugin-tcpstatus/scripts/templatelint/lint"
+	"zabbix-agent2-plugin-tcpstatus/templates/lint/lint"
 )
 
 func main() {

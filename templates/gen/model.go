@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"zabbix-agent2-plugin-tcpstatus/scripts/templatelint/lint"
+	"zabbix-agent2-plugin-tcpstatus/templates/lint/lint"
 )
 
 // Template is one Zabbix template as the generator describes it; render

@@ -1,9 +1,9 @@
 // Command templatelint checks the Zabbix templates (templates/*.xml) for
 // what the importer lets through: see package lint for the rules.
 //
-//	go run ./scripts/templatelint templates/*.xml          # check
-//	go run ./scripts/templatelint -update templates/*.xml  # record new, renamed, removed objects in uuids.lock
-//	go run ./scripts/templatelint -official testdata/official-templates templates/*.xml
+//	go run ./templates/lint templates/*.xml          # check
+//	go run ./templates/lint -update templates/*.xml  # record new, renamed, removed objects in uuids.lock
+//	go run ./templates/lint -official testdata/official-templates templates/*.xml
 //	                                 # also: no name shared with Zabbix's own templates
 //
 // The lock defaults to uuids.lock next to the first file. Exit status 1
@@ -18,7 +18,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"zabbix-agent2-plugin-tcpstatus/scripts/templatelint/lint"
+	"zabbix-agent2-plugin-tcpstatus/templates/lint/lint"
 )
 
 func main() {

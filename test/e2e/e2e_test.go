@@ -12,7 +12,7 @@ import (
 // TestPointHelper: every UserParameter of the shipped file runs the helper
 // under test after rewriting, and nothing else changes.
 func TestPointHelper(t *testing.T) {
-	src, err := os.ReadFile("../userparameter_tcpstatus.conf")
+	src, err := os.ReadFile("../../conf/userparameter_tcpstatus.conf")
 	if err != nil {
 		t.Skipf("no UserParameter file: %v", err)
 	}

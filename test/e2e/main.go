@@ -9,7 +9,7 @@
 // triggers go to PROBLEM when the test creates their condition and back to OK
 // when it removes it.
 //
-// Run as root: go run ./scripts/e2e (scripts/test.d/80-e2e.sh does, after
+// Run as root: go run ./test/e2e (scripts/test.d/80-e2e.sh does, after
 // unpacking 7.0; scripts/install-deps.sh installs the 6.0 packages listed in
 // scripts/deps.d/e2e.txt). The run starts itself again in a network
 // namespace of its own (netns.go): PostgreSQL, server, frontend, agents and
@@ -109,7 +109,7 @@ func runMain(args []string, stdout io.Writer) error {
 	fs.StringVar(&o.cache, "cache", envOr("TCPSTATUS_CACHE", "/var/cache/tcpstatus-test"), "directory with the unpacked 7.0 packages (e2e-7.0/)")
 	fs.StringVar(&o.bin, "bin", "bin", "directory with zabbix-agent2-plugin-tcpstatus and tcpstatus-discovery (make build)")
 	fs.StringVar(&o.templates, "templates", "templates", "directory with the template XML files")
-	fs.StringVar(&o.userParams, "userparams", "scripts/userparameter_tcpstatus.conf", "UserParameter file for the classic agent")
+	fs.StringVar(&o.userParams, "userparams", "conf/userparameter_tcpstatus.conf", "UserParameter file for the classic agent")
 	fs.StringVar(&o.work, "work", "", "work directory (default: a new one under /tmp)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, configs, database) after the run")
 	fs.BoolVar(&o.serve, "serve", false, "bring up the first version, import and link, print the URL and wait for Ctrl-C")

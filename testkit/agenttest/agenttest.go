@@ -70,7 +70,7 @@ func Start(t testing.TB, v Version, opts ...Option) *Agent {
 }
 
 // StartClassic runs a private classic zabbix_agentd with userParamConf (the
-// text of a UserParameter file, e.g. scripts/userparameter_tcpstatus.conf)
+// text of a UserParameter file, e.g. conf/userparameter_tcpstatus.conf)
 // included, as Start runs agent 2.
 func StartClassic(t testing.TB, userParamConf string, opts ...Option) *Agent {
 	t.Helper()

@@ -16,7 +16,7 @@ import (
 type Lock map[string]string
 
 const lockHeader = `# uuids.lock: the uuid of every object in templates/*.xml, by object path.
-# Checked by scripts/templatelint: an object's uuid must never change. New,
+# Checked by templates/lint: an object's uuid must never change. New,
 # renamed and removed objects are recorded with -update (or by
 # go run ./templates/gen, which writes this file).
 `
