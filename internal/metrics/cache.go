@@ -2,10 +2,12 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
 
+	"zabbix-agent2-plugin-tcpstatus/internal/kernel"
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
 )
 
@@ -32,6 +34,9 @@ type snapshotCache struct {
 	ttl     time.Duration
 	timeout time.Duration // bound of one read, independent of who waits
 	now     func() time.Time
+	// localPorts reads the local port range for the whole-table read's
+	// count of ephemeral ports (tcp.ephemeral.get); nil counts none.
+	localPorts func() (kernel.LocalPorts, error)
 
 	mu      sync.Mutex
 	entries map[sockets.Query]*snapshot
@@ -44,8 +49,9 @@ type snapshotCache struct {
 type snapshot struct {
 	ready  chan struct{} // closed when the fields below are set
 	counts sockets.Counts
-	ports  *portCounts   // the whole-table read only
-	groups *cgroupCounts // the whole-table read only
+	ports  *portCounts      // the whole-table read only
+	groups *cgroupCounts    // the whole-table read only
+	eph    *ephemeralCounts // the whole-table read only
 	err    error
 	at     time.Time // when the read started
 }
@@ -213,19 +219,21 @@ func (c *snapshotCache) read(q sockets.Query, e *snapshot) {
 		c.mu.Unlock()
 	}()
 	if q == wholeTable {
-		e.counts, e.ports, e.groups, e.err = readWholeTable(ctx, c.src)
+		e.err = readWholeTable(ctx, c.src, c.localPorts, e)
 		return
 	}
 	e.counts, e.err = sockets.Count(ctx, c.src, q)
 }
 
 // readWholeTable counts every TCP socket by state, by state and port for
-// the ports that listen, and by state and cgroup. The listeners, with their
-// addresses and queues, come from a LISTEN-only read, which walks only the
-// kernel's listening hash with netlink and only the first lines of the
-// tables with /proc; the one full walk then adds each socket to its port's
-// counts if that port listens, and to its cgroup's counts.
-func readWholeTable(ctx context.Context, src sockets.Source) (sockets.Counts, *portCounts, *cgroupCounts, error) {
+// the ports that listen, by state and cgroup, and, for the local ports
+// connect() picks from (localPorts), by destination tuple; it fills e's
+// counts, ports, groups and eph. The listeners, with their addresses and
+// queues, come from a LISTEN-only read, which walks only the kernel's
+// listening hash with netlink and only the first lines of the tables with
+// /proc; the one full walk then adds each socket to its port's counts if
+// that port listens, to its cgroup's counts, and to its destination's.
+func readWholeTable(ctx context.Context, src sockets.Source, localPorts func() (kernel.LocalPorts, error), e *snapshot) error {
 	byPort := map[uint16]*portListeners{}
 	q := sockets.Query{Proto: sockets.TCP, States: sockets.MaskOf(sockets.Listen), Fields: sockets.FieldLocalAddr | sockets.FieldQueues}
 	err := src.Walk(ctx, q, func(s *sockets.Socket) {
@@ -238,7 +246,7 @@ func readWholeTable(ctx context.Context, src sockets.Source) (sockets.Counts, *p
 		l.addQueues(s)
 	})
 	if err != nil {
-		return sockets.Counts{}, nil, nil, err
+		return err
 	}
 	ports := make([]uint16, 0, len(byPort))
 	for p := range byPort {
@@ -255,6 +263,16 @@ func readWholeTable(ctx context.Context, src sockets.Source) (sockets.Counts, *p
 	cg := newCgroupCounts()
 	q = wholeTable
 	q.Fields = sockets.FieldCgroup
+	var eph *ephemeralWalk
+	e.eph = &ephemeralCounts{err: errNoLocalPorts}
+	if localPorts != nil {
+		if lp, err := localPorts(); err != nil {
+			e.eph.err = err
+		} else {
+			eph = newEphemeralWalk(lp, func(p uint16) bool { return byPort[p] != nil })
+			q.Fields |= sockets.FieldLocalAddr | sockets.FieldRemote
+		}
+	}
 	err = src.Walk(ctx, q, func(s *sockets.Socket) {
 		st := s.State & sockets.MaxState
 		total[st]++
@@ -262,13 +280,23 @@ func readWholeTable(ctx context.Context, src sockets.Source) (sockets.Counts, *p
 			pc.ports[i-1].counts[st]++
 		}
 		cg.add(s.Cgroup, st)
+		if eph != nil {
+			eph.add(s)
+		}
 	})
 	if err != nil {
-		return sockets.Counts{}, nil, nil, err
+		return err
 	}
 	cg.source = src.Name()
-	return total, pc, cg, nil
+	e.counts, e.ports, e.groups = total, pc, cg
+	if eph != nil {
+		e.eph = eph.done()
+	}
+	return nil
 }
+
+// errNoLocalPorts: an exporter without a local port range reader.
+var errNoLocalPorts = errors.New("no local port range reader")
 
 // evict drops completed entries that can no longer answer, and burst marks
 // older than ttl. Called with c.mu held.

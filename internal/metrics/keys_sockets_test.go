@@ -150,13 +150,13 @@ func TestTCPSocketsGetIsOneRead(t *testing.T) {
 	}
 	want := []sockets.Query{
 		{Proto: sockets.TCP, States: sockets.MaskOf(sockets.Listen), Fields: sockets.FieldLocalAddr | sockets.FieldQueues},
-		{Proto: sockets.TCP, Fields: sockets.FieldCgroup},
+		{Proto: sockets.TCP, Fields: sockets.FieldCgroup | sockets.FieldLocalAddr | sockets.FieldRemote},
 	}
 	if !reflect.DeepEqual(src.queries, want) {
 		t.Errorf("queries %+v, want %+v", src.queries, want)
 	}
 	src.queries = nil
-	for _, k := range []string{"tcp.status.get", "tcp.sockets.get"} {
+	for _, k := range []string{"tcp.status.get", "tcp.sockets.get", "tcp.ephemeral.get"} {
 		if _, err := e.Export(ctx, k, nil); err != nil {
 			t.Fatal(err)
 		}

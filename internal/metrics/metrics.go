@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"zabbix-agent2-plugin-tcpstatus/internal/kernel"
 	"zabbix-agent2-plugin-tcpstatus/internal/procnames"
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
 	"zabbix-agent2-plugin-tcpstatus/internal/zbx"
@@ -100,6 +101,7 @@ func newExporter(cfg Config, log Logger, src sockets.Source) (*Exporter, error) 
 		c.SetLogger(log) // a scan cut short by its deadline is logged
 	}
 	e.cache = newSnapshotCache(src, cfg.CacheTTL, cfg.Timeout)
+	e.cache.localPorts = func() (kernel.LocalPorts, error) { return kernel.ReadLocalPorts(cfg.ProcRoot) }
 	var reg zbx.Registration
 	for _, m := range e.table() {
 		m := m
@@ -114,7 +116,7 @@ func newExporter(cfg Config, log Logger, src sockets.Source) (*Exporter, error) 
 
 // table declares every key of the plugin, grouped by concern.
 func (e *Exporter) table() []Metric {
-	return slices.Concat(e.tcpMetrics(), e.socketsMetrics(), e.cgroupMetrics(), e.portMetrics(), e.kernelMetrics(), e.remoteMetrics(), e.diskMetrics())
+	return slices.Concat(e.tcpMetrics(), e.socketsMetrics(), e.cgroupMetrics(), e.portMetrics(), e.kernelMetrics(), e.remoteMetrics(), e.ephemeralMetrics(), e.diskMetrics())
 }
 
 // checkMetric applies the agent's registration rules (zbx.Registration:

@@ -26,7 +26,7 @@ const batch = 1000
 // Held describes the sockets one builder made around one server port. Ss
 // showed exactly these counts before the builder returned.
 type Held struct {
-	Kind  string // the builder: "listen", "pending", "established", "close_wait", "orphan_fin_wait2", "time_wait", "last_ack", "syn_recv", "syn_sent", "fin_wait1" or "udp"
+	Kind  string // the builder: "listen", "pending", "established", "close_wait", "orphan_fin_wait2", "time_wait", "last_ack", "syn_recv", "syn_sent", "fin_wait1", "exhaust" or "udp"
 	Proto sockets.Proto
 	Host  string // address the sockets use, as given to the builder
 	Port  uint16 // server port
@@ -607,4 +607,65 @@ func nonZero(c sockets.Counts) string {
 		}
 	}
 	return strings.TrimSpace(b.String())
+}
+
+// ExhaustPorts makes connections from host to one new listener on host
+// until connect fails with EADDRNOTAVAIL: every local port connect() may
+// pick for that destination is taken. The first tw connections are closed
+// by the client first (then by the server), so their client sides hold
+// their ports in TIME_WAIT; set net.ipv4.tcp_tw_reuse to 0 beforehand, or
+// connect may take those ports over. It fails if connect succeeds max
+// times or fails otherwise. The result counts n-tw ESTABLISHED pairs plus
+// the listener on the server side, n-tw ESTABLISHED and tw TIME_WAIT
+// client sides, n in all (Peer.Total()).
+func (ns *NS) ExhaustPorts(host string, tw, max int) (Held, error) {
+	h := Held{Kind: "exhaust", Proto: sockets.TCP, Host: host, Port: ns.nextPort()}
+	n := 0
+	err := ns.Do(func() error {
+		lfd, err := listenFD(host, h.Port, max+16, false)
+		if err != nil {
+			return err
+		}
+		ns.hold(lfd)
+		for n = 0; ; n++ {
+			if n == max {
+				return fmt.Errorf("%d connections to %s port %d without EADDRNOTAVAIL", max, host, h.Port)
+			}
+			c, err := connectFD(host, h.Port, true)
+			if errors.Is(err, unix.EADDRNOTAVAIL) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			ns.hold(c)
+			s, err := acceptFD(lfd)
+			if err != nil {
+				return err
+			}
+			ns.hold(s)
+			if n < tw {
+				if err := ns.Close(c); err != nil {
+					return err
+				}
+				if err := readEOF(s); err != nil {
+					return err
+				}
+				if err := ns.Close(s); err != nil {
+					return err
+				}
+			}
+		}
+	})
+	if err != nil {
+		return h, fmt.Errorf("exhaust ports to %s port %d: %w", host, h.Port, err)
+	}
+	if n < tw {
+		return h, fmt.Errorf("only %d ports for %s port %d, fewer than the %d to leave in TIME_WAIT", n, host, h.Port, tw)
+	}
+	h.Local[sockets.Listen] = 1
+	h.Local[sockets.Established] = uint64(n - tw)
+	h.Peer[sockets.Established] = uint64(n - tw)
+	h.Peer[sockets.TimeWait] = uint64(tw)
+	return h, ns.waitHeld(h)
 }
