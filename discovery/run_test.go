@@ -37,6 +37,7 @@ var keyCases = map[string][]string{
 	"udp.port.discovery": {"udp.port.discovery"},
 	"tcp.port.get":       {"tcp.port.get[22]", "tcp.port.get[80]", "tcp.port.get", "tcp.port.get[22,4]"},
 	"tcp.remote.top":     {"tcp.remote.top", "tcp.remote.top[5]", "tcp.remote.top[3,estab,80]"},
+	"tcp.ephemeral.get":  {"tcp.ephemeral.get", "tcp.ephemeral.get[3]", "tcp.ephemeral.get[0]"},
 	"tcp.kernel.get":     {"tcp.kernel.get"},
 	"tcp.limits.get":     {"tcp.limits.get"},
 	"disk.discovery":     {"disk.discovery"},

@@ -97,7 +97,12 @@ func (e *Exporter) tcpCgroupsGet(ctx context.Context, _ Params) (string, error) 
 		e.log.Debugf("whole socket table read failed: %v", err)
 		return "", operatorError(err, errSocketTable)
 	}
-	g := snap.groups
+	return e.cgroupsAnswer(snap.groups)
+}
+
+// cgroupsAnswer names the cgroups of a whole-table read and encodes the
+// answer of tcp.cgroups.get, or says why it cannot.
+func (e *Exporter) cgroupsAnswer(g *cgroupCounts) (string, error) {
 	switch {
 	case g.source == "proc":
 		return "", errCgroupProc

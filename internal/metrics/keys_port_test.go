@@ -386,6 +386,7 @@ func TestGoldenPorts(t *testing.T) {
 		{key: "tcp.port.get", params: []string{"1"}},
 		{key: "tcp.port.get", params: []string{"http"}},
 		{key: "tcp.sockets.get"},
+		{key: "tcp.ephemeral.get"},
 	}
 	for _, scenario := range []string{"ports", "ipv6-off"} {
 		t.Run(scenario, func(t *testing.T) { checkGolden(t, scenario, cases) })
