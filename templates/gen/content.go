@@ -111,6 +111,61 @@ for (var i = 0; i < ports.length; i++) {
 }
 return JSON.stringify(ports);`
 
+// conntrackScript computes the connection tracking table's fill in % from
+// tcp.limits.get, and fails (its error handler discards the value) while
+// nf_conntrack is not loaded: the item then has no value, and is not made
+// unsupported, on hosts without connection tracking.
+const conntrackScript = `var o = JSON.parse(value);
+if (o.nf_conntrack_count === undefined || !o.nf_conntrack_max) {
+    throw 'nf_conntrack is not loaded';
+}
+return 100 * o.nf_conntrack_count / o.nf_conntrack_max;`
+
+// ephemeralBusiestScript names the destination with the most local ports
+// in tcp.sockets.get's "ephemeral" section; "none" when no socket holds
+// one. Without the section (the port range could not be read) it fails and
+// its error handler discards the value.
+const ephemeralBusiestScript = `var e = JSON.parse(value).ephemeral;
+if (!e) {
+    throw 'no ephemeral section';
+}
+if (!e.top.length) {
+    return 'none';
+}
+var t = e.top[0];
+var r = t.remote.indexOf(':') >= 0 ? '[' + t.remote + ']' : t.remote;
+return t.local + ' -> ' + r + ':' + t.port + ': ' + t.count + ' of ' + e.usable + ' ports';`
+
+// cgroupLLDScript turns the "cgroups" section of tcp.sockets.get into the
+// services discovery: {#CGROUP} the path, {#CGROUP.JSON} the path as a
+// JavaScript string literal (for the prototypes' scripts; a path may hold
+// backslashes, as systemd's \x2d), for the cgroups holding at least
+// {$TCP.CGROUP.MIN.SOCKETS} sockets. Without the section it fails with the
+// reason tcp.sockets.get gives ("cgroups_error").
+const cgroupLLDScript = `var o = JSON.parse(value);
+if (!o.cgroups) {
+    throw o.cgroups_error || 'tcp.sockets.get has no cgroups';
+}
+var min = parseInt('{$TCP.CGROUP.MIN.SOCKETS}', 10) || 0, out = [];
+for (var i = 0; i < o.cgroups.cgroups.length; i++) {
+    var g = o.cgroups.cgroups[i];
+    if (g.total >= min) {
+        out.push({'{#CGROUP}': g.cgroup, '{#CGROUP.JSON}': JSON.stringify(g.cgroup)});
+    }
+}
+return JSON.stringify(out);`
+
+// cgroupPickScript picks one discovered cgroup's object out of
+// tcp.sockets.get; absent (no socket left, or no cgroups section), it
+// fails and its error handler discards the value.
+const cgroupPickScript = `var c = (JSON.parse(value).cgroups || {cgroups: []}).cgroups;
+for (var i = 0; i < c.length; i++) {
+    if (c[i].cgroup === {#CGROUP.JSON}) {
+        return JSON.stringify(c[i]);
+    }
+}
+throw 'cgroup not listed';`
+
 // diskLLDScript keeps the discovery fields of disk.get.all for the disk
 // discovery rule.
 const diskLLDScript = `var devs = JSON.parse(value), out = [];
@@ -236,6 +291,8 @@ var limitFields = []field{
 	{"tcp_mem_pressure", "tcp_mem, pressure", "!pages", "net.ipv4.tcp_mem, second value: above it TCP moderates its memory use.", ""},
 	{"tcp_mem_max", "tcp_mem, high", "!pages", "net.ipv4.tcp_mem, third value: most pages TCP may use.", ""},
 	{"somaxconn", "somaxconn", "", "net.core.somaxconn: largest accept queue (listen backlog) an application can ask for.", ""},
+	{"nf_conntrack_count", "nf_conntrack_count", "", "net.netfilter.nf_conntrack_count: connections the connection tracking table of the agent's network namespace holds. No value while the nf_conntrack module is not loaded.", ""},
+	{"nf_conntrack_max", "nf_conntrack_max", "", "net.netfilter.nf_conntrack_max: most entries of the connection tracking table; when it is full the kernel drops packets of new connections (\"nf_conntrack: table full, dropping packet\"). No value while the nf_conntrack module is not loaded.", ""},
 }
 
 func build(v variant) *Template {
@@ -270,6 +327,32 @@ func build(v variant) *Template {
 	t.Items = append(t.Items, dep(sockets, "tcp.state[total]", "TCP: Sockets, total", "", "",
 		"TCP sockets (IPv4 and IPv6) in any state. The no-data trigger watches this item: it has a value every minute exactly when the socket table could be read.", jsonpath("$.states.total")))
 	t.Items[len(t.Items)-1].Tags = tags("component", "network")
+
+	// ---- ephemeral ports ------------------------------------------------
+	// From the "ephemeral" section of the same tcp.sockets.get: no request
+	// of their own. Absent when the port range cannot be read: no value.
+	for _, it := range []*Item{
+		dep(sockets, "tcp.ephemeral.pused", "TCP: Local ports in use toward the busiest destination, in %", "%", "FLOAT",
+			"Local ports of the ephemeral range (net.ipv4.ip_local_port_range without ip_local_reserved_ports and listening ports) that sockets to one destination (local address, remote address, remote port) hold, for the destination holding most, in percent of the usable ports. "+
+				"connect() shares a local port between destinations but not within one: at 100% new connections to that destination fail with EADDRNOTAVAIL (\"Cannot assign requested address\"). TIME_WAIT sockets hold their port as well.",
+			orDiscard(jsonpath("$.ephemeral.pused"))),
+		dep(sockets, "tcp.ephemeral.busiest", "TCP: Busiest destination of local ports", "", "TEXT",
+			"The destination whose connections hold the most ephemeral local ports: local address -> remote address:port, and how many of the usable ports; none when no connection holds one.",
+			Step{Type: "JAVASCRIPT", Params: []string{ephemeralBusiestScript}, ErrHandler: "DISCARD_VALUE"}),
+		dep(sockets, "tcp.ephemeral.top", "TCP: Top destinations of local ports", "", "TEXT",
+			"The 10 destinations whose connections hold the most ephemeral local ports, as JSON [{\"local\":...,\"remote\":...,\"port\":...,\"count\":...,\"pused\":...}], most first.",
+			orDiscard(jsonpath("$.ephemeral.top"))),
+		dep(sockets, "tcp.ephemeral.usable", "TCP: Usable ephemeral ports", "", "",
+			"Ports connect() can pick for an outgoing connection: net.ipv4.ip_local_port_range minus net.ipv4.ip_local_reserved_ports and the ports something listens on. Each destination can use each of them once.",
+			orDiscard(jsonpath("$.ephemeral.usable")), heartbeat),
+	} {
+		it.Tags = tags("component", "network")
+		if it.ValueType == "TEXT" {
+			it.Trends = "0"
+			it.History = "1d"
+		}
+		t.Items = append(t.Items, it)
+	}
 
 	// ---- kernel counters ----------------------------------------------
 	t.Items = append(t.Items, polled(v, &Item{
@@ -321,6 +404,13 @@ func build(v variant) *Template {
 		it := dep("tcp.limits.get", "tcp.limit["+f.name+"]", "TCP: Limit "+f.label, f.units, "", f.desc, orDiscard(jsonpath("$."+f.name)), heartbeat)
 		it.ValueMap = f.valueMap
 		it.Tags = tags("component", "system")
+		t.Items = append(t.Items, it)
+	}
+	{
+		it := dep("tcp.limits.get", "tcp.conntrack.pused", "TCP: Connection tracking table, in % of nf_conntrack_max", "%", "FLOAT",
+			"Entries of the connection tracking table of the agent's network namespace in percent of net.netfilter.nf_conntrack_max. At 100% the kernel drops packets of new connections (\"nf_conntrack: table full, dropping packet\"). No value while the nf_conntrack module is not loaded.",
+			Step{Type: "JAVASCRIPT", Params: []string{conntrackScript}, ErrHandler: "DISCARD_VALUE"})
+		it.Tags = tags("component", "network")
 		t.Items = append(t.Items, it)
 	}
 	pct := func(num, den string) string {
@@ -518,6 +608,37 @@ func build(v variant) *Template {
 		Why:         "Each is a connection lost, so the default is low; 10 in 5 minutes rules out a one-off. Recovery needs no more than that over 15 minutes.",
 		Tags:        tags("scope", "capacity"),
 	}
+	ephCrit := &Trigger{
+		Expr:      "last(" + ref("tcp.ephemeral.pused") + ")>{$TCP.EPHEMERAL.PUSED.MAX.CRIT}",
+		Recovery:  "max(" + ref("tcp.ephemeral.pused") + ",5m)<{$TCP.EPHEMERAL.PUSED.MAX.CRIT}-{$TCP.PUSED.HYSTERESIS}",
+		Name:      "TCP: Local ports toward one destination almost exhausted",
+		EventName: "TCP: Local ports toward one destination almost exhausted ({ITEM.VALUE1} of the usable ports, over {$TCP.EPHEMERAL.PUSED.MAX.CRIT}%)",
+		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
+		Description: "Connections to one destination (local address, remote address, remote port) hold nearly every usable ephemeral port; at 100% connect() to it fails with EADDRNOTAVAIL (\"Cannot assign requested address\"). TCP: Busiest destination of local ports names it. " +
+			"Usually a client opening a connection per request to one upstream, its closed connections waiting in TIME_WAIT: use keepalive/connection pools, widen net.ipv4.ip_local_port_range, add local or upstream addresses, or let connect() take over TIME_WAIT ports with net.ipv4.tcp_tw_reuse=1.",
+		Why:  "A share of the ports the kernel can give one destination, on one check: a connection storm can use the rest within minutes, and the first failed connect() is already an outage. 95% leaves the last few hundred ports of the default range. Recovery needs 5 minutes below the threshold minus {$TCP.PUSED.HYSTERESIS} points.",
+		Tags: tags("scope", "capacity"),
+	}
+	ephWarn := &Trigger{
+		Expr:      "last(" + ref("tcp.ephemeral.pused") + ")>{$TCP.EPHEMERAL.PUSED.MAX.WARN}",
+		Recovery:  "max(" + ref("tcp.ephemeral.pused") + ",5m)<{$TCP.EPHEMERAL.PUSED.MAX.WARN}-{$TCP.PUSED.HYSTERESIS}",
+		Name:      "TCP: Local ports toward one destination running low",
+		EventName: "TCP: Local ports toward one destination running low ({ITEM.VALUE1} of the usable ports, over {$TCP.EPHEMERAL.PUSED.MAX.WARN}%)",
+		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "WARNING",
+		Description: ephCrit.Description, DependsOn: []*Trigger{ephCrit}, Tags: tags("scope", "capacity"),
+		Why: "As the critical one, earlier: 80%.",
+	}
+	conntrack := &Trigger{
+		Expr:      "last(" + ref("tcp.conntrack.pused") + ")>{$NF.CONNTRACK.PUSED.MAX.WARN}",
+		Recovery:  "max(" + ref("tcp.conntrack.pused") + ",15m)<{$NF.CONNTRACK.PUSED.MAX.WARN}-{$TCP.PUSED.HYSTERESIS}",
+		Name:      "TCP: Connection tracking table filling up",
+		EventName: "TCP: Connection tracking table filling up ({ITEM.VALUE1} of nf_conntrack_max, over {$NF.CONNTRACK.PUSED.MAX.WARN}%)",
+		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
+		Description: "The connection tracking table approaches net.netfilter.nf_conntrack_max. When it is full the kernel drops the packets of new connections of every protocol and logs \"nf_conntrack: table full, dropping packet\": new connections time out while established ones carry on. " +
+			"Raise nf_conntrack_max (and the hash size), shorten the tracking timeouts, or exempt busy traffic from tracking (notrack).",
+		Why:  "A share of the kernel's own limit, on one check, as the table is read every 5 minutes and fills as fast as connections arrive; 80% leaves room for a burst. Recovery needs 15 minutes (three checks) below the threshold minus {$TCP.PUSED.HYSTERESIS} points.",
+		Tags: tags("scope", "capacity"),
+	}
 	nodata := &Trigger{
 		Expr:      "nodata(" + ref("tcp.state[total]") + ",{$TCP.NODATA.TIMEOUT})=1",
 		Name:      v.nodata,
@@ -529,7 +650,7 @@ func build(v variant) *Template {
 		Why:        "30 minutes: long enough not to double the agent's own unavailability alerts for short outages.",
 		Tags:       tags("scope", "availability"),
 	}
-	t.Triggers = []*Trigger{twpWarn, twpCrit, twOverflow, cwWarn, cwCrit, cookies, overflows, synDrops, cookiesOff, orphWarn, orphCrit, memPressure, memMax, aborts, nodata}
+	t.Triggers = []*Trigger{twpWarn, twpCrit, twOverflow, cwWarn, cwCrit, cookies, overflows, synDrops, cookiesOff, orphWarn, orphCrit, memPressure, memMax, aborts, ephWarn, ephCrit, conntrack, nodata}
 
 	// ---- host graphs ----------------------------------------------------
 	states := &Graph{Name: "TCP: Socket states", Type: "STACKED"}
@@ -563,7 +684,7 @@ func build(v variant) *Template {
 		}},
 	}
 
-	t.Rules = []*Rule{portRule(v, ref), diskRule(ref)}
+	t.Rules = []*Rule{portRule(v, ref), cgroupRule(ref), diskRule(ref)}
 
 	t.Dashboards = []*Dashboard{{
 		Name: "TCP status",
@@ -746,6 +867,71 @@ func portRule(v variant, ref func(string) string) *Rule {
 	return r
 }
 
+// cgroupStates are the states a socket with a cgroup can be in: time-wait
+// and request sockets (TIME_WAIT, SYN_RECV) carry none.
+var cgroupStates = [][2]string{
+	{"established", "ESTABLISHED"}, {"syn_sent", "SYN_SENT"}, {"fin_wait1", "FIN_WAIT1"}, {"fin_wait2", "FIN_WAIT2"},
+	{"close_wait", "CLOSE_WAIT"}, {"last_ack", "LAST_ACK"}, {"closing", "CLOSING"}, {"listen", "LISTEN"},
+}
+
+func cgroupRule(ref func(string) string) *Rule {
+	const sockets = "tcp.sockets.get"
+	r := &Rule{
+		Name: "Services (cgroups) with TCP sockets discovery", Type: "DEPENDENT", Key: "tcp.cgroups.discovery", Master: sockets,
+		Delay: "0", Lifetime: "{$TCP.CGROUP.LOST.LIFETIME}",
+		Description: "The cgroups (systemd services and scopes, containers) whose processes hold TCP sockets, from the \"cgroups\" section of tcp.sockets.get: no request of its own. " +
+			"The kernel names the cgroup of every full socket (Linux 5.7 or later, cgroup v2, the netlink source); without that the rule fails with the reason. " +
+			"Discovers the cgroups holding at least {$TCP.CGROUP.MIN.SOCKETS} sockets whose path matches {$TCP.CGROUP.MATCHES} and not {$TCP.CGROUP.NOT_MATCHES}; " +
+			"a cgroup no longer found keeps its items for {$TCP.CGROUP.LOST.LIFETIME}.",
+		Filter: []Cond{
+			{Macro: "{#CGROUP}", Value: "{$TCP.CGROUP.MATCHES}"},
+			{Macro: "{#CGROUP}", Value: "{$TCP.CGROUP.NOT_MATCHES}", Operator: "NOT_MATCHES_REGEX"},
+		},
+		Pre: []Step{
+			{Type: "JAVASCRIPT", Params: []string{cgroupLLDScript}},
+			{Type: "DISCARD_UNCHANGED_HEARTBEAT", Params: []string{"1h"}},
+		},
+	}
+	cgTags := func(kv ...string) []Tag { return append(tags(kv...), Tag{"service", "{#CGROUP}"}) }
+	const master = "tcp.sockets.get.cgroup[\"{#CGROUP}\"]"
+	r.Items = append(r.Items, &Item{
+		Name: "Service {#CGROUP}: Get data", Type: "DEPENDENT", Key: master, Delay: "0", History: "0", Trends: "0", ValueType: "TEXT",
+		Description: "TCP sockets of cgroup {#CGROUP} by state: its object in the answer of tcp.sockets.get (no agent request of its own). No value while the cgroup holds no socket. Master item of the service's items; no history of its own.",
+		Pre:         []Step{{Type: "JAVASCRIPT", Params: []string{cgroupPickScript}, ErrHandler: "DISCARD_VALUE"}},
+		Master:      sockets,
+		Tags:        cgTags("component", "raw"),
+	})
+	for _, s := range append(cgroupStates, [2]string{"total", "any state"}) {
+		name, desc := "Service {#CGROUP}: Sockets in "+s[1], "TCP sockets that processes of cgroup {#CGROUP} created (or accepted) in the "+s[1]+" state."
+		if s[0] == "total" {
+			name, desc = "Service {#CGROUP}: Sockets, total", "TCP sockets of cgroup {#CGROUP} in any state (TIME_WAIT and SYN_RECV sockets carry no cgroup and are not among them)."
+		}
+		it := dep(master, "tcp.cgroup.state[\"{#CGROUP}\","+s[0]+"]", name, "", "", desc, jsonpath("$."+s[0]))
+		it.Tags = cgTags("component", "network")
+		r.Items = append(r.Items, it)
+	}
+	cw := ref("tcp.cgroup.state[\"{#CGROUP}\",close_wait]")
+	r.Triggers = []*Trigger{{
+		Expr:      "min(" + cw + ",5m)>{$TCP.CGROUP.CLOSE_WAIT.MAX.WARN:\"{#CGROUP}\"}",
+		Recovery:  "max(" + cw + ",10m)<={$TCP.CGROUP.CLOSE_WAIT.MAX.WARN:\"{#CGROUP}\"}",
+		Name:      "Service {#CGROUP}: CLOSE_WAIT sockets are leaking",
+		EventName: "Service {#CGROUP}: CLOSE_WAIT sockets are leaking ({ITEM.VALUE1} for 5m, over {$TCP.CGROUP.CLOSE_WAIT.MAX.WARN:\"{#CGROUP}\"})",
+		Opdata:    "CLOSE_WAIT: {ITEM.LASTVALUE1}", Priority: "WARNING",
+		Description: "Peers closed connections of {#CGROUP} but its processes have not closed their sockets: a descriptor leak or stuck workers in that service, whether it is the server or the client side (a pool towards a database whose connections the database closed).",
+		Why:         "No kernel limit applies to CLOSE_WAIT (see the host's CLOSE_WAIT triggers); 50 held for 5 minutes by one service is a leak for almost any of them. Recovery needs 10 minutes at or below it.",
+		Tags:        tags("scope", "performance"),
+	}}
+	st := &Graph{Name: "Service {#CGROUP}: Socket states", Type: "STACKED"}
+	for i, s := range cgroupStates {
+		if s[0] == "listen" {
+			continue
+		}
+		st.Items = append(st.Items, GraphItem{Key: "tcp.cgroup.state[\"{#CGROUP}\"," + s[0] + "]", Color: stateColors[i], DrawType: "FILLED_REGION"})
+	}
+	r.Graphs = []*Graph{st}
+	return r
+}
+
 func diskRule(ref func(string) string) *Rule {
 	const master = "disk.get.all"
 	r := &Rule{
@@ -880,8 +1066,16 @@ func macros() []Macro {
 		{"{$DISK.UTIL.MAX.WARN}", "80", "Disk utilization in % over 15 minutes above which \"Utilization is high\" fires. Per disk: {$DISK.UTIL.MAX.WARN:\"<devname>\"}."},
 		{"{$DISK.WRITE.AWAIT.MAX.WARN}", "50", "Average write wait time in ms over 15 minutes above which \"Response time is high\" fires. Per disk: {$DISK.WRITE.AWAIT.MAX.WARN:\"<devname>\"}."},
 		{"{$TCP.ABORT_ON_MEMORY.MAX.WARN}", "10", "Connections reset for lack of memory (TcpExt TCPAbortOnMemory) in 5 minutes above which \"Connections reset for lack of memory\" fires; it recovers at this many or fewer in 15 minutes."},
+		{"{$NF.CONNTRACK.PUSED.MAX.WARN}", "80", "Connection tracking entries in % of nf_conntrack_max above which \"Connection tracking table filling up\" fires."},
+		{"{$TCP.CGROUP.CLOSE_WAIT.MAX.WARN}", "50", "CLOSE_WAIT sockets of one discovered service (cgroup), for 5 minutes, above which its \"CLOSE_WAIT sockets are leaking\" fires; it recovers after 10 minutes at or below. Per service: {$TCP.CGROUP.CLOSE_WAIT.MAX.WARN:\"<cgroup path>\"}."},
+		{"{$TCP.CGROUP.LOST.LIFETIME}", "1d", "Service discovery: how long a cgroup discovery no longer finds keeps its items before they are deleted."},
+		{"{$TCP.CGROUP.MATCHES}", ".+", "Service discovery: discover cgroups whose path matches this regex, e.g. \\.service$ for systemd services only."},
+		{"{$TCP.CGROUP.MIN.SOCKETS}", "10", "Service discovery: discover cgroups holding at least this many TCP sockets (TIME_WAIT and SYN_RECV not counted)."},
+		{"{$TCP.CGROUP.NOT_MATCHES}", "CHANGE_IF_NEEDED", "Service discovery: skip cgroups whose path matches this regex."},
 		{"{$TCP.CLOSE_WAIT.MAX.CRIT}", "1000", "CLOSE_WAIT sockets on the host, for 5 minutes, above which \"Critically many CLOSE_WAIT sockets\" fires; it recovers after 10 minutes at or below."},
 		{"{$TCP.CLOSE_WAIT.MAX.WARN}", "100", "CLOSE_WAIT sockets on the host, for 5 minutes, above which \"Too many CLOSE_WAIT sockets\" fires; it recovers after 10 minutes at or below."},
+		{"{$TCP.EPHEMERAL.PUSED.MAX.CRIT}", "95", "Local ports held toward the busiest destination in % of the usable ephemeral ports, on one check, above which \"Local ports toward one destination almost exhausted\" fires."},
+		{"{$TCP.EPHEMERAL.PUSED.MAX.WARN}", "80", "Local ports held toward the busiest destination in % of the usable ephemeral ports, on one check, above which \"Local ports toward one destination running low\" fires."},
 		{"{$TCP.LISTEN_OVERFLOWS.MAX.WARN}", "10", "Connections dropped on full accept queues (TcpExt ListenOverflows) in 5 minutes above which \"Accept queues are overflowing\" fires; it recovers at this many or fewer in 15 minutes."},
 		{"{$TCP.MEM.PRESSURES.MAX.WARN}", "0", "Entries into TCP memory pressure (TcpExt TCPMemoryPressures) in 5 minutes above which \"Memory pressure\" fires; it recovers at this many or fewer in 15 minutes (and memory at or below tcp_mem's low value)."},
 		{"{$TCP.MEM.PUSED.MAX.CRIT}", "90", "TCP memory in % of tcp_mem's high value, for 5 minutes, above which \"Memory near tcp_mem's limit\" fires."},

@@ -250,3 +250,86 @@ func TestPortDiscoverySteps(t *testing.T) {
 		t.Errorf("good discovery changed: %q, %v", out, err)
 	}
 }
+
+// TestServiceAndHeadroomSteps runs the JavaScript steps of the services
+// discovery, the per-service pick, the busiest destination and the
+// connection tracking fill on answers shaped as the plugin gives them (the
+// golden tcp.sockets.get of the ports fixture, with a cgroups section).
+func TestServiceAndHeadroomSteps(t *testing.T) {
+	defaults := map[string]string{}
+	for _, m := range macros() {
+		defaults[m.Macro] = m.Value
+	}
+	golden, err := os.ReadFile("../../testdata/golden/ports/tcp.sockets.get.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := strings.TrimSpace(string(golden))
+	i := strings.Index(base, `,"cgroups_error":`)
+	if i < 0 {
+		t.Fatalf("golden tcp.sockets.get has no cgroups_error: %s", base)
+	}
+	const escaped = `/system.slice/system-serial\\x2dgetty.slice` // JSON text of a path holding a backslash
+	withCgroups := base[:i] + `,"cgroups":{"cgroups":[` +
+		`{"cgroup":"/system.slice/nginx.service","established":10,"close_wait":2,"total":12},` +
+		`{"cgroup":"` + escaped + `","established":9,"close_wait":1,"total":10},` +
+		`{"cgroup":"/user.slice","established":3,"total":3}],"unattributed":{"total":2},"unresolved":{"total":0}}}`
+
+	out, err := runJS(t, cgroupLLDScript, defaults, withCgroups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]string
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if len(rows) != 2 || rows[0]["{#CGROUP}"] != "/system.slice/nginx.service" || rows[1]["{#CGROUP}"] != `/system.slice/system-serial\x2dgetty.slice` {
+		t.Fatalf("discovery with {$TCP.CGROUP.MIN.SOCKETS} 10: %s", out)
+	}
+	for _, r := range rows {
+		// The prototype's script gets the cgroup through {#CGROUP.JSON}.
+		got, err := runJS(t, cgroupPickScript, map[string]string{"{#CGROUP.JSON}": r["{#CGROUP.JSON}"]}, withCgroups)
+		if err != nil {
+			t.Fatalf("pick %s: %v", r["{#CGROUP}"], err)
+		}
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(got), &obj); err != nil || obj["cgroup"] != r["{#CGROUP}"] {
+			t.Errorf("pick %s: %s", r["{#CGROUP}"], got)
+		}
+	}
+	if _, err := runJS(t, cgroupPickScript, map[string]string{"{#CGROUP.JSON}": `"/gone.service"`}, withCgroups); err == nil {
+		t.Error("a cgroup no longer listed was picked")
+	}
+	if _, err := runJS(t, cgroupPickScript, map[string]string{"{#CGROUP.JSON}": `"/gone.service"`}, base); err == nil {
+		t.Error("picked from an answer without cgroups")
+	}
+	if _, err := runJS(t, cgroupLLDScript, defaults, base); err == nil || !strings.Contains(err.Error(), "carry no cgroup") {
+		t.Errorf("discovery without cgroups: %v, want the reason of cgroups_error", err)
+	}
+	if out, err := runJS(t, cgroupLLDScript, map[string]string{"{$TCP.CGROUP.MIN.SOCKETS}": "0"}, withCgroups); err != nil || strings.Count(out, "{#CGROUP}") != 3 {
+		t.Errorf("minimum 0: %s, %v", out, err)
+	}
+
+	if out, err := runJS(t, ephemeralBusiestScript, nil, base); err != nil || out != "10.0.0.1 -> 10.0.0.9:80: 1 of 28232 ports" {
+		t.Errorf("busiest: %q, %v", out, err)
+	}
+	v6 := `{"ephemeral":{"usable":100,"top":[{"local":"2001:db8::1","remote":"2001:db8::2","port":443,"count":95,"pused":95.00}]}}`
+	if out, err := runJS(t, ephemeralBusiestScript, nil, v6); err != nil || out != "2001:db8::1 -> [2001:db8::2]:443: 95 of 100 ports" {
+		t.Errorf("busiest IPv6: %q, %v", out, err)
+	}
+	if out, err := runJS(t, ephemeralBusiestScript, nil, `{"ephemeral":{"usable":100,"top":[]}}`); err != nil || out != "none" {
+		t.Errorf("busiest of none: %q, %v", out, err)
+	}
+	if _, err := runJS(t, ephemeralBusiestScript, nil, `{"states":{}}`); err == nil {
+		t.Error("busiest without a section")
+	}
+
+	if out, err := runJS(t, conntrackScript, nil, `{"somaxconn":4096,"nf_conntrack_count":150,"nf_conntrack_max":200}`); err != nil || out != "75" {
+		t.Errorf("conntrack: %q, %v", out, err)
+	}
+	for _, in := range []string{`{"somaxconn":4096}`, `{"nf_conntrack_count":0,"nf_conntrack_max":0}`} {
+		if _, err := runJS(t, conntrackScript, nil, in); err == nil {
+			t.Errorf("conntrack of %s: no error to discard", in)
+		}
+	}
+}
