@@ -1,9 +1,11 @@
 package metrics
 
 import (
+	"bytes"
+	"cmp"
 	"context"
-	"encoding/binary"
-	"math/bits"
+	"net/netip"
+	"slices"
 	"strconv"
 
 	"zabbix-agent2-plugin-tcpstatus/internal/kernel"
@@ -15,9 +17,9 @@ const (
 	// tuples a whole-table read keeps once counted.
 	ephemeralTopMax = 1000
 	// ephemeralCapacity is how many distinct (local address, remote
-	// address, remote port) tuples one whole-table read counts at most:
-	// 16384 slots of 48 bytes and 32768 hash buckets of 4, 896 KiB once
-	// full, freed after the read but for the top ephemeralTopMax (48 KB).
+	// address, remote port) tuples one whole-table read counts at most: a
+	// map of 16384 entries of 48 bytes, about 1 MiB once full, freed after
+	// the read but for the top ephemeralTopMax (48 KB).
 	ephemeralCapacity = 16384
 )
 
@@ -39,27 +41,102 @@ func (e *Exporter) ephemeralMetrics() []Metric {
 // port can serve one connection per (local address, remote address,
 // remote port). Addresses in their 16-byte form, IPv4 as IPv4-mapped.
 type tupleKey struct {
-	local, remote addrKey
+	local, remote [16]byte
 	port          uint16
 }
 
-func (k tupleKey) hash(s0, s1 uint64) uint32 {
-	le := binary.LittleEndian
-	hi, lo := bits.Mul64(le.Uint64(k.local[:8])^s0, le.Uint64(k.local[8:])^s1)
-	hi, lo = bits.Mul64(le.Uint64(k.remote[:8])^s1^hi^lo, le.Uint64(k.remote[8:])^s0^uint64(k.port))
-	h := hi ^ lo
-	return uint32(h ^ h>>32)
+// compareAddr16 orders 16-byte addresses IPv4 (mapped) before IPv6, then
+// numerically, as netip.Addr.Compare does.
+func compareAddr16(a, b *[16]byte) int {
+	a4 := [12]byte(a[:12]) == [12]byte{10: 0xff, 11: 0xff}
+	b4 := [12]byte(b[:12]) == [12]byte{10: 0xff, 11: 0xff}
+	if a4 != b4 {
+		if a4 {
+			return -1
+		}
+		return 1
+	}
+	return bytes.Compare(a[:], b[:])
 }
 
 // compare orders by local address, remote address, then remote port.
-func (k tupleKey) compare(o tupleKey) int {
-	if c := k.local.compare(o.local); c != 0 {
+func (k *tupleKey) compare(o *tupleKey) int {
+	if c := compareAddr16(&k.local, &o.local); c != 0 {
 		return c
 	}
-	if c := k.remote.compare(o.remote); c != 0 {
+	if c := compareAddr16(&k.remote, &o.remote); c != 0 {
 		return c
 	}
 	return int(k.port) - int(o.port)
+}
+
+// tupleCount is one counted destination.
+type tupleCount struct {
+	key   tupleKey
+	count uint64
+}
+
+// tupleCounter counts destinations in memory bounded by its capacity k,
+// whatever the number of sockets or of distinct destinations: a map of at
+// most k entries. While at most k distinct destinations have been seen,
+// every count is exact. Then it works as Misra-Gries (1982): a destination
+// not in a full map decrements every count by one (and is not added),
+// dropping those at zero; each count is then below the true one by at most
+// cut, the number of such rounds, which never exceeds N/(k+1) for N
+// sockets, and every destination holding more than cut sockets is in the
+// map. A round costs a pass over the slots and a rebuild of the index, but
+// takes k counts off for the one socket it drops, so the work stays linear
+// in N (a Space-Saving heap costs log k per unseen destination: 1 µs per
+// socket at 1M sockets to 100k destinations). Go's map hash is seeded per
+// process, so chosen addresses cannot force collisions.
+type tupleCounter struct {
+	k     int
+	index map[tupleKey]int32 // destination → its entry in slots
+	slots []tupleCount
+	cut   uint64
+}
+
+func newTupleCounter(k int) *tupleCounter {
+	return &tupleCounter{k: k, index: make(map[tupleKey]int32, 64)}
+}
+
+func (c *tupleCounter) add(key tupleKey) {
+	if i, ok := c.index[key]; ok {
+		c.slots[i].count++
+		return
+	}
+	if len(c.slots) < c.k {
+		c.index[key] = int32(len(c.slots))
+		c.slots = append(c.slots, tupleCount{key, 1})
+		return
+	}
+	c.cut++
+	kept := c.slots[:0]
+	for _, s := range c.slots {
+		if s.count > 1 {
+			s.count--
+			kept = append(kept, s)
+		}
+	}
+	c.slots = kept
+	clear(c.index)
+	for i := range c.slots {
+		c.index[c.slots[i].key] = int32(i)
+	}
+}
+
+// top returns the n largest counts, most first, ties by the tuples' order.
+// It sorts the slots in place: the counter is done with once asked.
+func (c *tupleCounter) top(n int) []tupleCount {
+	out := c.slots
+	c.slots, c.index = nil, nil
+	slices.SortFunc(out, func(a, b tupleCount) int {
+		if a.count != b.count {
+			return cmp.Compare(b.count, a.count)
+		}
+		return a.key.compare(&b.key)
+	})
+	return slices.Clip(out[:min(n, len(out))])
 }
 
 // portSet is a set of port numbers.
@@ -74,7 +151,7 @@ func (s *portSet) has(p uint16) bool { return s[p>>6]&(1<<(p&63)) != 0 }
 type ephemeralWalk struct {
 	res     *ephemeralCounts
 	counted portSet // the usable ports
-	c       *keyCounter[tupleKey]
+	c       *tupleCounter
 }
 
 // ephemeralCounts is what tcp.ephemeral.get reports of a whole-table read.
@@ -84,9 +161,9 @@ type ephemeralCounts struct {
 	listening int    // listening ports inside the range, not reserved
 	usable    int    // ports of the range neither reserved nor listening
 	sockets   uint64 // sockets counted
-	tuples    int    // distinct tuples, up to ephemeralCapacity
-	exact     bool   // at most ephemeralCapacity distinct tuples: counts exact
-	top       []countSlot[tupleKey]
+	tuples    int    // distinct tuples held at the end, up to ephemeralCapacity
+	cut       uint64 // most a count may be below the truth (0: exact)
+	top       []tupleCount
 }
 
 // newEphemeralWalk prepares the count for the local port range lp, minus
@@ -94,7 +171,7 @@ type ephemeralCounts struct {
 // listens is bound by bind(), which connect() never shares, and its
 // connections are incoming ones.
 func newEphemeralWalk(lp kernel.LocalPorts, listening func(uint16) bool) *ephemeralWalk {
-	w := &ephemeralWalk{res: &ephemeralCounts{ports: lp}, c: newKeyCounter[tupleKey](ephemeralCapacity)}
+	w := &ephemeralWalk{res: &ephemeralCounts{ports: lp}, c: newTupleCounter(ephemeralCapacity)}
 	for p := int(lp.Min); p <= int(lp.Max); p++ {
 		w.counted.add(uint16(p))
 	}
@@ -116,25 +193,21 @@ func newEphemeralWalk(lp kernel.LocalPorts, listening func(uint16) bool) *epheme
 	return w
 }
 
-// add counts s if its local port is a usable one and it has a remote end.
-// TIME_WAIT and the other closing states hold their port as ESTABLISHED
-// does.
+// add counts s if its local port is a usable one and it has a remote end
+// (a remote port: listeners and unconnected sockets have 0). TIME_WAIT and
+// the other closing states hold their port as ESTABLISHED does.
 func (w *ephemeralWalk) add(s *sockets.Socket) {
-	if !w.counted.has(s.LocalPort) {
+	if s.RemotePort == 0 || !w.counted.has(s.LocalPort) {
 		return
 	}
-	r, ok := topKey(s.RemoteAddr)
-	if !ok {
-		return
-	}
-	w.c.add(tupleKey{local: s.LocalAddr.As16(), remote: r, port: s.RemotePort})
+	w.c.add(tupleKey{local: s.LocalAddr.As16(), remote: s.RemoteAddr.As16(), port: s.RemotePort})
 	w.res.sockets++
 }
 
 // done keeps the top tuples and frees the counter.
 func (w *ephemeralWalk) done() *ephemeralCounts {
-	w.res.exact = !w.c.overflowed()
-	w.res.tuples = w.c.distinct()
+	w.res.cut = w.c.cut
+	w.res.tuples = len(w.c.slots)
 	w.res.top = w.c.top(ephemeralTopMax)
 	w.c = nil
 	return w.res
@@ -155,13 +228,14 @@ func (r *ephemeralCounts) pused(count uint64) float64 {
 // ephemeralGet: tcp.ephemeral.get[<n>] →
 //
 //	{"range_min":32768,"range_max":60999,"reserved":0,"listening":0,"usable":28232,
-//	 "sockets":N,"tuples":N,"exact":1,"pused":12.50,
+//	 "sockets":N,"tuples":N,"exact":1,"error":0,"pused":12.50,
 //	 "top":[{"local":"192.0.2.1","remote":"192.0.2.7","port":5432,"count":3529,"pused":12.50},...]}
 //
 // from the whole-table read (no walk of its own). "pused" is the busiest
 // tuple's; with more than ephemeralCapacity distinct tuples ("exact":0)
-// counts are Space-Saving estimates, each above its true count by at most
-// sockets/16384, and every tuple holding more than that is listed.
+// counts are Misra-Gries estimates, each below its true count by at most
+// "error" (at most sockets/16385), and every tuple holding more than that
+// is listed.
 func (e *Exporter) ephemeralGet(ctx context.Context, p Params) (string, error) {
 	n, err := parseCountParam(0, p.Get(0), ephemeralTopMax)
 	if err != nil {
@@ -199,10 +273,11 @@ func appendEphemeral(b []byte, r *ephemeralCounts, n int) []byte {
 	num("sockets", r.sockets)
 	num("tuples", uint64(r.tuples))
 	exact := uint64(0)
-	if r.exact {
+	if r.cut == 0 {
 		exact = 1
 	}
 	num("exact", exact)
+	num("error", r.cut)
 	var busiest uint64
 	if len(r.top) > 0 {
 		busiest = r.top[0].count
@@ -215,9 +290,9 @@ func appendEphemeral(b []byte, r *ephemeralCounts, n int) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `{"local":"`...)
-		b = s.key.local.addr().AppendTo(b)
+		b = netip.AddrFrom16(s.key.local).Unmap().AppendTo(b)
 		b = append(b, `","remote":"`...)
-		b = s.key.remote.addr().AppendTo(b)
+		b = netip.AddrFrom16(s.key.remote).Unmap().AppendTo(b)
 		b = append(b, `","port":`...)
 		b = strconv.AppendUint(b, uint64(s.key.port), 10)
 		b = append(b, `,"count":`...)

@@ -2,10 +2,13 @@ package metrics
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"math/bits"
+	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
@@ -67,13 +70,13 @@ func (e *Exporter) remoteTop(ctx context.Context, p Params) (string, error) {
 	}
 	q := sockets.Query{Proto: sockets.TCP, States: mask, LocalPort: port, Fields: sockets.FieldRemote}
 	c := newTopCounter(remoteTopCapacity)
-	if err := e.src.Walk(ctx, q, func(s *sockets.Socket) { c.addAddr(s.RemoteAddr) }); err != nil {
+	if err := e.src.Walk(ctx, q, func(s *sockets.Socket) { c.add(s.RemoteAddr) }); err != nil {
 		e.log.Debugf("socket walk %+v failed: %v", q, err)
 		return "", operatorError(err, errSocketTable)
 	}
 	if c.overflowed() {
 		c.startRecount()
-		if err := e.src.Walk(ctx, q, func(s *sockets.Socket) { c.recountAddr(s.RemoteAddr) }); err != nil {
+		if err := e.src.Walk(ctx, q, func(s *sockets.Socket) { c.recount(s.RemoteAddr) }); err != nil {
 			e.log.Debugf("socket walk %+v (recount) failed: %v", q, err)
 			return "", operatorError(err, errSocketTable)
 		}
@@ -89,7 +92,7 @@ func appendTop(b []byte, top []topSlot) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `{"address":"`...)
-		b = s.key.addr().AppendTo(b)
+		b = s.addr().AppendTo(b)
 		b = append(b, `","count":`...)
 		b = strconv.AppendUint(b, s.count, 10)
 		b = append(b, '}')
@@ -97,64 +100,235 @@ func appendTop(b []byte, top []topSlot) []byte {
 	return append(b, ']')
 }
 
-// addrKey is a remote address as tcp.remote.top counts it: the 16-byte
-// form, IPv4 as IPv4-mapped IPv6.
-type addrKey [16]byte
+// topSlot is one counted address.
+type topSlot struct {
+	key   [16]byte // the normalised address (topKey) in 16-byte form
+	count uint64
+	hash  uint32 // of key, low bits pick the home bucket
+	pos   uint32 // bucket of the hash table pointing at this slot
+}
 
-// topKey normalises a remote address into its key: IPv4-mapped IPv6 folds
-// to IPv4 (whose 16-byte form is the mapped one, so both give the same
-// key), zones are dropped. ok is false for sockets without a remote end
-// (listeners: 0.0.0.0 or ::).
-func topKey(a netip.Addr) (key addrKey, ok bool) {
+// addr returns the slot's address; IPv4 comes back as IPv4.
+func (s *topSlot) addr() netip.Addr { return netip.AddrFrom16(s.key).Unmap() }
+
+// is4 reports whether the key holds an IPv4 address (::ffff:a.b.c.d form).
+func (s *topSlot) is4() bool {
+	return [12]byte(s.key[:12]) == [12]byte{10: 0xff, 11: 0xff}
+}
+
+// topCounter finds the addresses seen most often in a stream, in memory
+// bounded by its capacity k, whatever the length of the stream or its
+// number of distinct addresses: at most k slots of 32 bytes and a hash
+// table of at most 2k rounded up to a power of two 4-byte buckets (for
+// k = 16384: 512 KiB + 128 KiB), allocated as they fill, never freed or
+// regrown by churn. The table is open addressing with linear probing and
+// backward-shift deletion, so evictions leave no tombstones, and its hash
+// is keyed with random secrets per counter, so chosen addresses cannot
+// force long probe chains.
+//
+// While at most k distinct addresses have been seen, every count is exact.
+// The (k+1)-th distinct address turns the slots into a min-heap by count
+// and the counter into Space-Saving (Metwally, Agrawal, El Abbadi, 2005): an
+// unseen address takes over the slot of the smallest count m and counts
+// m+1. Then, for a stream of N addresses, the smallest count never exceeds
+// N/k, each count overestimates its address by at most that smallest
+// count, and every address seen more than N/k times holds a slot. Recounting
+// the kept addresses over the same stream (startRecount, recount) makes
+// their counts exact, so top(n) is the true top n whenever the n-th largest
+// true count exceeds N/k. Otherwise (a flat tail: e.g. 1M sockets from 1M
+// addresses, all counts 1) the addresses listed may differ from the ones
+// the tie order would pick, but each shown count is still exact.
+type topCounter struct {
+	k      int
+	s0, s1 uint64  // hash secrets
+	table  []int32 // bucket -> slot index + 1; 0 is empty
+	slots  []topSlot
+	heaped bool // slots form a min-heap (capacity was exceeded)
+}
+
+func newTopCounter(k int) *topCounter {
+	return &topCounter{k: k, s0: rand.Uint64(), s1: rand.Uint64(), table: make([]int32, 64)}
+}
+
+// topKey normalises a remote address into its 16-byte key: IPv4-mapped
+// IPv6 folds to IPv4 (whose 16-byte form is the mapped one, so both give
+// the same key), zones are dropped. ok is false for sockets without a
+// remote end (listeners: 0.0.0.0 or ::).
+func topKey(a netip.Addr) (key [16]byte, ok bool) {
 	if !a.IsValid() || a.Unmap().IsUnspecified() {
 		return key, false
 	}
 	return a.As16(), true
 }
 
-// addr returns the key's address; IPv4 comes back as IPv4.
-func (k addrKey) addr() netip.Addr { return netip.AddrFrom16(k).Unmap() }
-
-// is4 reports whether the key holds an IPv4 address (::ffff:a.b.c.d form).
-func (k addrKey) is4() bool { return [12]byte(k[:12]) == [12]byte{10: 0xff, 11: 0xff} }
-
-func (k addrKey) hash(s0, s1 uint64) uint32 {
-	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(k[:8])^s0, binary.LittleEndian.Uint64(k[8:])^s1)
+func (c *topCounter) hash(key *[16]byte) uint32 {
+	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(key[:8])^c.s0, binary.LittleEndian.Uint64(key[8:])^c.s1)
 	h := hi ^ lo
 	return uint32(h ^ h>>32)
 }
 
-// compare orders addresses IPv4 before IPv6, then numerically, as
-// netip.Addr.Compare does.
-func (k addrKey) compare(o addrKey) int {
-	if a4, b4 := k.is4(), o.is4(); a4 != b4 {
-		if a4 {
-			return -1
+// find returns the bucket holding key and its slot index, or the empty
+// bucket where it would go and -1.
+func (c *topCounter) find(key *[16]byte, h uint32) (uint32, int32) {
+	mask := uint32(len(c.table) - 1)
+	for b := h & mask; ; b = (b + 1) & mask {
+		v := c.table[b]
+		if v == 0 {
+			return b, -1
 		}
-		return 1
-	}
-	return bytes.Compare(k[:], o[:])
-}
-
-// topCounter counts remote addresses (see keyCounter).
-type topCounter struct{ *keyCounter[addrKey] }
-
-// topSlot is one counted address.
-type topSlot = countSlot[addrKey]
-
-func newTopCounter(k int) topCounter { return topCounter{newKeyCounter[addrKey](k)} }
-
-// addAddr counts one occurrence of a; sockets without a remote end are
-// left out.
-func (c topCounter) addAddr(a netip.Addr) {
-	if key, ok := topKey(a); ok {
-		c.add(key)
+		if c.slots[v-1].key == *key {
+			return b, v - 1
+		}
 	}
 }
 
-// recountAddr counts a if it holds a slot; other addresses are ignored.
-func (c topCounter) recountAddr(a netip.Addr) {
-	if key, ok := topKey(a); ok {
-		c.recount(key)
+// remove empties bucket b, shifting back the entries of its probe run so
+// lookups never need tombstones.
+func (c *topCounter) remove(b uint32) {
+	mask := uint32(len(c.table) - 1)
+	c.table[b] = 0
+	for j := (b + 1) & mask; c.table[j] != 0; j = (j + 1) & mask {
+		v := c.table[j]
+		home := c.slots[v-1].hash & mask
+		// The entry at j may fill the hole at b unless its home lies
+		// cyclically in (b, j].
+		var stays bool
+		if b <= j {
+			stays = b < home && home <= j
+		} else {
+			stays = b < home || home <= j
+		}
+		if !stays {
+			c.table[b] = v
+			c.slots[v-1].pos = b
+			c.table[j] = 0
+			b = j
+		}
 	}
+}
+
+// grow doubles the table while it is under its final size (2k buckets
+// rounded up), keeping the load at most one half, and makes room for as
+// many slots as the new table can take (append alone would reallocate
+// them more often).
+func (c *topCounter) grow() {
+	c.table = make([]int32, 2*len(c.table))
+	c.slots = slices.Grow(c.slots, min(c.k, len(c.table)/2)-len(c.slots))
+	mask := uint32(len(c.table) - 1)
+	for i := range c.slots {
+		b := c.slots[i].hash & mask
+		for c.table[b] != 0 {
+			b = (b + 1) & mask
+		}
+		c.table[b] = int32(i + 1)
+		c.slots[i].pos = b
+	}
+}
+
+// add counts one occurrence of a.
+func (c *topCounter) add(a netip.Addr) {
+	key, ok := topKey(a)
+	if !ok {
+		return
+	}
+	h := c.hash(&key)
+	b, i := c.find(&key, h)
+	if i >= 0 {
+		c.slots[i].count++
+		if c.heaped {
+			c.down(int(i))
+		}
+		return
+	}
+	if len(c.slots) < c.k {
+		if 2*(len(c.slots)+1) > len(c.table) {
+			c.grow()
+			b, _ = c.find(&key, h)
+		}
+		c.slots = append(c.slots, topSlot{key: key, count: 1, hash: h, pos: b})
+		c.table[b] = int32(len(c.slots))
+		return
+	}
+	if !c.heaped {
+		for i := len(c.slots)/2 - 1; i >= 0; i-- {
+			c.down(i)
+		}
+		c.heaped = true
+	}
+	// Space-Saving: the new address inherits the smallest count, plus one.
+	root := &c.slots[0]
+	c.remove(root.pos)
+	b, _ = c.find(&key, h)
+	root.key, root.hash, root.pos = key, h, b
+	root.count++
+	c.table[b] = 1
+	c.down(0)
+}
+
+// down restores the min-heap below slot i after its count grew.
+func (c *topCounter) down(i int) {
+	n := len(c.slots)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && c.slots[r].count < c.slots[l].count {
+			m = r
+		}
+		if c.slots[i].count <= c.slots[m].count {
+			return
+		}
+		c.slots[i], c.slots[m] = c.slots[m], c.slots[i]
+		c.table[c.slots[i].pos] = int32(i + 1)
+		c.table[c.slots[m].pos] = int32(m + 1)
+		i = m
+	}
+}
+
+// overflowed reports whether more than k distinct addresses were seen, so
+// that the counts are estimates until recounted.
+func (c *topCounter) overflowed() bool { return c.heaped }
+
+// startRecount zeroes every count, keeping the addresses, for an exact
+// recount with recount.
+func (c *topCounter) startRecount() {
+	for i := range c.slots {
+		c.slots[i].count = 0
+	}
+	c.heaped = false
+}
+
+// recount counts a if it holds a slot; other addresses are ignored.
+func (c *topCounter) recount(a netip.Addr) {
+	key, ok := topKey(a)
+	if !ok {
+		return
+	}
+	if _, i := c.find(&key, c.hash(&key)); i >= 0 {
+		c.slots[i].count++
+	}
+}
+
+// top returns the n largest counts, most first, ties by address (IPv4
+// before IPv6, then numerically, as netip.Addr.Compare orders them).
+// Addresses whose recount is 0 (gone between the walks) are left out. It
+// sorts the slots in place: the counter is done with once asked.
+func (c *topCounter) top(n int) []topSlot {
+	out := slices.DeleteFunc(c.slots, func(s topSlot) bool { return s.count == 0 })
+	c.slots, c.table = nil, nil
+	slices.SortFunc(out, func(a, b topSlot) int {
+		if a.count != b.count {
+			return cmp.Compare(b.count, a.count)
+		}
+		if a4, b4 := a.is4(), b.is4(); a4 != b4 {
+			if a4 {
+				return -1
+			}
+			return 1
+		}
+		return bytes.Compare(a.key[:], b.key[:])
+	})
+	return out[:min(n, len(out))]
 }

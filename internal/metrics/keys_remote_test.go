@@ -243,18 +243,18 @@ func remoteExactTop(stream []netip.Addr) []remoteEntry {
 func remoteRun(k int, stream []netip.Addr, n int) ([]remoteEntry, bool) {
 	c := newTopCounter(k)
 	for _, a := range stream {
-		c.addAddr(a)
+		c.add(a)
 	}
 	over := c.overflowed()
 	if over {
 		c.startRecount()
 		for _, a := range stream {
-			c.recountAddr(a)
+			c.recount(a)
 		}
 	}
 	out := []remoteEntry{}
 	for _, s := range c.top(n) {
-		out = append(out, remoteEntry{s.key.addr().String(), s.count})
+		out = append(out, remoteEntry{s.addr().String(), s.count})
 	}
 	return out, over
 }
@@ -334,7 +334,7 @@ func TestTopCounterBoundedMemory(t *testing.T) {
 	const k = 1000
 	c := newTopCounter(k)
 	for i := range 200_000 {
-		c.addAddr(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}))
+		c.add(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}))
 		if len(c.table) > 2048 || len(c.slots) > k {
 			t.Fatalf("after %d addresses: %d buckets, %d slots, capacity %d", i+1, len(c.table), len(c.slots), k)
 		}
@@ -349,7 +349,7 @@ func TestTopCounterBoundedMemory(t *testing.T) {
 
 // remoteCheckTable checks the counter's invariants: every slot found
 // through the table at its bucket, no other bucket used, heap order.
-func remoteCheckTable(t *testing.T, c topCounter) {
+func remoteCheckTable(t *testing.T, c *topCounter) {
 	t.Helper()
 	used := 0
 	for _, v := range c.table {
@@ -363,7 +363,7 @@ func remoteCheckTable(t *testing.T, c topCounter) {
 	for i := range c.slots {
 		s := &c.slots[i]
 		if b, j := c.find(&s.key, s.hash); j != int32(i) || b != s.pos {
-			t.Fatalf("slot %d (%s): found at slot %d bucket %d, recorded bucket %d", i, s.key.addr(), j, b, s.pos)
+			t.Fatalf("slot %d (%s): found at slot %d bucket %d, recorded bucket %d", i, s.addr(), j, b, s.pos)
 		}
 		if l := 2*i + 1; c.heaped && l < len(c.slots) && c.slots[l].count < s.count {
 			t.Fatalf("heap order broken at %d", i)
@@ -382,7 +382,7 @@ func TestTopCounterChurnWithCollisions(t *testing.T) {
 			stream = append(stream, netip.AddrFrom4([4]byte{192, 0, 2, byte(r.IntN(12))}))
 		}
 		for _, a := range stream {
-			c.addAddr(a)
+			c.add(a)
 			remoteCheckTable(t, c)
 		}
 		if iter == 0 && !c.overflowed() {

@@ -15,8 +15,9 @@ var sinkCounts Counts
 // BenchmarkNetlinkParse measures the message parser alone over one full
 // 32 KiB batch of a realistic mix (full sockets with attributes, the cgroup
 // id among them, time-wait and request sockets without), counting by state
-// as Count does ("count"), and also reading each full socket's cgroup id
-// ("cgroup").
+// as Count does ("count"), also reading each full socket's cgroup id
+// ("cgroup"), and also the addresses and remote port, as the whole-table
+// read does for tcp.ephemeral.get ("cgroup+addrs").
 //
 //	go test -run '^$' -bench NetlinkParse ./internal/sockets/
 func BenchmarkNetlinkParse(b *testing.B) {
@@ -38,7 +39,7 @@ func BenchmarkNetlinkParse(b *testing.B) {
 	for _, q := range []struct {
 		name   string
 		fields Fields
-	}{{"count", 0}, {"cgroup", FieldCgroup}} {
+	}{{"count", 0}, {"cgroup", FieldCgroup}, {"cgroup+addrs", FieldCgroup | FieldLocalAddr | FieldRemote}} {
 		b.Run(q.name, func(b *testing.B) {
 			var c Counts
 			var ids uint64
