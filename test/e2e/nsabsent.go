@@ -33,7 +33,7 @@ func sysctlAbsent(field string) (string, bool) {
 		}
 	}
 	for _, n := range names {
-		for _, dir := range []string{"/proc/sys/net/ipv4/", "/proc/sys/net/core/"} {
+		for _, dir := range []string{"/proc/sys/net/ipv4/", "/proc/sys/net/core/", "/proc/sys/net/netfilter/"} {
 			if _, err := os.Stat(dir + n); err == nil {
 				return "", false
 			}
@@ -44,8 +44,8 @@ func sysctlAbsent(field string) (string, bool) {
 
 // absentInNamespace lists the host's items (by key) that cannot have data
 // in the run's namespace, with the reason: dependent items of the sysctl
-// master whose JSONPath names an absent sysctl, and calculated items over
-// them.
+// master whose JSONPath names an absent sysctl (or whose script computes
+// over the absent nf_conntrack_count), and calculated items over them.
 func absentInNamespace(items map[string]item) map[string]string {
 	out := map[string]string{}
 	byID := map[string]item{}
@@ -57,6 +57,14 @@ func absentInNamespace(items map[string]item) map[string]string {
 			continue
 		}
 		p := i.Preprocessing[0]
+		// A script over the connection tracking fields (its percentage)
+		// has no data without them.
+		if p.Type == "21" && strings.Contains(p.Params, "nf_conntrack_count") {
+			if name, absent := sysctlAbsent("nf_conntrack_count"); absent {
+				out[k] = "no sysctl " + name + " in this network namespace"
+			}
+			continue
+		}
 		m := jsonFieldRe.FindStringSubmatch(p.Params)
 		if p.Type != "12" || m == nil {
 			continue

@@ -66,7 +66,12 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets)
 				own++
 			}
 		}
-		want := tg.spec.expectedItems(map[string][]string{"{#PORT}": ports, "{#DEVNAME}": disks})
+		services, partialServices := discoveredServices(tg)
+		if len(partialServices) > 0 {
+			return fmt.Errorf("%s: services discovery created only some of the prototypes' items for %v", tg.hostname, partialServices)
+		}
+		logf("Zabbix %s: %s discovered services %v", v, tg.hostname, services)
+		want := tg.spec.expectedItems(map[string][]string{"{#PORT}": ports, "{#DEVNAME}": disks, "{#CGROUP}": services})
 		if own != want {
 			return fmt.Errorf("%s: %d items from %s, want %d (%d items, prototypes × %d ports and %d disks)",
 				tg.hostname, own, filepath.Base(tg.spec.file), want, len(tg.spec.items), len(ports), len(disks))
