@@ -365,6 +365,31 @@ func TestIntegrationClassicAgentKeys(t *testing.T) {
 			t.Errorf("%s = %q, %v; want %q", key, got, err, want)
 		}
 	}
+	// tcp.ephemeral.get through the helper: the range of tcp.limits.get,
+	// and the request's own connection (zabbix_get, from an ephemeral port
+	// to the agent's) among the destinations.
+	if raw, err := a.Get("tcp.ephemeral.get[1000]"); err != nil {
+		t.Errorf("tcp.ephemeral.get: %v", err)
+	} else {
+		var eph struct {
+			Min int `json:"range_min"`
+			Max int `json:"range_max"`
+			Top []struct {
+				Remote string `json:"remote"`
+				Port   int    `json:"port"`
+			} `json:"top"`
+		}
+		lp, _ := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+		own := false
+		if err := json.Unmarshal([]byte(raw), &eph); err == nil {
+			for _, d := range eph.Top {
+				own = own || (d.Remote == "127.0.0.1" && d.Port == int(a.Port()))
+			}
+		}
+		if fmt.Sprint(eph.Min, eph.Max) != strings.Join(strings.Fields(string(lp)), " ") || !own {
+			t.Errorf("tcp.ephemeral.get[1000] = %.500s; want the range %q and 127.0.0.1:%d", raw, lp, a.Port())
+		}
+	}
 	// Static values: the same as the helper run here.
 	for _, key := range []string{"disk.discovery", "tcp.limits.get"} {
 		got, err := a.Get(key)

@@ -494,7 +494,8 @@ func kernOverflowListener(t *testing.T, n int) (int, error) {
 }
 
 // TestAgentKernelKeys asks real agents 2 (6.0 and 7.0, plugin built from
-// this tree) for tcp.kernel.get, tcp.limits.get and tcp.remote.top through
+// this tree) for tcp.kernel.get, tcp.limits.get, tcp.remote.top and
+// tcp.ephemeral.get through
 // zabbix_get, and checks the answers against this machine: counters between
 // the file read before and after, sysctls equal to `sysctl -n`, and the
 // zabbix_get connection itself among the remote addresses of the agent's
@@ -560,6 +561,28 @@ func TestAgentKernelKeys(t *testing.T) {
 			}
 			if len(top) == 0 || top[0].Address != "127.0.0.1" || top[0].Count < 1 {
 				t.Errorf("%s = %s, want zabbix_get's own connection from 127.0.0.1 first", key, raw)
+			}
+
+			// zabbix_get's own socket, from an ephemeral port to the
+			// agent's, is open while the agent reads the table.
+			raw, err = a.Get("tcp.ephemeral.get[1000]")
+			if err != nil {
+				t.Fatalf("tcp.ephemeral.get: %v", err)
+			}
+			t.Logf("tcp.ephemeral.get[1000]: %.600s", raw)
+			var eph ephemeralAnswer
+			if err := json.Unmarshal([]byte(raw), &eph); err != nil {
+				t.Fatalf("tcp.ephemeral.get: %v: %s", err, raw)
+			}
+			if int64(eph.Min) != limits["ip_local_port_range_min"] || int64(eph.Max) != limits["ip_local_port_range_max"] {
+				t.Errorf("tcp.ephemeral.get range %d-%d, tcp.limits.get %d-%d", eph.Min, eph.Max, limits["ip_local_port_range_min"], limits["ip_local_port_range_max"])
+			}
+			own := false
+			for _, d := range eph.Top {
+				own = own || (d.Local == "127.0.0.1" && d.Remote == "127.0.0.1" && d.Port == int(a.Port()) && d.Count >= 1)
+			}
+			if !own && eph.Exact == 1 {
+				t.Errorf("tcp.ephemeral.get lists no 127.0.0.1 -> 127.0.0.1:%d (zabbix_get's connection): %s", a.Port(), raw)
 			}
 
 			_, err = a.Get("tcp.remote.top[0]")
