@@ -249,6 +249,12 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets)
 		}
 	}
 	logf("Zabbix %s: triggers went back to OK in %.0fs", v, time.Since(t).Seconds())
+	if err := ephemeralCycle(ctx, z, withTriggers); err != nil {
+		return err
+	}
+	if err := conntrackValues(ctx, z, withTriggers); err != nil {
+		return err
+	}
 
 	// Nothing went unsupported on the way, and no trigger is in error.
 	for _, tg := range targets {
