@@ -84,15 +84,16 @@ type tupleCount struct {
 // dropping those at zero; each count is then below the true one by at most
 // cut, the number of such rounds, which never exceeds N/(k+1) for N
 // sockets, and every destination holding more than cut sockets is in the
-// map. A round costs a pass over the slots and a rebuild of the index, but
-// takes k counts off for the one socket it drops, so the work stays linear
-// in N (a Space-Saving heap costs log k per unseen destination: 1 µs per
+// map. A round costs a pass over the slots (and a map delete per entry it
+// frees), but takes k counts off for the one socket it drops, so the work
+// stays linear in N (a Space-Saving heap costs log k per unseen destination: 1 µs per
 // socket at 1M sockets to 100k destinations). Go's map hash is seeded per
 // process, so chosen addresses cannot force collisions.
 type tupleCounter struct {
 	k     int
 	index map[tupleKey]int32 // destination → its entry in slots
-	slots []tupleCount
+	slots []tupleCount       // entries of count 0 are free
+	free  []int32            // free entries of slots
 	cut   uint64
 }
 
@@ -105,31 +106,36 @@ func (c *tupleCounter) add(key tupleKey) {
 		c.slots[i].count++
 		return
 	}
-	if len(c.slots) < c.k {
-		c.index[key] = int32(len(c.slots))
-		c.slots = append(c.slots, tupleCount{key, 1})
+	if len(c.index) < c.k {
+		var i int32
+		if n := len(c.free); n > 0 {
+			i, c.free = c.free[n-1], c.free[:n-1]
+			c.slots[i] = tupleCount{key, 1}
+		} else {
+			i = int32(len(c.slots))
+			c.slots = append(c.slots, tupleCount{key, 1})
+		}
+		c.index[key] = i
 		return
 	}
 	c.cut++
-	kept := c.slots[:0]
-	for _, s := range c.slots {
-		if s.count > 1 {
-			s.count--
-			kept = append(kept, s)
-		}
-	}
-	c.slots = kept
-	clear(c.index)
 	for i := range c.slots {
-		c.index[c.slots[i].key] = int32(i)
+		s := &c.slots[i]
+		if s.count == 0 {
+			continue
+		}
+		if s.count--; s.count == 0 {
+			delete(c.index, s.key)
+			c.free = append(c.free, int32(i))
+		}
 	}
 }
 
 // top returns the n largest counts, most first, ties by the tuples' order.
 // It sorts the slots in place: the counter is done with once asked.
 func (c *tupleCounter) top(n int) []tupleCount {
-	out := c.slots
-	c.slots, c.index = nil, nil
+	out := slices.DeleteFunc(c.slots, func(s tupleCount) bool { return s.count == 0 })
+	c.slots, c.index, c.free = nil, nil, nil
 	slices.SortFunc(out, func(a, b tupleCount) int {
 		if a.count != b.count {
 			return cmp.Compare(b.count, a.count)
@@ -207,7 +213,7 @@ func (w *ephemeralWalk) add(s *sockets.Socket) {
 // done keeps the top tuples and frees the counter.
 func (w *ephemeralWalk) done() *ephemeralCounts {
 	w.res.cut = w.c.cut
-	w.res.tuples = len(w.c.slots)
+	w.res.tuples = len(w.c.index)
 	w.res.top = w.c.top(ephemeralTopMax)
 	w.c = nil
 	return w.res
