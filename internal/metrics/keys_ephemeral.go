@@ -142,7 +142,7 @@ func (c *tupleCounter) top(n int) []tupleCount {
 		}
 		return a.key.compare(&b.key)
 	})
-	return slices.Clip(out[:min(n, len(out))])
+	return slices.Clone(out[:min(n, len(out))]) // the rest is freed
 }
 
 // portSet is a set of port numbers.
