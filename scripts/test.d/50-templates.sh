@@ -5,7 +5,7 @@
 # template and existing keys, macros used <=> defined with descriptions,
 # event names agreeing with names, references between objects, no polled
 # item prototype, masters and their history, error handlers on JSONPath
-# filters by LLD macro; alerting: recovery expressions or stated reasons,
+# filters by LLD macro and none where 6.0 refuses one; alerting: recovery expressions or stated reasons,
 # counter changes only over time windows, manual close only where it
 # sticks, operational data, event names with values) and that no name of
 # ours is a name of Zabbix's own Linux templates, as exported from the real

@@ -112,23 +112,21 @@ for (var i = 0; i < ports.length; i++) {
 return JSON.stringify(ports);`
 
 // conntrackScript computes the connection tracking table's fill in % from
-// tcp.limits.get, and fails (its error handler discards the value) while
-// nf_conntrack is not loaded: the item then has no value, and is not made
-// unsupported, on hosts without connection tracking.
+// tcp.limits.get as {"pused":N}, and {} while nf_conntrack is not loaded;
+// the JSONPath step after it discards the value then, so the item has no
+// value, and is not made unsupported, on hosts without connection
+// tracking. (Zabbix 6.0 refuses an error handler on a JavaScript step.)
 const conntrackScript = `var o = JSON.parse(value);
 if (o.nf_conntrack_count === undefined || !o.nf_conntrack_max) {
-    throw 'nf_conntrack is not loaded';
+    return '{}';
 }
-return 100 * o.nf_conntrack_count / o.nf_conntrack_max;`
+return JSON.stringify({pused: 100 * o.nf_conntrack_count / o.nf_conntrack_max});`
 
 // ephemeralBusiestScript names the destination with the most local ports
-// in tcp.sockets.get's "ephemeral" section; "none" when no socket holds
-// one. Without the section (the port range could not be read) it fails and
-// its error handler discards the value.
-const ephemeralBusiestScript = `var e = JSON.parse(value).ephemeral;
-if (!e) {
-    throw 'no ephemeral section';
-}
+// in the "ephemeral" section of tcp.sockets.get, which a JSONPath step
+// before it takes out (discarding the value when the section is absent:
+// the port range could not be read); "none" when no socket holds one.
+const ephemeralBusiestScript = `var e = JSON.parse(value);
 if (!e.top.length) {
     return 'none';
 }
@@ -157,14 +155,15 @@ return JSON.stringify(out);`
 
 // cgroupPickScript picks one discovered cgroup's object out of
 // tcp.sockets.get; absent (no socket left, or no cgroups section), it
-// fails and its error handler discards the value.
+// gives {}, and the JSONPath steps of the service's items discard their
+// value. (Zabbix 6.0 refuses an error handler on a JavaScript step.)
 const cgroupPickScript = `var c = (JSON.parse(value).cgroups || {cgroups: []}).cgroups;
 for (var i = 0; i < c.length; i++) {
     if (c[i].cgroup === {#CGROUP.JSON}) {
         return JSON.stringify(c[i]);
     }
 }
-throw 'cgroup not listed';`
+return '{}';`
 
 // diskLLDScript keeps the discovery fields of disk.get.all for the disk
 // discovery rule.
@@ -338,7 +337,7 @@ func build(v variant) *Template {
 			orDiscard(jsonpath("$.ephemeral.pused"))),
 		dep(sockets, "tcp.ephemeral.busiest", "TCP: Busiest destination of local ports", "", "TEXT",
 			"The destination whose connections hold the most ephemeral local ports: local address -> remote address:port, and how many of the usable ports; none when no connection holds one.",
-			Step{Type: "JAVASCRIPT", Params: []string{ephemeralBusiestScript}, ErrHandler: "DISCARD_VALUE"}),
+			orDiscard(jsonpath("$.ephemeral")), Step{Type: "JAVASCRIPT", Params: []string{ephemeralBusiestScript}}),
 		dep(sockets, "tcp.ephemeral.top", "TCP: Top destinations of local ports", "", "TEXT",
 			"The 10 destinations whose connections hold the most ephemeral local ports, as JSON [{\"local\":...,\"remote\":...,\"port\":...,\"count\":...,\"pused\":...}], most first.",
 			orDiscard(jsonpath("$.ephemeral.top"))),
@@ -409,7 +408,7 @@ func build(v variant) *Template {
 	{
 		it := dep("tcp.limits.get", "tcp.conntrack.pused", "TCP: Connection tracking table, in % of nf_conntrack_max", "%", "FLOAT",
 			"Entries of the connection tracking table of the agent's network namespace in percent of net.netfilter.nf_conntrack_max. At 100% the kernel drops packets of new connections (\"nf_conntrack: table full, dropping packet\"). No value while the nf_conntrack module is not loaded.",
-			Step{Type: "JAVASCRIPT", Params: []string{conntrackScript}, ErrHandler: "DISCARD_VALUE"})
+			Step{Type: "JAVASCRIPT", Params: []string{conntrackScript}}, orDiscard(jsonpath("$.pused")))
 		it.Tags = tags("component", "network")
 		t.Items = append(t.Items, it)
 	}
@@ -896,8 +895,8 @@ func cgroupRule(ref func(string) string) *Rule {
 	const master = "tcp.sockets.get.cgroup[\"{#CGROUP}\"]"
 	r.Items = append(r.Items, &Item{
 		Name: "Service {#CGROUP}: Get data", Type: "DEPENDENT", Key: master, Delay: "0", History: "0", Trends: "0", ValueType: "TEXT",
-		Description: "TCP sockets of cgroup {#CGROUP} by state: its object in the answer of tcp.sockets.get (no agent request of its own). No value while the cgroup holds no socket. Master item of the service's items; no history of its own.",
-		Pre:         []Step{{Type: "JAVASCRIPT", Params: []string{cgroupPickScript}, ErrHandler: "DISCARD_VALUE"}},
+		Description: "TCP sockets of cgroup {#CGROUP} by state: its object in the answer of tcp.sockets.get (no agent request of its own); {} while the cgroup holds no socket, which gives its items no value. Master item of the service's items; no history of its own.",
+		Pre:         []Step{{Type: "JAVASCRIPT", Params: []string{cgroupPickScript}}},
 		Master:      sockets,
 		Tags:        cgTags("component", "raw"),
 	})
@@ -906,7 +905,7 @@ func cgroupRule(ref func(string) string) *Rule {
 		if s[0] == "total" {
 			name, desc = "Service {#CGROUP}: Sockets, total", "TCP sockets of cgroup {#CGROUP} in any state (TIME_WAIT and SYN_RECV sockets carry no cgroup and are not among them)."
 		}
-		it := dep(master, "tcp.cgroup.state[\"{#CGROUP}\","+s[0]+"]", name, "", "", desc, jsonpath("$."+s[0]))
+		it := dep(master, "tcp.cgroup.state[\"{#CGROUP}\","+s[0]+"]", name, "", "", desc, orDiscard(jsonpath("$."+s[0])))
 		it.Tags = cgTags("component", "network")
 		r.Items = append(r.Items, it)
 	}

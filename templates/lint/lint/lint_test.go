@@ -138,6 +138,7 @@ func TestBrokenTemplates(t *testing.T) {
 		{"-LLD macro in a plain item key", []edit{{"<key>ex.open.pused</key>", "<key>ex.open.pused[{#NAME}]</key>"}}, "prototype-key"},
 		{"-polled item prototype", []edit{{"<type>DEPENDENT</type>\n                            <key>ex.used[{#NAME}]</key>", "<key>ex.used[{#NAME}]</key>"}}, "polled-prototype"},
 		{"-JSONPath filter on an LLD macro without error handler", []edit{{"<error_handler>DISCARD_VALUE</error_handler>", ""}}, "error-handler"},
+		{"-error handler on a JavaScript step", []edit{{"<type>JSONPATH</type>\n                                    <parameters>\n                                        <parameter>$.things[?(@.name==\"{#NAME}\")].size.first()</parameter>", "<type>JAVASCRIPT</type>\n                                    <parameters>\n                                        <parameter>return value;</parameter>"}}, "error-handler"},
 		{"-JSONPath filter on an LLD macro failing the item", []edit{{"<error_handler>DISCARD_VALUE</error_handler>", "<error_handler>CUSTOM_ERROR</error_handler><error_handler_params>gone</error_handler_params>"}}, "error-handler"},
 		{"-trigger on an item without history", []edit{{"<history>1h</history>", "<history>0</history>"}}, "master-history"},
 		{"-master keeps history nobody reads", []edit{{"nodata(/Lint example/ex.get,", "nodata(/Lint example/ex.open,"}}, "master-history"},

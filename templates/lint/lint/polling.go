@@ -17,6 +17,10 @@ import (
 //   - error-handler: a JSONPath step that filters on an LLD macro has an
 //     error handler that sets a value or discards it: when the discovered
 //     object is absent from the master's answer, the path finds nothing.
+//   - error-handler (also): no error handler on a step type for which the
+//     6.0 API refuses one (JavaScript, trims, throttling, string replace):
+//     an import creating the item passes, one updating it over an older
+//     template fails with "Incorrect value for field "error_handler"".
 //   - master-history: a master item keeps history only when a trigger or a
 //     calculated item reads it; an item with history 0 is read by none
 //     (history 0 values never reach triggers or calculated items).
@@ -46,10 +50,12 @@ func (c *checker) checkPolling(t *template, te *elem, top []*elem) {
 	items := te.list("items", "item")
 	for _, it := range items {
 		record(base, "item", it)
+		c.checkHandlers(base+"/item:"+it.val("key"), it)
 	}
 	for _, r := range te.list("discovery_rules", "discovery_rule") {
 		rk := r.val("key")
 		scope := base + "/discovery_rule:" + rk
+		c.checkHandlers(scope, r)
 		if r.val("type") == "DEPENDENT" {
 			m := r.kid("master_item").val("key")
 			dependents[m]++
@@ -60,6 +66,7 @@ func (c *checker) checkPolling(t *template, te *elem, top []*elem) {
 		for _, p := range r.list("item_prototypes", "item_prototype") {
 			record(scope, "item_prototype", p)
 			path := scope + "/item_prototype:" + p.val("key")
+			c.checkHandlers(path, p)
 			if typ := p.val("type"); !agentFree[typ] {
 				if typ == "" {
 					typ = "ZABBIX_PASSIVE"
@@ -152,4 +159,22 @@ func (c *checker) checkPolling(t *template, te *elem, top []*elem) {
 func lldFilter(jp string) bool {
 	i := strings.Index(jp, "[?(")
 	return i >= 0 && strings.Contains(jp[i:], "{#")
+}
+
+// noHandler lists the step types on which the 6.0 API accepts no error
+// handler (CItemGeneral::validateItemPreprocessing).
+var noHandler = map[string]bool{
+	"JAVASCRIPT": true, "RTRIM": true, "LTRIM": true, "TRIM": true,
+	"DISCARD_UNCHANGED": true, "DISCARD_UNCHANGED_HEARTBEAT": true, "STR_REPLACE": true,
+}
+
+// checkHandlers reports error handlers the 6.0 API refuses on the
+// preprocessing steps of an item, prototype or discovery rule.
+func (c *checker) checkHandlers(path string, it *elem) {
+	for _, s := range it.list("preprocessing", "step") {
+		if h := s.val("error_handler"); h != "" && h != "ORIGINAL_ERROR" && noHandler[s.val("type")] {
+			c.add(s.line, "error-handler", path,
+				"a %s step cannot have an error handler (%s) in 6.0: importing over an existing item fails; end the step without failing and let a JSONPath step after it discard", s.val("type"), h)
+		}
+	}
 }
