@@ -123,7 +123,7 @@ func ephemeralCycle(ctx context.Context, z *zabbix, targets []*target) (err erro
 			return err
 		}
 	}
-	logf("Zabbix %s: %q went back to OK in %.0fs (after the connections closed, over its recovery window)", v, ephWarn, time.Since(t).Seconds())
+	logf("Zabbix %s: %q stayed in PROBLEM on samples under its threshold after the connections closed, and went back to OK once the threshold was raised, in %.0fs", v, ephWarn, time.Since(t).Seconds())
 	return nil
 }
 
