@@ -384,7 +384,12 @@ func runVersion(ctx context.Context, o *options, ps *procs, pg *postgres, l layo
 		return err
 	}
 	if shared != nil {
-		return checkShared(ctx, z, shared)
+		if err := checkShared(ctx, z, shared); err != nil {
+			return err
+		}
+	}
+	if o.screenshots != "" && l.version == o.versions[0] {
+		return takeScreenshots(ctx, z, targets[0], o.screenshots)
 	}
 	return nil
 }

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"image/png"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Screenshots of the template dashboards, from the run's real frontend
+// (-screenshots DIR, on the first version only): headless Chromium from
+// Debian's packages loads each page of each dashboard of the host's
+// templates at 1600 px wide, after the trigger scenario has filled them
+// with data. Chromium's command line shows one URL and cannot sign in, so
+// the guest user gets read access to the host's group, the URL signs in as
+// guest and goes on to the host's dashboard, and each page is shown by
+// moving it first in the template dashboard (a host dashboard opens on its
+// first page) and back afterwards.
+
+// screenshotWidth is the wall-screen width the dashboards are laid out for.
+const screenshotWidth = 1600
+
+// takeScreenshots writes DIR/<template file base>-<dashboard>-<page>.png
+// for every page of every dashboard of the host's templates.
+func takeScreenshots(ctx context.Context, z *zabbix, tg *target, dir string) error {
+	chromium, err := lookPath("chromium")
+	if err != nil {
+		return fmt.Errorf("screenshots: no chromium (apt-get install chromium): %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := guestReads(ctx, z, tg); err != nil {
+		return err
+	}
+	profile := filepath.Join(z.work, "chromium-profile")
+	specs := []*tmplSpec{tg.spec}
+	if tg.disk != nil {
+		specs = append(specs, tg.disk)
+	}
+	n := 0
+	for _, sp := range specs {
+		tid, err := templateID(ctx, z, sp.name)
+		if err != nil {
+			return err
+		}
+		var dashes []struct {
+			DashboardID string `json:"dashboardid"`
+			Name        string `json:"name"`
+			Pages       []struct {
+				ID   string `json:"dashboard_pageid"`
+				Name string `json:"name"`
+			} `json:"pages"`
+		}
+		if err := z.api.call(ctx, "templatedashboard.get", map[string]any{"templateids": tid, "output": "extend", "selectPages": "extend"}, &dashes); err != nil {
+			return err
+		}
+		for _, d := range dashes {
+			order := func(first int) []any {
+				out := []any{map[string]string{"dashboard_pageid": d.Pages[first].ID}}
+				for i, p := range d.Pages {
+					if i != first {
+						out = append(out, map[string]string{"dashboard_pageid": p.ID})
+					}
+				}
+				return out
+			}
+			for i, p := range d.Pages {
+				if err := z.api.call(ctx, "templatedashboard.update", map[string]any{"dashboardid": d.DashboardID, "pages": order(i)}, nil); err != nil {
+					return fmt.Errorf("show page %q first: %w", p.Name, err)
+				}
+				name := fileSafe(strings.TrimSuffix(filepath.Base(sp.file), ".xml") + "-" + d.Name + "-" + p.Name)
+				out := filepath.Join(dir, name+".png")
+				if err := shoot(ctx, chromium, profile, z, tg, d.DashboardID, out); err != nil {
+					return err
+				}
+				logf("Zabbix %s: screenshot of %q page %q on %s: %s", z.l.version, d.Name, p.Name, tg.hostname, out)
+				n++
+			}
+			// Back to the template's own order.
+			if err := z.api.call(ctx, "templatedashboard.update", map[string]any{"dashboardid": d.DashboardID, "pages": order(0)}, nil); err != nil {
+				return err
+			}
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("screenshots: no dashboard page on %s", tg.hostname)
+	}
+	return nil
+}
+
+// guestReads lets the guest user read the host's group, so that a guest
+// session shows the host's dashboards.
+func guestReads(ctx context.Context, z *zabbix, tg *target) error {
+	var groups []struct {
+		ID string `json:"usrgrpid"`
+	}
+	if err := z.api.call(ctx, "usergroup.get", map[string]any{"filter": map[string]any{"name": "Guests"}, "output": []string{"usrgrpid"}}, &groups); err != nil {
+		return err
+	}
+	var hosts []struct {
+		Groups []struct {
+			ID string `json:"groupid"`
+		} `json:"groups"`
+	}
+	if err := z.api.call(ctx, "host.get", map[string]any{"hostids": tg.hostid, "output": []string{"hostid"}, "selectGroups": []string{"groupid"}}, &hosts); err != nil {
+		return err
+	}
+	if len(groups) != 1 || len(hosts) != 1 || len(hosts[0].Groups) == 0 {
+		return fmt.Errorf("screenshots: user group Guests or the host's group not found")
+	}
+	rights := []any{map[string]any{"id": hosts[0].Groups[0].ID, "permission": 2}}
+	param := "rights"
+	if z.api.v7() {
+		param = "hostgroup_rights"
+	}
+	return z.api.call(ctx, "usergroup.update", map[string]any{"usrgrpid": groups[0].ID, "users_status": 0, "gui_access": 0, param: rights}, nil)
+}
+
+// shoot loads the host's dashboard as guest (the last hour) and saves the
+// window as a PNG, checked to be one.
+func shoot(ctx context.Context, chromium, profile string, z *zabbix, tg *target, dashboardID, out string) error {
+	page := fmt.Sprintf("zabbix.php?action=host.dashboard.view&hostid=%s&dashboardid=%s&from=now-1h&to=now", tg.hostid, dashboardID)
+	u := fmt.Sprintf("http://127.0.0.1:%d/index.php?enter=guest&request=%s", z.webPort, url.QueryEscape(page))
+	cctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	os.Remove(out)
+	cmd := exec.CommandContext(cctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+		"--user-data-dir="+profile, fmt.Sprintf("--window-size=%d,1700", screenshotWidth),
+		"--virtual-time-budget=20000", "--screenshot="+out, u)
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("chromium %s: %w: %s", u, err, tail(string(b), 800))
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		return fmt.Errorf("chromium wrote no %s: %s", out, tail(string(b), 800))
+	}
+	defer f.Close()
+	cfg, err := png.DecodeConfig(f)
+	if err != nil || cfg.Width != screenshotWidth {
+		return fmt.Errorf("%s: not a %d px wide PNG: %v", out, screenshotWidth, err)
+	}
+	return nil
+}
+
+var unsafeRe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+func fileSafe(s string) string {
+	return strings.Trim(unsafeRe.ReplaceAllString(strings.ToLower(s), "-"), "-")
+}
