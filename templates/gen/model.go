@@ -454,17 +454,18 @@ func graphNode(kind string, g *Graph, tech, scope string, u *ids) *node {
 			tx("yaxisside", side),
 			el("item", tx("host", tech), tx("key", gi.Key))))
 	}
-	show, ymax, ymaxType := "", "", ""
+	show, ymaxType := "", ""
 	if g.NoTriggers {
 		show = "NO"
 	}
 	if g.Percent {
-		ymax, ymaxType = "100", "FIXED"
+		// A fixed maximum; its value, 100, is the default the export
+		// leaves out.
+		ymaxType = "FIXED"
 	}
 	return el(kind,
 		tx("uuid", u.get(scope+"/"+kind+":"+g.Name)),
 		tx("name", g.Name),
-		tx("yaxismax", ymax),
 		tx("show_triggers", show),
 		tx("type", g.Type),
 		tx("ymax_type_1", ymaxType),
