@@ -216,12 +216,29 @@ func checkFailing(ctx context.Context, z *zabbix, tg *target, helper, flags stri
 		}
 		logf("Zabbix %s: %s: discovery rule %s unsupported: %s", v, tg.hostname, r.Key, r.Error)
 	}
-	// The dependents get nothing: no value and no error of their own (a
-	// JSON error would hide the reason).
+	// The dependents get no value, and no error of their own (a JSON error
+	// would hide the reason): at most their master's reason, where the
+	// server passes it on.
+	reasons := map[string]string{} // item id of a polled item → its reason
+	for k, r := range want {
+		reasons[tg.items[k].ItemID] = r
+	}
 	for _, k := range sortedKeys(tg.items) {
 		i := tg.items[k]
-		if i.Type == "18" && (i.State == "1" || i.hasValue()) {
-			return fmt.Errorf("%s: dependent item %s: state %s, value %q, error %q; want neither value nor error", tg.hostname, k, i.State, i.LastValue, i.Error)
+		if i.Type != "18" {
+			continue
+		}
+		root := i
+		for n := 0; root.Type == "18" && n < 10; n++ {
+			for _, m := range tg.items {
+				if m.ItemID == root.MasterItemID {
+					root = m
+					break
+				}
+			}
+		}
+		if i.hasValue() || (i.State == "1" && !carriesReason(i.Error, reasons[root.ItemID])) {
+			return fmt.Errorf("%s: dependent item %s: state %s, value %q, error %q; want no value and no error but the helper's reason", tg.hostname, k, i.State, i.LastValue, i.Error)
 		}
 	}
 	nodata := "TCP: No data from the tcpstatus-discovery helper"
@@ -234,10 +251,10 @@ func checkFailing(ctx context.Context, z *zabbix, tg *target, helper, flags stri
 
 // carriesReason reports whether an item error is the helper's reason: the
 // reason itself, or the server's report of a failed preprocessing step
-// whose error is the reason ("Preprocessing failed for: <value>\n1. Failed:
-// <reason>", as 6.0 words it), not a JSON error of a later step.
+// whose error is the reason (6.0: "Preprocessing failed for: <value>\n1.
+// Failed: <reason>"), not a JSON error of a later step.
 func carriesReason(err, reason string) bool {
-	return err == reason || strings.HasSuffix(err, "\n1. Failed: "+reason)
+	return reason != "" && strings.Contains(err, reason)
 }
 
 // expandMacros replaces the user macros of a key by their values on the
