@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"image/png"
-	"net/url"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +38,8 @@ func takeScreenshots(ctx context.Context, z *zabbix, tg *target, dir string) err
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := guestReads(ctx, z, tg); err != nil {
+	guest, err := guestReads(ctx, z, tg)
+	if err != nil {
 		return err
 	}
 	profile := filepath.Join(z.work, "chromium-profile")
@@ -45,6 +48,7 @@ func takeScreenshots(ctx context.Context, z *zabbix, tg *target, dir string) err
 		specs = append(specs, tg.disk)
 	}
 	n := 0
+	var shots []string
 	for _, sp := range specs {
 		tid, err := templateID(ctx, z, sp.name)
 		if err != nil {
@@ -77,10 +81,11 @@ func takeScreenshots(ctx context.Context, z *zabbix, tg *target, dir string) err
 				}
 				name := fileSafe(strings.TrimSuffix(filepath.Base(sp.file), ".xml") + "-" + d.Name + "-" + p.Name)
 				out := filepath.Join(dir, name+".png")
-				if err := shoot(ctx, chromium, profile, z, tg, d.DashboardID, out); err != nil {
+				if err := shoot(ctx, chromium, profile, z, tg, guest, d.DashboardID, out); err != nil {
 					return err
 				}
 				logf("Zabbix %s: screenshot of %q page %q on %s: %s", z.l.version, d.Name, p.Name, tg.hostname, out)
+				shots = append(shots, out)
 				n++
 			}
 			// Back to the template's own order.
@@ -92,17 +97,34 @@ func takeScreenshots(ctx context.Context, z *zabbix, tg *target, dir string) err
 	if n == 0 {
 		return fmt.Errorf("screenshots: no dashboard page on %s", tg.hostname)
 	}
+	return distinctFiles(shots)
+}
+
+// distinctFiles fails when two screenshots are the same picture (a
+// sign-in or error page instead of the dashboard pages).
+func distinctFiles(paths []string) error {
+	seen := map[string]string{}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if q, ok := seen[string(b)]; ok {
+			return fmt.Errorf("screenshots: %s and %s are the same picture", q, p)
+		}
+		seen[string(b)] = p
+	}
 	return nil
 }
 
 // guestReads lets the guest user read the host's group, so that a guest
 // session shows the host's dashboards.
-func guestReads(ctx context.Context, z *zabbix, tg *target) error {
+func guestReads(ctx context.Context, z *zabbix, tg *target) (string, error) {
 	var groups []struct {
 		ID string `json:"usrgrpid"`
 	}
 	if err := z.api.call(ctx, "usergroup.get", map[string]any{"filter": map[string]any{"name": "Guests"}, "output": []string{"usrgrpid"}}, &groups); err != nil {
-		return err
+		return "", err
 	}
 	var hosts []struct {
 		Groups []struct {
@@ -110,24 +132,74 @@ func guestReads(ctx context.Context, z *zabbix, tg *target) error {
 		} `json:"groups"`
 	}
 	if err := z.api.call(ctx, "host.get", map[string]any{"hostids": tg.hostid, "output": []string{"hostid"}, "selectGroups": []string{"groupid"}}, &hosts); err != nil {
-		return err
+		return "", err
 	}
 	if len(groups) != 1 || len(hosts) != 1 || len(hosts[0].Groups) == 0 {
-		return fmt.Errorf("screenshots: user group Guests or the host's group not found")
+		return "", fmt.Errorf("screenshots: user group Guests or the host's group not found")
 	}
 	rights := []any{map[string]any{"id": hosts[0].Groups[0].ID, "permission": 2}}
 	param := "rights"
 	if z.api.v7() {
 		param = "hostgroup_rights"
 	}
-	return z.api.call(ctx, "usergroup.update", map[string]any{"usrgrpid": groups[0].ID, "users_status": 0, "gui_access": 0, param: rights}, nil)
+	if err := z.api.call(ctx, "usergroup.update", map[string]any{"usrgrpid": groups[0].ID, "users_status": 0, "gui_access": 0, param: rights}, nil); err != nil {
+		return "", err
+	}
+	// A new database puts guest in the "Disabled" group too: Guests only.
+	var users []struct {
+		ID string `json:"userid"`
+	}
+	if err := z.api.call(ctx, "user.get", map[string]any{"filter": map[string]any{"username": "guest"}, "output": []string{"userid"}}, &users); err != nil {
+		return "", err
+	}
+	if len(users) != 1 {
+		return "", fmt.Errorf("screenshots: user guest: %d found", len(users))
+	}
+	err := z.api.call(ctx, "user.update", map[string]any{"userid": users[0].ID, "usrgrps": []any{map[string]string{"usrgrpid": groups[0].ID}}}, nil)
+	return users[0].ID, err
+}
+
+// guestSees signs in as guest the way Chromium will and checks that the
+// host's dashboard comes back, not the sign-in page.
+func guestSees(ctx context.Context, u, want string) error {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return err
+	}
+	c := &http.Client{Jar: jar, Timeout: 60 * time.Second}
+	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	page := string(b)
+	if strings.Contains(page, "No permissions") || !strings.Contains(page, want) {
+		return fmt.Errorf("screenshots: %s as guest does not show %q (%s): %.300s", u, want, resp.Status, page)
+	}
+	return nil
 }
 
 // shoot loads the host's dashboard as guest (the last hour) and saves the
 // window as a PNG, checked to be one.
-func shoot(ctx context.Context, chromium, profile string, z *zabbix, tg *target, dashboardID, out string) error {
+func shoot(ctx context.Context, chromium, profile string, z *zabbix, tg *target, guest, dashboardID, out string) error {
+	// A guest sign-in ignores the request parameter and goes to the
+	// user's own start page.
 	page := fmt.Sprintf("zabbix.php?action=host.dashboard.view&hostid=%s&dashboardid=%s&from=now-1h&to=now", tg.hostid, dashboardID)
-	u := fmt.Sprintf("http://127.0.0.1:%d/index.php?enter=guest&request=%s", z.webPort, url.QueryEscape(page))
+	if err := z.api.call(ctx, "user.update", map[string]any{"userid": guest, "url": page}, nil); err != nil {
+		return err
+	}
+	u := fmt.Sprintf("http://127.0.0.1:%d/index.php?enter=guest", z.webPort)
+	if err := guestSees(ctx, u, tg.hostname); err != nil {
+		return err
+	}
 	cctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	os.Remove(out)
