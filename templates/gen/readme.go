@@ -95,7 +95,7 @@ func readme(v variant, t *Template) string {
 		pages = append(pages, strings.ToLower(p.Name))
 	}
 	w("\nThe template dashboard \"%s\" shows them (pages: %s).\n", t.Dashboards[0].Name, strings.Join(pages, ", "))
-	w("\n## Dashboard\n\nEach page as a real Zabbix 6.0 frontend shows it at 1600 px, on the e2e's agent 2 host after its trigger scenario (taken by `scripts/e2e -screenshots`, see templates/README.md; the four variants share the dashboard):\n")
+	w("\n## Dashboard\n\nEach page as a real Zabbix 6.0 frontend shows it at 1600 px, on the e2e's agent 2 host after its trigger scenario (taken by `test/e2e -screenshots`, see templates/README.md; the four variants share the dashboard):\n")
 	for _, p := range t.Dashboards[0].Pages {
 		w("\n![%s: %s](%s)\n", t.Dashboards[0].Name, p.Name, screenshotPath(t, p.Name))
 	}
@@ -318,7 +318,7 @@ const diskUpgrade = `## Upgrading from 0.1.0
 0.1.0 had the disks in the TCP template. Importing the new TCP template over it (with "Delete missing", as an upgrade does) deletes its disk discovery rule, the discovered disk items and their history; the TCP items keep theirs. Link this template to the hosts that should keep disk monitoring and have no Zabbix Linux template: its items start new history under the same keys (` + "`disk.*[{#DEVNAME}]`" + `). Host macros ` + "`{$DISK.*}`" + ` set for 0.1.0 keep applying; the wait thresholds now default to 20 ms (they were 50), and the utilization triggers and their macros ` + "`{$DISK.UTIL.*}`" + ` are gone.
 `
 
-// screenshotPath is where scripts/e2e -screenshots docs/screenshots writes
+// screenshotPath is where test/e2e -screenshots docs/screenshots writes
 // a dashboard page of the agent 2 variant of t, relative to templates/: the
 // e2e names it <template file>-<dashboard>-<page>, lower case, runs of
 // other characters than letters, digits, '_', '.', '-' as '-'.
