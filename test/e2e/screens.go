@@ -138,6 +138,17 @@ func guestReads(ctx context.Context, z *zabbix, tg *target) (string, error) {
 		return "", fmt.Errorf("screenshots: user group Guests or the host's group not found")
 	}
 	rights := []any{map[string]any{"id": hosts[0].Groups[0].ID, "permission": 2}}
+	// The widgets name the template's graphs and items: reading them
+	// needs the template's group too (a host group on 6.0).
+	var tgroups []struct {
+		ID string `json:"groupid"`
+	}
+	if err := z.api.call(ctx, "hostgroup.get", map[string]any{"filter": map[string]any{"name": "Templates/Operating systems"}, "output": []string{"groupid"}}, &tgroups); err != nil {
+		return "", err
+	}
+	for _, g := range tgroups {
+		rights = append(rights, map[string]any{"id": g.ID, "permission": 2})
+	}
 	param := "rights"
 	if z.api.v7() {
 		param = "hostgroup_rights"
@@ -155,7 +166,9 @@ func guestReads(ctx context.Context, z *zabbix, tg *target) (string, error) {
 	if len(users) != 1 {
 		return "", fmt.Errorf("screenshots: user guest: %d found", len(users))
 	}
-	err := z.api.call(ctx, "user.update", map[string]any{"userid": users[0].ID, "usrgrps": []any{map[string]string{"usrgrpid": groups[0].ID}}}, nil)
+	// en_GB: the frontend warns on every widget when the machine has no
+	// locale for the language, except for en_GB.
+	err := z.api.call(ctx, "user.update", map[string]any{"userid": users[0].ID, "lang": "en_GB", "usrgrps": []any{map[string]string{"usrgrpid": groups[0].ID}}}, nil)
 	return users[0].ID, err
 }
 
