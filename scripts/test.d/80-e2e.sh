@@ -16,6 +16,11 @@
 #                                   on before the new ones are imported over
 #                                   them (default the commit of v0.1.0, from
 #                                   packaging/previous-release.sh; "none" skips it)
+#   TCPSTATUS_E2E_SCREENSHOTS=DIR  where the dashboard screenshots go
+#                                   (headless chromium; default the work
+#                                   directory, "none" skips them;
+#                                   docs/screenshots regenerates the
+#                                   pictures in the docs)
 #   TCPSTATUS_E2E_TEMPLATES=DIR, TCPSTATUS_E2E_BIN=DIR,
 #   TCPSTATUS_E2E_USERPARAMS=FILE   test these instead of templates/, bin/
 #                                   (make build) and the UserParameter file
@@ -85,6 +90,16 @@ if [ "$prev" != none ]; then
   fi
 fi
 if [ "${TCPSTATUS_E2E_HOST_NOISE:-}" = 1 ]; then flags+=(-host-noise); fi
+shots=${TCPSTATUS_E2E_SCREENSHOTS:-$work/screenshots}
+if [ "$shots" != none ]; then
+  if command -v chromium >/dev/null; then
+    mkdir -p "$shots" && flags+=(-screenshots "$(cd "$shots" && pwd)")
+  elif [ "${TCPSTATUS_REQUIRE_AGENT:-}" = 1 ]; then
+    echo "80-e2e: FAIL: no chromium for the dashboard screenshots (scripts/install-deps.sh)" >&2; exit 1
+  else
+    echo "80-e2e: no chromium: dashboard screenshots skipped"
+  fi
+fi
 t0=$SECONDS
 "$work/e2e" -versions "$versions" -work "$work" -cache "$cache" "${flags[@]}"
 echo "80-e2e: done in $((SECONDS - t0))s"

@@ -68,7 +68,7 @@ func setupText(v variant) string {
 	}
 	s := v.install + check +
 		"3. Import `" + v.file + ".xml` (Configuration/Data collection → Templates → Import; the Debian package installs it as `/usr/share/zabbix-agent2-plugin-tcpstatus/templates/" + v.file + ".xml`) and link the template to the host. Over a host that has the 0.1.0 template, see \"Upgrading from 0.1.0\" below.\n" +
-		"4. Adjust the macros below on the host (thresholds, discovery filters). Per-port and per-disk thresholds go in context macros such as `{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"8080\"}`; limit port discovery to the services you care about with `{$TCP.PORT.MATCHES}`, since a discovered port that stops listening for `{$TCP.PORT.DOWN.PERIOD}` raises \"Not listening\". Loopback-only listeners and listeners inside the ephemeral port range are left out unless `{$TCP.PORT.LOOPBACK.MATCHES}`/`{$TCP.PORT.EPHEMERAL.MATCHES}` say otherwise; set `{$TCP.PORT.EPHEMERAL.RANGE}` to the host's `net.ipv4.ip_local_port_range` if it is not the Linux default (the item TCP: Limit ip_local_port_range shows it)."
+		"4. Adjust the macros below on the host (thresholds, discovery filters). Per-port thresholds go in context macros such as `{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"8080\"}`; limit port discovery to the services you care about with `{$TCP.PORT.MATCHES}`, since a discovered port that stops listening for `{$TCP.PORT.DOWN.PERIOD}` raises \"Not listening\". Loopback-only listeners and listeners inside the ephemeral port range are left out unless `{$TCP.PORT.LOOPBACK.MATCHES}`/`{$TCP.PORT.EPHEMERAL.MATCHES}` say otherwise; set `{$TCP.PORT.EPHEMERAL.RANGE}` to the host's `net.ipv4.ip_local_port_range` if it is not the Linux default (the item TCP: Limit ip_local_port_range shows it)."
 	if v.classic {
 		s += " Process names in port discovery need the agent's user to read other users' /proc/<pid>/fd; without that `{#PROCESS}` is empty."
 	}
@@ -164,15 +164,6 @@ for (var i = 0; i < c.length; i++) {
     }
 }
 return '{}';`
-
-// diskLLDScript keeps the discovery fields of disk.get.all for the disk
-// discovery rule.
-const diskLLDScript = `var devs = JSON.parse(value), out = [];
-for (var i = 0; i < devs.length; i++) {
-    var d = devs[i];
-    out.push({devname: d.devname, devtype: d.devtype, dmname: d.dmname, model: d.model, serial: d.serial, rotational: d.rotational});
-}
-return JSON.stringify(out);`
 
 // notSupported turns the classic agent's "ZBX_NOTSUPPORTED: <reason>"
 // text (what the helper prints when it fails; the agent passes a command's
@@ -302,8 +293,8 @@ func build(v variant) *Template {
 		Tech:  T,
 		Name:  T,
 		Group: "Templates/Operating systems",
-		Description: "TCP socket states, listening ports and their accept queues, kernel TCP counters and limits, and disk I/O of a Linux host, collected by " + v.source + ".\n\n" +
-			"Replaces netstat/ss pipelines in UserParameters: one request per data family and interval (socket table, kernel counters, block devices, limits) returns JSON that dependent items split, however many ports and disks are discovered.\n\n" +
+		Description: "TCP socket states, listening ports and their accept queues, kernel TCP counters and limits of a Linux host, collected by " + v.source + ".\n\n" +
+			"Replaces netstat/ss pipelines in UserParameters: one request per data family and interval (socket table, kernel counters, limits) returns JSON that dependent items split, however many ports are discovered. Disk I/O is in a template of its own, \"" + diskName(v) + "\".\n\n" +
 			"Setup and macros: templates/" + v.file + ".README.md.",
 		Tags: tags("class", "os", "target", "linux"),
 	}
@@ -445,13 +436,6 @@ func build(v variant) *Template {
 		Delay: "{$TCP.REMOTE.TOP.INTERVAL}", History: "7d", Trends: "0", ValueType: "TEXT",
 		Description: "The {$TCP.REMOTE.TOP.COUNT} remote addresses with the most TCP sockets in state {$TCP.REMOTE.TOP.STATE}, as JSON [{\"address\":...,\"count\":...}], most first, every {$TCP.REMOTE.TOP.INTERVAL}. Shows who holds the connections when a state count is high; during an incident, \"Execute now\" on this item gives the current list. Each request reads the socket table of its state on its own (about 2/3 of a full read when most sockets are established), so a shorter interval costs that much more per interval.",
 		Tags:        tags("component", "network"),
-	}))
-
-	// ---- block devices ---------------------------------------------------
-	t.Items = append(t.Items, polled(v, &Item{
-		Name: "Disk: Get block device stats", Key: "disk.get.all", Delay: "1m", History: "0", Trends: "0", ValueType: "TEXT",
-		Description: "Every block device with its discovery fields (sysfs) and I/O counters (/proc/diskstats), as JSON, from one read. Master item of the disk discovery and of every discovered disk's items; no history of its own.",
-		Tags:        tags("component", "raw"),
 	}))
 
 	// ---- host triggers ------------------------------------------------
@@ -652,12 +636,27 @@ func build(v variant) *Template {
 	t.Triggers = []*Trigger{twpWarn, twpCrit, twOverflow, cwWarn, cwCrit, cookies, overflows, synDrops, cookiesOff, orphWarn, orphCrit, memPressure, memMax, aborts, ephWarn, ephCrit, conntrack, nodata}
 
 	// ---- host graphs ----------------------------------------------------
-	states := &Graph{Name: "TCP: Socket states", Type: "STACKED"}
+	// A stacked graph would draw each state's trigger thresholds over the
+	// areas of the others: none on it.
+	states := &Graph{Name: "TCP: Socket states", Type: "STACKED", NoTriggers: true}
 	for i, s := range tcpStates {
 		states.Items = append(states.Items, GraphItem{Key: "tcp.state[" + s[0] + "]", Color: stateColors[i], DrawType: "FILLED_REGION"})
 	}
+	// Readable apart: the two bulk states, and the states that mean
+	// trouble when they grow, each as lines on a scale of their own.
+	bulk := &Graph{Name: "TCP: Established and TIME_WAIT", Items: []GraphItem{
+		{Key: "tcp.state[established]", Color: stateColors[0], DrawType: "BOLD_LINE"},
+		{Key: "tcp.state[time_wait]", Color: stateColors[5]},
+	}}
+	trouble := &Graph{Name: "TCP: Trouble states"}
+	for i, st := range tcpStates {
+		switch st[0] {
+		case "close_wait", "syn_recv", "syn_sent", "fin_wait1", "fin_wait2", "last_ack", "closing":
+			trouble.Items = append(trouble.Items, GraphItem{Key: "tcp.state[" + st[0] + "]", Color: stateColors[i]})
+		}
+	}
 	t.Graphs = []*Graph{
-		states,
+		states, bulk, trouble,
 		{Name: "TCP: Connection rates", Items: []GraphItem{
 			{Key: "tcp.netstat.rate[Tcp.ActiveOpens]", Color: "1A7C11"},
 			{Key: "tcp.netstat.rate[Tcp.PassiveOpens]", Color: "2774A4"},
@@ -683,27 +682,37 @@ func build(v variant) *Template {
 		}},
 	}
 
-	t.Rules = []*Rule{portRule(v, ref), cgroupRule(ref), diskRule(ref)}
+	t.Rules = []*Rule{portRule(v, ref), cgroupRule(ref)}
 
+	// The dashboard, for a wall screen at 1600 px: current values first,
+	// then the graphs, every port's accept-queue fill at once.
+	value := func(name, key string, x int) Widget { return Widget{Name: name, Item: key, X: x, W: 4, H: 3} }
 	t.Dashboards = []*Dashboard{{
 		Name: "TCP status",
 		Pages: []Page{
-			{Name: "Connections", Widgets: []Widget{
-				{Graph: "TCP: Socket states", W: 12, H: 5},
-				{Graph: "TCP: Connection rates", X: 12, W: 12, H: 5},
-				{Graph: "TCP: Queue overflows and SYN cookies", Y: 5, W: 12, H: 5},
-				{Graph: "TCP: Usage of kernel limits", X: 12, Y: 5, W: 12, H: 5},
-				{Graph: "TCP: Segments", Y: 10, W: 24, H: 5},
+			{Name: "Overview", Widgets: []Widget{
+				value("ESTABLISHED", "tcp.state[established]", 0),
+				value("TIME_WAIT", "tcp.state[time_wait]", 4),
+				value("CLOSE_WAIT", "tcp.state[close_wait]", 8),
+				value("SYN_RECV", "tcp.state[syn_recv]", 12),
+				value("Listen overflows per second", "tcp.netstat.rate[TcpExt.ListenOverflows]", 16),
+				value("Retransmits per second", "tcp.netstat.rate[Tcp.RetransSegs]", 20),
+				{Graph: "TCP: Established and TIME_WAIT", Y: 3, W: 12, H: 6},
+				{Graph: "TCP: Trouble states", X: 12, Y: 3, W: 12, H: 6},
+				{Graph: "TCP: Connection rates", Y: 9, W: 12, H: 6},
+				{Graph: "TCP: Queue overflows and SYN cookies", X: 12, Y: 9, W: 12, H: 6},
+				// An item value widget: 7.0's converter fails on a plain
+				// text widget in a 6.0 XML file.
+				{Name: "Top remote addresses", Item: "tcp.remote.top[{$TCP.REMOTE.TOP.COUNT},{$TCP.REMOTE.TOP.STATE}]", Y: 15, W: 24, H: 3},
 			}},
 			{Name: "Ports", Widgets: []Widget{
-				{Graph: "Port {#PORT}: Socket states", Prototype: true, W: 12, H: 10},
-				{Graph: "Port {#PORT}: Accept queue", Prototype: true, X: 12, W: 12, H: 10},
+				{Graph: "Port {#PORT}: Accept queue fill", Prototype: true, Columns: 4, Rows: 2, W: 24, H: 10},
+				{Graph: "Port {#PORT}: Socket states", Prototype: true, Columns: 4, Rows: 2, Y: 10, W: 24, H: 10},
 			}},
-			{Name: "Disks", Widgets: []Widget{
-				{Graph: "Disk {#DEVNAME}: Read/write rates", Prototype: true, W: 12, H: 5},
-				{Graph: "Disk {#DEVNAME}: Read/write throughput", Prototype: true, X: 12, W: 12, H: 5},
-				{Graph: "Disk {#DEVNAME}: Utilization and queue", Prototype: true, Y: 5, W: 12, H: 5},
-				{Graph: "Disk {#DEVNAME}: Average waiting time", Prototype: true, X: 12, Y: 5, W: 12, H: 5},
+			{Name: "Kernel", Widgets: []Widget{
+				{Graph: "TCP: Segments", W: 12, H: 7},
+				{Graph: "TCP: Usage of kernel limits", X: 12, W: 12, H: 7},
+				{Graph: "TCP: Socket states", Y: 7, W: 24, H: 8},
 			}},
 		},
 	}}
@@ -769,7 +778,7 @@ func portRule(v variant, ref func(string) string) *Rule {
 	// may well linger).
 	r.Items = append(r.Items, &Item{
 		Name: "Port {#PORT}: Get data", Type: "DEPENDENT", Key: master, Delay: "0", History: "0", Trends: "0", ValueType: "TEXT",
-		Description: "Listener and socket states of local port {#PORT} ({#PROCESS} on {#ADDRESS}): its object in the answer of tcp.sockets.get (no agent request of its own). " +
+		Description: "Listener and socket states of local port {#PORT}, listening on {#ADDRESS} (process name, if the agent can see it: {#PROCESS}): its object in the answer of tcp.sockets.get (no agent request of its own). " +
 			"When nothing listens on the port any more, an object with listening, listeners, accept queue, backlog and fill 0 and no socket counts. Master item of the port's items; no history of its own.",
 		Pre:    []Step{{Type: "JSONPATH", Params: []string{"$.ports[?(@.port=={#PORT})].first()"}, ErrHandler: "CUSTOM_VALUE", ErrHandlerArg: notListening}},
 		Master: "tcp.sockets.get",
@@ -805,7 +814,7 @@ func portRule(v variant, ref func(string) string) *Rule {
 		Name:      "Port {#PORT}: Accept queue almost full",
 		EventName: "Port {#PORT}: Accept queue almost full ({ITEM.VALUE1} of the backlog for 5m, over {$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT:\"{#PORT}\"}%)",
 		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
-		Description: "The process listening on port {#PORT} ({#PROCESS}) does not accept connections as fast as they arrive; when the queue is full the kernel drops new ones (TcpExt ListenOverflows). Check the application, or raise its backlog (and net.core.somaxconn).",
+		Description: "The process listening on port {#PORT} (its name, if the agent can see it: {#PROCESS}) does not accept connections as fast as they arrive; when the queue is full the kernel drops new ones (TcpExt ListenOverflows). Check the application, or raise its backlog (and net.core.somaxconn).",
 		Why:         "A share of the port's own backlog, which is its kernel limit; a queue that stays 95% full for 5 minutes is about to drop connections. Recovery needs 5 minutes below the threshold minus {$TCP.PUSED.HYSTERESIS} points.",
 		Tags:        tags("scope", "performance"),
 	}
@@ -825,7 +834,7 @@ func portRule(v variant, ref func(string) string) *Rule {
 		Name:      "Port {#PORT}: Too many CLOSE_WAIT sockets",
 		EventName: "Port {#PORT}: Too many CLOSE_WAIT sockets ({ITEM.VALUE1} for 5m, over {$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"{#PORT}\"})",
 		Opdata:    "CLOSE_WAIT: {ITEM.LASTVALUE1}", Priority: "WARNING",
-		Description: "Peers closed connections to port {#PORT} but the process behind it ({#PROCESS}) has not closed its sockets: a descriptor leak or stuck workers in the application.",
+		Description: "Peers closed connections to port {#PORT} but the process behind it (its name, if the agent can see it: {#PROCESS}) has not closed its sockets: a descriptor leak or stuck workers in the application.",
 		Why:         "No kernel limit applies (see the host's CLOSE_WAIT triggers); 50 held for 5 minutes on one port is a leak for almost any service. Recovery needs 10 minutes at or below it.",
 		Tags:        tags("scope", "performance"),
 	}
@@ -843,14 +852,14 @@ func portRule(v variant, ref func(string) string) *Rule {
 		EventName: "Port {#PORT}: Not listening (for over " + down + ")",
 		Opdata:    "Listening: {ITEM.LASTVALUE1}",
 		Priority:  "AVERAGE", ManualClose: true,
-		Description: "Nothing listens on port {#PORT} any more (a listener on {#ADDRESS} did when it was discovered; process: {#PROCESS}): the service stopped or moved. " +
+		Description: "Nothing listens on port {#PORT} any more (a listener on {#ADDRESS} did when it was discovered; process name, if the agent could see it: {#PROCESS}): the service stopped or moved. " +
 			"The problem ends when the port listens again. If the service is gone for good, close the problem: it stays closed while the port stays down, and the port's items are deleted {$TCP.PORT.LOST.LIFETIME} after discovery stops finding it.",
 		Why:  "A port is judged only after it was seen listening and has been down for the whole period: 5 minutes rides out a restart or a deploy, and a restart within one check never shows. The expression is true only in the period after that, so a manual close sticks; recovery is the first check that finds a listener.",
 		Tags: tags("scope", "availability"),
 	}
 	r.Triggers = []*Trigger{aqWarn, aqCrit, cw, gone}
 
-	st := &Graph{Name: "Port {#PORT}: Socket states", Type: "STACKED"}
+	st := &Graph{Name: "Port {#PORT}: Socket states", Type: "STACKED", NoTriggers: true}
 	for i, s := range tcpStates {
 		if s[0] == "listen" {
 			continue
@@ -858,6 +867,12 @@ func portRule(v variant, ref func(string) string) *Rule {
 		st.Items = append(st.Items, GraphItem{Key: "tcp.port.state[{#PORT}," + s[0] + "]", Color: stateColors[i], DrawType: "FILLED_REGION"})
 	}
 	r.Graphs = []*Graph{st,
+		// In % of the backlog on a fixed 0-100 scale, with the lines of
+		// the port's two accept-queue triggers: a queue that fills shows
+		// long before it overflows.
+		{Name: "Port {#PORT}: Accept queue fill", Percent: true, Items: []GraphItem{
+			{Key: "tcp.port.accept_queue.pused[{#PORT}]", Color: "F63100", DrawType: "BOLD_LINE"},
+		}},
 		{Name: "Port {#PORT}: Accept queue", Items: []GraphItem{
 			{Key: "tcp.port.accept_queue[{#PORT}]", Color: "F63100"},
 			{Key: "tcp.port.backlog[{#PORT}]", Color: "2774A4"},
@@ -931,139 +946,8 @@ func cgroupRule(ref func(string) string) *Rule {
 	return r
 }
 
-func diskRule(ref func(string) string) *Rule {
-	const master = "disk.get.all"
-	r := &Rule{
-		// The key stays disk.discovery so that an import over 0.1.0 keeps
-		// the rule, its discovered items and their history; it is no agent
-		// key any more but the rule's name on the host.
-		Name: "Disk discovery", Key: "disk.discovery", Type: "DEPENDENT", Master: master, Lifetime: "7d",
-		Description: "Block devices from disk.get.all (sysfs). By default whole disks only ({$DISK.DEVTYPE.MATCHES}), without loop, RAM, zram, optical, floppy, NBD and device-mapper devices ({$DISK.DEVNAME.NOT_MATCHES}). " +
-			"Follows its master every minute, but only a changed list of devices (or once a day) is processed. A device that disappears keeps its items for 7 days.",
-		Filter: []Cond{
-			{Macro: "{#DEVNAME}", Value: "{$DISK.DEVNAME.MATCHES}"},
-			{Macro: "{#DEVNAME}", Value: "{$DISK.DEVNAME.NOT_MATCHES}", Operator: "NOT_MATCHES_REGEX"},
-			{Macro: "{#DEVTYPE}", Value: "{$DISK.DEVTYPE.MATCHES}"},
-		},
-		MacroPaths: [][2]string{
-			{"{#DEVNAME}", "$.devname"}, {"{#DEVTYPE}", "$.devtype"}, {"{#DMNAME}", "$.dmname"},
-			{"{#MODEL}", "$.model"}, {"{#ROTATIONAL}", "$.rotational"}, {"{#SERIAL}", "$.serial"},
-		},
-		Pre: []Step{
-			// Keep the discovery fields only, so that the counters, which
-			// change every minute, do not defeat the discard below.
-			{Type: "JAVASCRIPT", Params: []string{diskLLDScript}},
-			{Type: "DISCARD_UNCHANGED_HEARTBEAT", Params: []string{"1d"}},
-		},
-	}
-	diskTags := func(kv ...string) []Tag { return append(tags(kv...), Tag{"disk", "{#DEVNAME}"}) }
-	// As for ports: one dependent prototype per disk picks the device out
-	// of disk.get.all, keeping the uuid of 0.1.0's per-disk master. A device
-	// that is gone is absent: no value (a 0 would draw an idle disk that
-	// does not exist).
-	const dev = "disk.get.all.device[{#DEVNAME}]"
-	r.Items = append(r.Items, &Item{
-		Name: "Disk {#DEVNAME}: Get stats", Type: "DEPENDENT", Key: dev, Delay: "0", History: "0", Trends: "0", ValueType: "TEXT",
-		Description: "I/O counters of {#DEVNAME} (/proc/diskstats): its object in the answer of disk.get.all (no agent request of its own). Master item of the disk's items; no history of its own.",
-		Pre:         []Step{{Type: "JSONPATH", Params: []string{`$[?(@.devname=="{#DEVNAME}")].first()`}, ErrHandler: "DISCARD_VALUE"}},
-		Master:      master,
-		Tags:        diskTags("component", "raw"),
-	})
-	add := func(it *Item) {
-		it.Tags = diskTags("component", "storage")
-		r.Items = append(r.Items, it)
-	}
-	field := func(f string) Step { return jsonpath("$." + f) }
-	for _, d := range []struct{ dir, Dir string }{{"read", "Read"}, {"write", "Write"}} {
-		add(dep(dev, "disk."+d.dir+".rate[{#DEVNAME}]", "Disk {#DEVNAME}: "+d.Dir+" rate", "!r/s", "FLOAT",
-			d.Dir+" requests completed per second (r/s, w/s in iostat).", field(d.dir+"_ios"), perSecond))
-		add(dep(dev, "disk."+d.dir+".bytes.rate[{#DEVNAME}]", "Disk {#DEVNAME}: "+d.Dir+" throughput", "Bps", "FLOAT",
-			"Bytes "+map[string]string{"read": "read", "write": "written"}[d.dir]+" per second (512-byte sectors × 512).", field(d.dir+"_sectors"), perSecond, multiplier("512")))
-		add(dep(dev, "disk."+d.dir+".time.rate[{#DEVNAME}]", "Disk {#DEVNAME}: "+d.Dir+" time", "!ms/s", "FLOAT",
-			"Milliseconds spent on "+d.dir+" requests per second of wall time, summed over requests in parallel. Divided by the request rate it gives the average wait.", field(d.dir+"_ticks_ms"), perSecond))
-	}
-	add(dep(dev, "disk.util[{#DEVNAME}]", "Disk {#DEVNAME}: Utilization", "%", "FLOAT",
-		"Percent of time the device had I/O in flight (%util in iostat; io_ticks per second ÷ 10). Near 100% a single-queue disk is saturated; SSDs and arrays serve requests in parallel and can do more.", field("io_ticks_ms"), perSecond, multiplier("0.1")))
-	add(dep(dev, "disk.queue[{#DEVNAME}]", "Disk {#DEVNAME}: Average queue size", "", "FLOAT",
-		"Average number of requests queued or in service (aqu-sz in iostat; weighted time in queue per second ÷ 1000).", field("time_in_queue_ms"), perSecond, multiplier("0.001")))
-	add(dep(dev, "disk.in_flight[{#DEVNAME}]", "Disk {#DEVNAME}: Requests in flight", "", "",
-		"Requests issued to the device and not yet completed, at the moment of the check.", field("in_flight")))
-	for _, d := range []string{"read", "write"} {
-		rate := "disk." + d + ".rate[{#DEVNAME}]"
-		tm := "disk." + d + ".time.rate[{#DEVNAME}]"
-		// Calculated by the server from the two rates: no agent request.
-		add(&Item{
-			Name: "Disk {#DEVNAME}: " + strings.ToUpper(d[:1]) + d[1:] + " request avg waiting time", Type: "CALCULATED", Key: "disk." + d + ".await[{#DEVNAME}]",
-			Delay: "1m", History: "7d", ValueType: "FLOAT", Units: "!ms",
-			Params:      fmt.Sprintf("last(//%s)/(last(//%s)+(last(//%s)=0))", tm, rate, rate),
-			Description: "Average time a " + d + " request took, queueing included (" + d[:1] + "_await in iostat): time spent on " + d + "s ÷ " + d + "s completed, over the last interval; 0 when there were none. Calculated by the server, no agent request.",
-		})
-	}
-
-	utilCrit := &Trigger{
-		Expr:      "min(" + ref("disk.util[{#DEVNAME}]") + ",15m)>{$DISK.UTIL.MAX.CRIT:\"{#DEVNAME}\"}",
-		Recovery:  "max(" + ref("disk.util[{#DEVNAME}]") + ",15m)<{$DISK.UTIL.MAX.CRIT:\"{#DEVNAME}\"}-{$DISK.UTIL.HYSTERESIS}",
-		Why:       "%util of a single-queue disk: 95% for 15 minutes is saturation. It says little for SSDs and arrays, which serve requests in parallel; raise it per disk there. Recovery needs 15 minutes below the threshold minus {$DISK.UTIL.HYSTERESIS} points.",
-		Name:      "Disk {#DEVNAME}: Utilization is critically high",
-		EventName: "Disk {#DEVNAME}: Utilization is critically high (over {$DISK.UTIL.MAX.CRIT:\"{#DEVNAME}\"}% for 15m)",
-		Opdata:    "Utilization: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
-		Description: "{#DEVNAME} has had I/O in flight almost all the time for 15 minutes. For a single disk that means saturation: requests queue and latency grows.",
-		Tags:        tags("scope", "performance"),
-	}
-	utilWarn := &Trigger{
-		Expr:      "min(" + ref("disk.util[{#DEVNAME}]") + ",15m)>{$DISK.UTIL.MAX.WARN:\"{#DEVNAME}\"}",
-		Recovery:  "max(" + ref("disk.util[{#DEVNAME}]") + ",15m)<{$DISK.UTIL.MAX.WARN:\"{#DEVNAME}\"}-{$DISK.UTIL.HYSTERESIS}",
-		Why:       "As the critical one, earlier: 80%.",
-		Name:      "Disk {#DEVNAME}: Utilization is high",
-		EventName: "Disk {#DEVNAME}: Utilization is high (over {$DISK.UTIL.MAX.WARN:\"{#DEVNAME}\"}% for 15m)",
-		Opdata:    "Utilization: {ITEM.LASTVALUE1}", Priority: "WARNING",
-		Description: utilCrit.Description, DependsOn: []*Trigger{utilCrit}, Tags: tags("scope", "performance"),
-	}
-	await := &Trigger{
-		Expr: "min(" + ref("disk.read.await[{#DEVNAME}]") + ",15m)>{$DISK.READ.AWAIT.MAX.WARN:\"{#DEVNAME}\"} or " +
-			"min(" + ref("disk.write.await[{#DEVNAME}]") + ",15m)>{$DISK.WRITE.AWAIT.MAX.WARN:\"{#DEVNAME}\"}",
-		Recovery: "max(" + ref("disk.read.await[{#DEVNAME}]") + ",15m)<={$DISK.READ.AWAIT.MAX.WARN:\"{#DEVNAME}\"} and " +
-			"max(" + ref("disk.write.await[{#DEVNAME}]") + ",15m)<={$DISK.WRITE.AWAIT.MAX.WARN:\"{#DEVNAME}\"}",
-		Why:       "Average wait per request, queueing included; 50 ms for 15 minutes is slow for any disk but a busy spinning one. Recovery needs 15 minutes with both at or below their thresholds.",
-		Name:      "Disk {#DEVNAME}: Response time is high",
-		EventName: "Disk {#DEVNAME}: Response time is high (read over {$DISK.READ.AWAIT.MAX.WARN:\"{#DEVNAME}\"}ms or write over {$DISK.WRITE.AWAIT.MAX.WARN:\"{#DEVNAME}\"}ms for 15m)",
-		Opdata:    "Read: {ITEM.LASTVALUE1}, write: {ITEM.LASTVALUE2}", Priority: "WARNING",
-		Description: "Requests to {#DEVNAME} take long on average, queueing included: the device is overloaded or failing.",
-		Tags:        tags("scope", "performance"),
-	}
-	r.Triggers = []*Trigger{utilWarn, utilCrit, await}
-
-	r.Graphs = []*Graph{
-		{Name: "Disk {#DEVNAME}: Read/write rates", Items: []GraphItem{
-			{Key: "disk.read.rate[{#DEVNAME}]", Color: "1A7C11"},
-			{Key: "disk.write.rate[{#DEVNAME}]", Color: "2774A4"},
-		}},
-		{Name: "Disk {#DEVNAME}: Read/write throughput", Items: []GraphItem{
-			{Key: "disk.read.bytes.rate[{#DEVNAME}]", Color: "1A7C11"},
-			{Key: "disk.write.bytes.rate[{#DEVNAME}]", Color: "2774A4"},
-		}},
-		{Name: "Disk {#DEVNAME}: Average waiting time", Items: []GraphItem{
-			{Key: "disk.read.await[{#DEVNAME}]", Color: "1A7C11"},
-			{Key: "disk.write.await[{#DEVNAME}]", Color: "2774A4"},
-		}},
-		{Name: "Disk {#DEVNAME}: Utilization and queue", Items: []GraphItem{
-			{Key: "disk.util[{#DEVNAME}]", Color: "F63100", DrawType: "FILLED_REGION"},
-			{Key: "disk.queue[{#DEVNAME}]", Color: "2774A4", Right: true},
-		}},
-	}
-	return r
-}
-
 func macros() []Macro {
 	ms := []Macro{
-		{"{$DISK.DEVNAME.MATCHES}", ".+", "Disk discovery: discover block devices whose name matches this regex."},
-		{"{$DISK.DEVNAME.NOT_MATCHES}", "^(loop|ram|zram|sr|fd|nbd|dm-)[0-9]+$", "Disk discovery: skip block devices whose name matches this regex (loop, RAM, zram, optical, floppy, NBD and device-mapper devices)."},
-		{"{$DISK.DEVTYPE.MATCHES}", "^disk$", "Disk discovery: discover devices whose type (disk or partition) matches this regex."},
-		{"{$DISK.READ.AWAIT.MAX.WARN}", "50", "Average read wait time in ms over 15 minutes above which \"Response time is high\" fires. Per disk: {$DISK.READ.AWAIT.MAX.WARN:\"<devname>\"}."},
-		{"{$DISK.UTIL.HYSTERESIS}", "5", "Percentage points below its utilization threshold that a disk must stay under, for 15 minutes, before \"Utilization is high\" or \"critically high\" recovers."},
-		{"{$DISK.UTIL.MAX.CRIT}", "95", "Disk utilization in % over 15 minutes above which \"Utilization is critically high\" fires. Per disk: {$DISK.UTIL.MAX.CRIT:\"<devname>\"}."},
-		{"{$DISK.UTIL.MAX.WARN}", "80", "Disk utilization in % over 15 minutes above which \"Utilization is high\" fires. Per disk: {$DISK.UTIL.MAX.WARN:\"<devname>\"}."},
-		{"{$DISK.WRITE.AWAIT.MAX.WARN}", "50", "Average write wait time in ms over 15 minutes above which \"Response time is high\" fires. Per disk: {$DISK.WRITE.AWAIT.MAX.WARN:\"<devname>\"}."},
 		{"{$TCP.ABORT_ON_MEMORY.MAX.WARN}", "10", "Connections reset for lack of memory (TcpExt TCPAbortOnMemory) in 5 minutes above which \"Connections reset for lack of memory\" fires; it recovers at this many or fewer in 15 minutes."},
 		{"{$NF.CONNTRACK.PUSED.MAX.WARN}", "80", "Connection tracking entries in % of nf_conntrack_max above which \"Connection tracking table filling up\" fires."},
 		{"{$TCP.CGROUP.CLOSE_WAIT.MAX.WARN}", "50", "CLOSE_WAIT sockets of one discovered service (cgroup), for 5 minutes, above which its \"CLOSE_WAIT sockets are leaking\" fires; it recovers after 10 minutes at or below. Per service: {$TCP.CGROUP.CLOSE_WAIT.MAX.WARN:\"<cgroup path>\"}."},

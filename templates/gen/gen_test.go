@@ -61,10 +61,64 @@ func TestTemplatesHaveTheSameKeys(t *testing.T) {
 	if len(variants) != 4 {
 		t.Fatalf("%d templates, want agent 2, agent 2 active, agent, agent active", len(variants))
 	}
-	first := keys(build(variants[0]))
-	for _, v := range variants[1:] {
-		if k := keys(build(v)); k != first {
-			t.Errorf("%s: keys differ:\n%s\n%s", v.name, first, k)
+	for _, b := range []func(variant) *Template{build, buildDisk} {
+		first := keys(b(variants[0]))
+		for _, v := range variants[1:] {
+			if k := keys(b(v)); k != first {
+				t.Errorf("%s: keys differ:\n%s\n%s", b(v).Name, first, k)
+			}
+		}
+	}
+}
+
+// templatesOf lists the templates written for a variant: TCP, disks.
+func templatesOf(v variant) []*Template { return []*Template{build(v), buildDisk(v)} }
+
+// TestDisksApart: the TCP templates have no disk object and the disk
+// templates nothing but disks, so that a host with Zabbix's own Linux
+// template takes the TCP template without watching its disks twice.
+func TestDisksApart(t *testing.T) {
+	for _, v := range variants {
+		tcp, disk := build(v), buildDisk(v)
+		all := func(tp *Template) []string {
+			var ks []string
+			for _, it := range tp.Items {
+				ks = append(ks, it.Key)
+			}
+			for _, r := range tp.Rules {
+				ks = append(ks, r.Key)
+				for _, it := range r.Items {
+					ks = append(ks, it.Key)
+				}
+			}
+			for _, m := range tp.Macros {
+				ks = append(ks, m.Macro)
+			}
+			return ks
+		}
+		for _, k := range all(tcp) {
+			if strings.HasPrefix(k, "disk.") || strings.HasPrefix(k, "{$DISK.") {
+				t.Errorf("%s: disk object %s", tcp.Name, k)
+			}
+		}
+		for _, k := range all(disk) {
+			if !strings.HasPrefix(k, "disk.") && !strings.HasPrefix(k, "{$DISK.") {
+				t.Errorf("%s: object %s that is not a disk's", disk.Name, k)
+			}
+		}
+		if len(disk.Rules) != 1 || len(disk.Rules[0].Items) == 0 {
+			t.Errorf("%s: no disk discovery", disk.Name)
+		}
+		// Zabbix's own defaults: 20 ms, no utilization trigger.
+		for _, m := range disk.Macros {
+			if strings.Contains(m.Macro, "AWAIT") && m.Value != "20" {
+				t.Errorf("%s: %s = %s, want 20 as {$VFS.DEV.*.AWAIT.WARN}", disk.Name, m.Macro, m.Value)
+			}
+		}
+		for _, tr := range disk.Rules[0].Triggers {
+			if strings.Contains(tr.Expr, "disk.util[") {
+				t.Errorf("%s: trigger %q on utilization", disk.Name, tr.Name)
+			}
 		}
 	}
 }
@@ -90,9 +144,17 @@ func polledObjects(tp *Template) (items []*Item, rules []*Rule) {
 // active templates.
 func TestActiveTemplates(t *testing.T) {
 	for _, v := range variants {
-		items, rules := polledObjects(build(v))
-		if len(items) == 0 || len(rules) == 0 {
-			t.Fatalf("%s: no polled items or rules", v.name)
+		var items []*Item
+		var rules []*Rule
+		for _, tp := range templatesOf(v) {
+			i, r := polledObjects(tp)
+			if len(i) == 0 {
+				t.Fatalf("%s: no polled items", tp.Name)
+			}
+			items, rules = append(items, i...), append(rules, r...)
+		}
+		if len(rules) == 0 {
+			t.Fatalf("%s: no polled rules", v.name)
 		}
 		want := ""
 		if v.active {
@@ -121,7 +183,12 @@ func TestActiveTemplates(t *testing.T) {
 // such step (the plugin's errors arrive as errors).
 func TestClassicAgentErrors(t *testing.T) {
 	for _, v := range variants {
-		items, rules := polledObjects(build(v))
+		var items []*Item
+		var rules []*Rule
+		for _, tp := range templatesOf(v) {
+			i, r := polledObjects(tp)
+			items, rules = append(items, i...), append(rules, r...)
+		}
 		for _, it := range items {
 			has := len(it.Pre) > 0 && it.Pre[0].Type == notSupported.Type
 			if has != v.classic {

@@ -85,6 +85,9 @@ func generate(lock lint.Lock, mint func() string) (map[string]string, lint.Lock,
 		t := build(v)
 		files[v.file+".xml"] = render(t, u)
 		files[v.file+".README.md"] = readme(v, t)
+		d := buildDisk(v)
+		files[diskFile(v)+".xml"] = render(d, u)
+		files[diskFile(v)+".README.md"] = readme(diskVariant(v), d)
 	}
 	out := lint.Lock{}
 	for p := range u.used {

@@ -98,6 +98,11 @@ type Graph struct {
 	Name  string
 	Type  string // "" = NORMAL, STACKED
 	Items []GraphItem
+	// NoTriggers hides trigger threshold lines (a stacked graph would
+	// draw one item's thresholds over another's area).
+	NoTriggers bool
+	// Percent fixes the Y axis at 0-100.
+	Percent bool
 }
 
 // GraphItem is one line of a graph.
@@ -120,11 +125,18 @@ type Page struct {
 	Widgets []Widget
 }
 
-// Widget shows one graph (or one graph prototype) on a 24-column grid.
+// Widget is one widget on a 24-column grid: a graph, a graph prototype
+// (Columns × Rows of the discovered graphs at once), the current value of
+// an item (Item) or the latest values of a text item (Text; 7.0's
+// converter fails on it in an XML file).
 type Widget struct {
-	Graph      string
-	Prototype  bool
-	X, Y, W, H int
+	Name          string
+	Graph         string
+	Prototype     bool
+	Columns, Rows int
+	Item          string // key: an ITEM widget (current value)
+	Text          string // key: a PLAIN_TEXT widget (latest value)
+	X, Y, W, H    int
 }
 
 // ValueMap maps raw values to text.
@@ -442,10 +454,21 @@ func graphNode(kind string, g *Graph, tech, scope string, u *ids) *node {
 			tx("yaxisside", side),
 			el("item", tx("host", tech), tx("key", gi.Key))))
 	}
+	show, ymaxType := "", ""
+	if g.NoTriggers {
+		show = "NO"
+	}
+	if g.Percent {
+		// A fixed maximum; its value, 100, is the default the export
+		// leaves out.
+		ymaxType = "FIXED"
+	}
 	return el(kind,
 		tx("uuid", u.get(scope+"/"+kind+":"+g.Name)),
 		tx("name", g.Name),
+		tx("show_triggers", show),
 		tx("type", g.Type),
+		tx("ymax_type_1", ymaxType),
 		list("graph_items", gis),
 	)
 }
@@ -454,28 +477,56 @@ func dashboardNode(t *Template, d *Dashboard, base string, u *ids) *node {
 	var pages []*node
 	for _, p := range d.Pages {
 		var ws []*node
-		for _, w := range p.Widgets {
-			typ, ftyp := "GRAPH_CLASSIC", "GRAPH"
-			if w.Prototype {
-				typ, ftyp = "GRAPH_PROTOTYPE", "GRAPH_PROTOTYPE"
-			}
-			fields := []*node{el("field", tx("type", ftyp), tx("name", "graphid"),
-				el("value", tx("host", t.Tech), tx("name", w.Graph)))}
-			if w.Prototype {
-				// The export orders fields by their numeric type: INTEGER (0) first.
-				fields = append([]*node{el("field", tx("type", "INTEGER"), tx("name", "columns"), tx("value", "1"))}, fields...)
-			}
-			ws = append(ws, el("widget",
-				tx("type", typ),
-				tx("x", nz(w.X)),
-				tx("y", nz(w.Y)),
-				tx("width", strconv.Itoa(w.W)),
-				tx("height", strconv.Itoa(w.H)),
-				el("fields", fields...)))
+		// The export sorts widgets by name (a stable sort: unnamed ones
+		// first, in their order) and their fields by type.
+		for _, w := range sortedBy(p.Widgets, func(w Widget) []string { return []string{w.Name} }) {
+			ws = append(ws, widgetNode(t, w))
 		}
 		pages = append(pages, el("page", tx("name", p.Name), el("widgets", ws...)))
 	}
 	return el("dashboard", tx("uuid", u.get(base+"/dashboard:"+d.Name)), tx("name", d.Name), el("pages", pages...))
+}
+
+// widgetNode writes one widget, its fields ordered by their numeric type
+// (INTEGER 0, STRING 1, ITEM 4, GRAPH 6, GRAPH_PROTOTYPE 7) as the export
+// does.
+func widgetNode(t *Template, w Widget) *node {
+	ref := func(ftyp, name string, key string) *node {
+		return el("field", tx("type", ftyp), tx("name", name), el("value", tx("host", t.Tech), tx("key", key)))
+	}
+	num := func(name string, v int) *node {
+		return el("field", tx("type", "INTEGER"), tx("name", name), tx("value", strconv.Itoa(v)))
+	}
+	var typ string
+	var fields []*node
+	switch {
+	case w.Item != "":
+		typ = "ITEM"
+		fields = []*node{ref("ITEM", "itemid", w.Item)}
+	case w.Text != "":
+		typ = "PLAIN_TEXT"
+		fields = []*node{num("show_lines", 1), ref("ITEM", "itemids", w.Text)}
+	case w.Prototype:
+		typ = "GRAPH_PROTOTYPE"
+		fields = []*node{num("columns", max(w.Columns, 1))}
+		if w.Rows > 1 {
+			fields = append(fields, num("rows", w.Rows))
+		}
+		fields = append(fields, el("field", tx("type", "GRAPH_PROTOTYPE"), tx("name", "graphid"),
+			el("value", tx("host", t.Tech), tx("name", w.Graph))))
+	default:
+		typ = "GRAPH_CLASSIC"
+		fields = []*node{el("field", tx("type", "GRAPH"), tx("name", "graphid"),
+			el("value", tx("host", t.Tech), tx("name", w.Graph)))}
+	}
+	return el("widget",
+		tx("type", typ),
+		tx("name", w.Name),
+		tx("x", nz(w.X)),
+		tx("y", nz(w.Y)),
+		tx("width", strconv.Itoa(w.W)),
+		tx("height", strconv.Itoa(w.H)),
+		el("fields", fields...))
 }
 
 // omitDefault drops a value equal to the default, as the export does.

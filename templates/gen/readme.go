@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -18,12 +19,20 @@ func readme(v variant, t *Template) string {
 	if v.active {
 		mode = "receives the values the agent sends (active checks: the agent connects to the server, so no incoming connection to the agent is needed)"
 	}
-	w("The server %s. Every key is answered by %s. Master items return JSON and dependent items split it: one request per data family and interval, however many ports and disks are discovered (see \"Agent requests\").\n\n", mode, v.source)
+	w("The server %s. Every key is answered by %s. Master items return JSON and dependent items split it: one request per data family and interval, however many %s are discovered (see \"Agent requests\").\n\n", mode, v.source, discoveredWhat(t))
 	w("It links beside Zabbix's own \"Linux by Zabbix agent\" and \"Linux by Zabbix agent active\" templates (and 6.0's sub-templates such as \"Linux block devices by Zabbix agent\"): no key, graph, item, trigger, discovery rule, value map, macro or dashboard name is one of theirs in 6.0 or 7.0 (`templates/lint -official`). ")
-	w("Its disk objects are named \"Disk <device>: ...\", theirs \"<device>: Disk ...\".\n\n")
+	if isDisk(t) {
+		w("Its disk objects are named \"Disk <device>: ...\", theirs \"<device>: Disk ...\". Linked together with theirs, though, a host has each disk watched twice: link this one only to hosts without theirs (templates/README.md, \"Which templates\").\n\n")
+	} else {
+		w("Disk I/O is in the separate template \"%s\" (`%s.xml`), for hosts without Zabbix's own Linux template.\n\n", diskName(v), diskFile(v))
+	}
 	w("## Setup\n\n%s\n\n", v.setup)
 	requests(w, t)
-	w("%s\n", upgrade)
+	if isDisk(t) {
+		w("%s\n", diskUpgrade)
+	} else {
+		w("%s\n", upgrade)
+	}
 
 	w("## Macros used\n\n|Name|Description|Default|\n|----|-----------|-------|\n")
 	for _, m := range t.Macros {
@@ -56,7 +65,11 @@ func readme(v variant, t *Template) string {
 		}
 	}
 
-	w("\n## Triggers\n\n%s\n\n", triggerPolicy)
+	policy := triggerPolicy
+	if isDisk(t) {
+		policy = diskTriggerPolicy
+	}
+	w("\n## Triggers\n\n%s\n\n", policy)
 	w("|Name|Severity|Problem expression|Recovery expression|Macros (default)|Why these defaults|Description and additional info|\n|----|--------|------------------|-------------------|----------------|------------------|------------------------------|\n")
 	for _, tr := range t.Triggers {
 		triggerRow(w, t, tr)
@@ -77,8 +90,19 @@ func readme(v variant, t *Template) string {
 			w("- %s (prototype, %s)\n", g.Name, r.Name)
 		}
 	}
-	w("\nThe template dashboard \"%s\" shows them on three pages (connections, ports, disks).\n", t.Dashboards[0].Name)
+	var pages []string
+	for _, p := range t.Dashboards[0].Pages {
+		pages = append(pages, strings.ToLower(p.Name))
+	}
+	w("\nThe template dashboard \"%s\" shows them (pages: %s).\n", t.Dashboards[0].Name, strings.Join(pages, ", "))
+	w("\n## Dashboard\n\nEach page as a real Zabbix 6.0 frontend shows it at 1600 px, on the e2e's agent 2 host after its trigger scenario (taken by `test/e2e -screenshots`, see templates/README.md; the four variants share the dashboard):\n")
+	for _, p := range t.Dashboards[0].Pages {
+		w("\n![%s: %s](%s)\n", t.Dashboards[0].Name, p.Name, screenshotPath(t, p.Name))
+	}
 
+	if len(t.ValueMaps) == 0 {
+		return b.String()
+	}
 	w("\n## Value maps\n\n")
 	for _, vm := range t.ValueMaps {
 		var ms []string
@@ -200,7 +224,7 @@ func cell(s string) string {
 // by a master's answer) or a calculated item (evaluated by the server).
 func requests(w func(string, ...any), t *Template) {
 	w("## Agent requests\n\n")
-	w("The agent answers these keys (asked by the server, or, in the active templates, from its list of active checks), whatever the number of discovered ports and disks; every other item is a dependent item split from their answers or a calculated item the server evaluates. Master items keep no history (they feed their dependents only).\n\n")
+	w("The agent answers these keys (asked by the server, or, in the active templates, from its list of active checks), whatever the number of discovered %s; every other item is a dependent item split from their answers or a calculated item the server evaluates. Master items keep no history (they feed their dependents only).\n\n", discoveredWhat(t))
 	w("|Key|Every|Feeds|\n|---|-----|-----|\n")
 	for _, it := range t.Items {
 		if it.Type != "" && it.Type != "ZABBIX_ACTIVE" {
@@ -262,12 +286,48 @@ func feeds(t *Template, key string) string {
 // upgrade is what changes for a host that has the 0.1.0 template.
 const upgrade = `## Upgrading from 0.1.0
 
-0.1.0 polled one ` + "`tcp.port.get[<port>]`" + ` per discovered port and one ` + "`disk.get[<device>]`" + ` per disk every minute, each reading the whole socket table or /proc/diskstats again. Now each port's items are fed by ` + "`tcp.sockets.get`" + ` and each disk's by ` + "`disk.get.all`" + `, through one dependent prototype per port or disk that picks its object out of the answer.
+0.1.0 polled one ` + "`tcp.port.get[<port>]`" + ` per discovered port every minute, each reading the whole socket table again. Now each port's items are fed by ` + "`tcp.sockets.get`" + `, through one dependent prototype per port that picks its object out of the answer.
 
-- **Kept (history kept):** every item key users see: ` + "`tcp.state[*]`" + `, ` + "`tcp.sockstat[*]`" + `, ` + "`tcp.netstat*`" + `, ` + "`tcp.limit[*]`" + `, ` + "`tcp.time_wait.pused`" + `, ` + "`tcp.orphan.pused`" + `, ` + "`tcp.remote.top[...]`" + `, the port prototypes ` + "`tcp.port.listening|listeners|accept_queue|accept_queue.pused|backlog[{#PORT}]`" + ` and ` + "`tcp.port.state[{#PORT},<state>]`" + `, the disk prototypes ` + "`disk.*[{#DEVNAME}]`" + `, and both discovery rules (` + "`tcp.port.discovery`" + `, and ` + "`disk.discovery`" + `, which is now a dependent rule), so discovered items keep their history. Renamed triggers and graphs keep their identity (uuid).
-- **Replaced in place (same uuid, no history kept):** the master ` + "`tcp.status.get`" + ` becomes ` + "`tcp.sockets.get`" + `; the per-port master ` + "`tcp.port.get[{#PORT}]`" + ` becomes the dependent ` + "`tcp.sockets.get.port[{#PORT}]`" + `, the per-disk master ` + "`disk.get[{#DEVNAME}]`" + ` the dependent ` + "`disk.get.all.device[{#DEVNAME}]`" + `. Updating them in place is what keeps their dependents: an import deletes the prototypes a file no longer has, and deleting a master deletes its dependent items with their history. ` + "`tcp.kernel.get`" + ` and ` + "`tcp.limits.get`" + ` stay. Masters keep no history now (it was 1h); the no-data trigger watches ` + "`tcp.state[total]`" + `.
-- **Renamed:** disk items, triggers and graphs are "Disk <device>: Read rate" and so on (they were "<device>: Disk read rate", Zabbix's own names); the disk rule is "Disk discovery".
+- **Kept (history kept):** every item key users see: ` + "`tcp.state[*]`" + `, ` + "`tcp.sockstat[*]`" + `, ` + "`tcp.netstat*`" + `, ` + "`tcp.limit[*]`" + `, ` + "`tcp.time_wait.pused`" + `, ` + "`tcp.orphan.pused`" + `, ` + "`tcp.remote.top[...]`" + `, the port prototypes ` + "`tcp.port.listening|listeners|accept_queue|accept_queue.pused|backlog[{#PORT}]`" + ` and ` + "`tcp.port.state[{#PORT},<state>]`" + `, and the port discovery rule ` + "`tcp.port.discovery`" + `, so discovered ports keep their history. Renamed triggers and graphs keep their identity (uuid).
+- **Replaced in place (same uuid, no history kept):** the master ` + "`tcp.status.get`" + ` becomes ` + "`tcp.sockets.get`" + `; the per-port master ` + "`tcp.port.get[{#PORT}]`" + ` becomes the dependent ` + "`tcp.sockets.get.port[{#PORT}]`" + `. Updating them in place is what keeps their dependents: an import deletes the prototypes a file no longer has, and deleting a master deletes its dependent items with their history. ` + "`tcp.kernel.get`" + ` and ` + "`tcp.limits.get`" + ` stay. Masters keep no history now (it was 1h); the no-data trigger watches ` + "`tcp.state[total]`" + `.
+- **Moved to their own template (history not kept):** the disk discovery rule ` + "`disk.discovery`" + `, its items, triggers and graphs, the disk macros ` + "`{$DISK.*}`" + ` and the dashboard's Disks page are now in "Linux disks by ..." (` + "`tcpstatus_disk_*.xml`" + `). The import deletes them from this template with the discovered disk items and their history. Hosts with Zabbix's own Linux template watch their disks there already; link the disk template to the others (templates/README.md, "Which templates"). It names disk objects "Disk <device>: Read rate" and so on (0.1.0 used "<device>: Disk read rate", Zabbix's own names), waits 20 ms instead of 50 before "Response time is high", and has no utilization triggers.
 - **Triggers and macros:** the absolute TIME_WAIT and SYN_RECV triggers and their macros (` + "`{$TCP.TIME_WAIT.MAX.WARN}`" + `, ` + "`{$TCP.TIME_WAIT.MAX.CRIT}`" + `, ` + "`{$TCP.SYN_RECV.MAX.WARN}`" + `) are gone; the rate macros ` + "`{$TCP.LISTEN_OVERFLOWS.RATE.MAX.WARN}`" + `, ` + "`{$TCP.SYNCOOKIES.RATE.MAX.WARN}`" + ` and ` + "`{$TCP.TW_OVERFLOW.RATE.MAX.WARN}`" + ` are now counts in 5 minutes without ` + "`.RATE`" + ` in their names. Host or host-group overrides of the old names no longer apply: set the new ones.
 - **Port discovery** leaves out loopback-only listeners and ports in the ephemeral range: such ports discovered before become lost resources and are deleted after ` + "`{$TCP.PORT.LOST.LIFETIME}`" + ` (they raise nothing meanwhile); set ` + "`{$TCP.PORT.LOOPBACK.MATCHES}`" + ` or ` + "`{$TCP.PORT.EPHEMERAL.MATCHES}`" + ` to ` + "`.*`" + ` to keep them.
 - **Ports that stop listening:** ` + "`tcp.sockets.get`" + ` lists listening ports only. Such a port gets 0 for listening, listeners, accept queue, backlog and fill, as before; its per-state socket counts get no value (they used to be counted), since they are not known any more.
 `
+
+// isDisk reports whether t is a disk template.
+func isDisk(t *Template) bool { return strings.HasPrefix(t.Name, "Linux disks ") }
+
+// discoveredWhat names what the template's discovery finds.
+func discoveredWhat(t *Template) string {
+	if isDisk(t) {
+		return "disks"
+	}
+	return "ports"
+}
+
+// diskTriggerPolicy is how the disk template's trigger is built.
+const diskTriggerPolicy = "As in the TCP templates, the trigger recovers on a condition of its own (hysteresis): the wait times must stay at or below their thresholds for a whole 15-minute window. " +
+	"Defaults are those of Zabbix's own Linux template: 20 ms wait, and no trigger on utilization. `templates/lint` enforces the rules."
+
+// diskUpgrade is what changes for a host that had the disks in the 0.1.0
+// TCP template.
+const diskUpgrade = `## Upgrading from 0.1.0
+
+0.1.0 had the disks in the TCP template. Importing the new TCP template over it (with "Delete missing", as an upgrade does) deletes its disk discovery rule, the discovered disk items and their history; the TCP items keep theirs. Link this template to the hosts that should keep disk monitoring and have no Zabbix Linux template: its items start new history under the same keys (` + "`disk.*[{#DEVNAME}]`" + `). Host macros ` + "`{$DISK.*}`" + ` set for 0.1.0 keep applying; the wait thresholds now default to 20 ms (they were 50), and the utilization triggers and their macros ` + "`{$DISK.UTIL.*}`" + ` are gone.
+`
+
+// screenshotPath is where test/e2e -screenshots docs/screenshots writes
+// a dashboard page of the agent 2 variant of t, relative to templates/: the
+// e2e names it <template file>-<dashboard>-<page>, lower case, runs of
+// other characters than letters, digits, '_', '.', '-' as '-'.
+func screenshotPath(t *Template, page string) string {
+	file := "tcpstatus_agent2"
+	if isDisk(t) {
+		file = "tcpstatus_disk_agent2"
+	}
+	name := strings.ToLower(file + "-" + t.Dashboards[0].Name + "-" + page)
+	name = strings.Trim(regexp.MustCompile(`[^a-z0-9_.-]+`).ReplaceAllString(name, "-"), "-")
+	return "../docs/screenshots/" + name + ".png"
+}

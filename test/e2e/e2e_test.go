@@ -54,7 +54,7 @@ func TestTechnicalName(t *testing.T) {
 			t.Fatal(err)
 		}
 		name := technicalName(string(b))
-		if !strings.HasPrefix(name, "Linux TCP status by Zabbix agent") {
+		if !strings.HasPrefix(name, "Linux TCP status by Zabbix agent") && !strings.HasPrefix(name, "Linux disks by Zabbix agent") {
 			t.Errorf("%s: technical name %q", f, name)
 		}
 	}
@@ -196,8 +196,15 @@ func TestSpec(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(s.items) == 0 || s.rule("{#PORT}") == nil || s.rule("{#DEVNAME}") == nil {
+		if len(s.items) == 0 || s.rule("{#PORT}") == nil || s.rule("{#DEVNAME}") != nil {
 			t.Errorf("%s: %d items, rules %+v", f, len(s.items), s.rules)
+		}
+		d, err := readSpec(diskFileOf(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.items) == 0 || d.rule("{#DEVNAME}") == nil || d.rule("{#PORT}") != nil {
+			t.Errorf("%s: %d items, rules %+v", d.file, len(d.items), d.rules)
 		}
 		port := s.rule("{#PORT}")
 		keys := map[string]item{}

@@ -92,6 +92,8 @@ type target struct {
 	hostname string
 	template string    // technical name of ours
 	spec     *tmplSpec // what the template file defines
+	// disk: the disk template linked beside it (nil: none).
+	disk *tmplSpec
 	// shared: the host also carries other templates (the official ones);
 	// only the items of ours must have values.
 	shared bool
@@ -126,7 +128,19 @@ type item struct {
 }
 
 // own reports whether a host item comes from our template.
-func (tg *target) own(key string) bool { return !tg.shared || tg.spec.ownKey(key) }
+func (tg *target) own(key string) bool {
+	return !tg.shared || tg.spec.ownKey(key) || (tg.disk != nil && tg.disk.ownKey(key))
+}
+
+// expectedItems is how many items of ours the host should have for the
+// discovered ports and disks.
+func (tg *target) expectedItems(instances map[string][]string) int {
+	n := tg.spec.expectedItems(instances)
+	if tg.disk != nil {
+		n += tg.disk.expectedItems(instances)
+	}
+	return n
+}
 
 func (i item) hasValue() bool { return i.LastClock != "" && i.LastClock != "0" }
 
@@ -256,16 +270,8 @@ func runVersion(ctx context.Context, o *options, ps *procs, pg *postgres, l layo
 	if err != nil {
 		return err
 	}
-	a2, err := startAgent2(ctx, ps, l, work, filepath.Join(bin, "zabbix-agent2-plugin-tcpstatus"), zbx)
-	if err != nil {
-		return err
-	}
-	ad, err := startAgentd(ctx, ps, l, work, o.userParams, filepath.Join(bin, "tcpstatus-discovery"), zbx)
-	if err != nil {
-		return err
-	}
-	logf("Zabbix %s: agent 2 on port %d (plugin %s), classic agent on port %d", l.version, a2.port, filepath.Join(bin, "zabbix-agent2-plugin-tcpstatus"), ad.port)
-
+	// The test's sockets exist before the agents start: active agents run
+	// port discovery as soon as they get their checks (modes.go).
 	socks, err := openTestSockets()
 	if err != nil {
 		return err
@@ -273,18 +279,55 @@ func runVersion(ctx context.Context, o *options, ps *procs, pg *postgres, l layo
 	defer socks.close()
 	logf("test sockets: app port %d with %d CLOSE_WAIT, port %d to close and reopen, port %d with a full accept queue (backlog %d)",
 		socks.appPort(), closeWaitN, socks.gonePort, socks.fullPort, fullBacklog)
+	actives, err := createActiveHosts(ctx, z, specs, socks)
+	if err != nil {
+		return err
+	}
+	if err := z.reloadConfig(ctx); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	trapper := fmt.Sprintf("127.0.0.1:%d", z.serverPort)
+	a2, err := startAgent2(ctx, ps, l, work, filepath.Join(bin, "zabbix-agent2-plugin-tcpstatus"), zbx,
+		agentOpts{name: "agent2", hostname: "tcpstatus-e2e-agent2", serverActive: trapper, activeHost: actives[0].hostname})
+	if err != nil {
+		return err
+	}
+	helper := filepath.Join(bin, "tcpstatus-discovery")
+	ad, err := startAgentd(ctx, ps, l, work, o.userParams, helper, zbx,
+		agentOpts{name: "agentd", hostname: "tcpstatus-e2e-agentd", serverActive: trapper, activeHost: actives[1].hostname})
+	if err != nil {
+		return err
+	}
+	failFlags, _, err := failingHelperFlags(work)
+	if err != nil {
+		return err
+	}
+	af, err := startAgentd(ctx, ps, l, work, o.userParams, helper, zbx,
+		agentOpts{name: "agentd-failing", hostname: failingHost, helperFlags: failFlags})
+	if err != nil {
+		return err
+	}
+	logf("Zabbix %s: agent 2 on port %d (plugin %s), classic agent on port %d, both also active for %s and %s (trapper %s); classic agent with a failing helper on port %d",
+		l.version, a2.port, filepath.Join(bin, "zabbix-agent2-plugin-tcpstatus"), ad.port, actives[0].hostname, actives[1].hostname, trapper, af.port)
 
 	var targets []*target
 	for _, t := range []struct {
 		a    *agent
 		file string
 	}{{a2, "tcpstatus_agent2.xml"}, {ad, "tcpstatus_agent.xml"}} {
-		sp := specs[t.file]
-		if sp == nil {
-			return fmt.Errorf("no %s in %s", t.file, o.templates)
+		sp, dsp := specs[t.file], specs[diskFileOf(t.file)]
+		if sp == nil || dsp == nil {
+			return fmt.Errorf("no %s or %s in %s", t.file, diskFileOf(t.file), o.templates)
 		}
-		tg := &target{agent: t.a, hostname: t.a.hostname, template: sp.name, spec: sp, triggers: true}
-		if err := createHost(ctx, z, tg, socks, sp.name); err != nil {
+		tg := &target{agent: t.a, hostname: t.a.hostname, template: sp.name, spec: sp, disk: dsp, triggers: true}
+		// Over the old TCP template, which had the disks, the disk template
+		// is linked after the upgrade (upgrade.go).
+		names := []string{sp.name, dsp.name}
+		if upgrade {
+			names = names[:1]
+		}
+		if err := createHost(ctx, z, tg, socks, names...); err != nil {
 			return err
 		}
 		targets = append(targets, tg)
@@ -302,7 +345,18 @@ func runVersion(ctx context.Context, o *options, ps *procs, pg *postgres, l layo
 		if err := afterUpgrade(ctx, z, targets, before); err != nil {
 			return err
 		}
+		if err := linkMoved(ctx, z, targets, old); err != nil {
+			return err
+		}
 	}
+	failing := &target{agent: af, hostname: failingHost, template: targets[1].template, spec: targets[1].spec, disk: targets[1].disk}
+	if err := createHost(ctx, z, failing, socks, failing.template, failing.disk.name); err != nil {
+		return err
+	}
+	if err := setMacros(ctx, z, failing, map[string]string{"{$TCP.NODATA.TIMEOUT}": failingNodata}); err != nil {
+		return err
+	}
+
 	// A host on the official Linux template (already in the database)
 	// takes ours as well.
 	var shared *target
@@ -323,8 +377,19 @@ func runVersion(ctx context.Context, o *options, ps *procs, pg *postgres, l layo
 	if err := scenario(ctx, z, targets, socks); err != nil {
 		return err
 	}
+	if err := checkActive(ctx, z, actives, socks); err != nil {
+		return err
+	}
+	if err := checkFailing(ctx, z, failing, helper, failFlags); err != nil {
+		return err
+	}
 	if shared != nil {
-		return checkShared(ctx, z, shared)
+		if err := checkShared(ctx, z, shared); err != nil {
+			return err
+		}
+	}
+	if o.screenshots != "" && l.version == o.versions[0] {
+		return takeScreenshots(ctx, z, targets[0], o.screenshots)
 	}
 	return nil
 }
@@ -459,6 +524,11 @@ func createHost(ctx context.Context, z *zabbix, tg *target, s *testSockets, temp
 		return fmt.Errorf("host group Linux servers: %d found", len(groups))
 	}
 	app := strconv.Itoa(s.appPort())
+	// A host with active checks only needs no interface.
+	interfaces := []any{}
+	if tg.agent.port != 0 {
+		interfaces = append(interfaces, map[string]any{"type": 1, "main": 1, "useip": 1, "ip": "127.0.0.1", "dns": "", "port": strconv.Itoa(tg.agent.port)})
+	}
 	var res struct {
 		HostIDs []string `json:"hostids"`
 	}
@@ -466,7 +536,7 @@ func createHost(ctx context.Context, z *zabbix, tg *target, s *testSockets, temp
 		"host":       tg.hostname,
 		"groups":     []any{map[string]string{"groupid": groups[0].GroupID}},
 		"templates":  links,
-		"interfaces": []any{map[string]any{"type": 1, "main": 1, "useip": 1, "ip": "127.0.0.1", "dns": "", "port": strconv.Itoa(tg.agent.port)}},
+		"interfaces": interfaces,
 		"macros": []any{
 			map[string]string{"macro": "{$TCP.PORT.MATCHES}", "value": "^(" + strings.Join(s.ports(), "|") + ")$"},
 			map[string]string{"macro": "{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"" + app + "\"}", "value": "100000"},

@@ -39,6 +39,10 @@
 // testdata/official-templates/zabbix-<version>.json; every other run
 // checks that those files still match its servers (official.go).
 //
+// -screenshots DIR photographs every page of the template dashboards on
+// the first version's agent 2 host after the scenario, with headless
+// Chromium (screens.go).
+//
 // -import-only only imports the templates (no agents); -serve leaves the
 // first version running, templates imported and hosts linked, for manual
 // inspection in a browser (through a port on the host's loopback) until
@@ -84,6 +88,8 @@ type options struct {
 	upgradeFrom string
 	// shared: also link ours to a host on the official Linux template
 	shared bool
+	// screenshots: directory for the dashboard pictures (screens.go)
+	screenshots string
 }
 
 func main() {
@@ -118,6 +124,7 @@ func runMain(args []string, stdout io.Writer) error {
 	fs.BoolVar(&o.exportOff, "export-official", false, "write the names of the official Linux templates of each version's server to -official, then stop")
 	fs.StringVar(&o.upgradeFrom, "upgrade-from", "", "directory with the previous release's template files: link the hosts to them first, then import the new ones over them")
 	fs.BoolVar(&o.shared, "shared", false, "also run a host linked to the official \"Linux by Zabbix agent\" template and then to ours")
+	fs.StringVar(&o.screenshots, "screenshots", "", "write PNG screenshots of every template dashboard page (first version, agent 2 host) to this directory, with headless chromium")
 	fs.BoolVar(&o.hostNoise, "host-noise", false, "meanwhile, keep changing the host's CLOSE_WAIT count on its loopback (proves the run does not see it)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

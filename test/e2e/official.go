@@ -25,7 +25,7 @@ var officialRe = regexp.MustCompile(`^Linux (.+ )?by Zabbix agent( active)?$`)
 
 // ownTemplateRe excludes this project's templates, which the pattern
 // above would also match once imported.
-var ownTemplateRe = regexp.MustCompile(`TCP status`)
+var ownTemplateRe = regexp.MustCompile(`^Linux (TCP status|disks) by `)
 
 type nameKey struct {
 	Name string `json:"name"`

@@ -157,6 +157,67 @@ func afterUpgrade(ctx context.Context, z *zabbix, targets []*target, before map[
 	return nil
 }
 
+// diskFileOf names the disk template file beside a TCP template file.
+func diskFileOf(tcpFile string) string {
+	return strings.Replace(tcpFile, "tcpstatus_", "tcpstatus_disk_", 1)
+}
+
+// linkMoved says which objects of the old TCP template moved to the disk
+// template (the import over the old template deleted them, with the
+// discovered disk items and their history), checks that nothing of the old
+// template is lost but what moved or what the new one replaces, and links
+// the disk template to the hosts as a user does after the upgrade.
+func linkMoved(ctx context.Context, z *zabbix, targets []*target, old map[string]*tmplSpec) error {
+	for _, tg := range targets {
+		o := old[tg.template]
+		var moved, dropped []string
+		have := func(s *tmplSpec, key string) bool {
+			if contains(s.items, key) {
+				return true
+			}
+			for _, r := range s.rules {
+				if r.key == key || contains(r.prototypes, key) {
+					return true
+				}
+			}
+			return false
+		}
+		keys := append([]string(nil), o.items...)
+		for _, r := range o.rules {
+			keys = append(append(keys, r.key), r.prototypes...)
+		}
+		for _, k := range keys {
+			switch {
+			case have(tg.spec, k):
+			case have(tg.disk, k):
+				moved = append(moved, k)
+			default:
+				dropped = append(dropped, k)
+			}
+		}
+		if len(moved) == 0 {
+			return fmt.Errorf("%s: nothing of the old template is in %q: no disk objects to move?", tg.hostname, tg.disk.name)
+		}
+		for _, k := range moved {
+			if strings.HasPrefix(k, "tcp.") {
+				return fmt.Errorf("%s: %s moved to the disk template", tg.hostname, k)
+			}
+		}
+		for _, r := range tg.items {
+			if strings.HasPrefix(r.Key, "disk.") {
+				return fmt.Errorf("%s: %s left on the host after the upgrade", tg.hostname, r.Key)
+			}
+		}
+		logf("Zabbix %s: %s: moved from the old %q to %q (deleted by the import with their history, new history once linked): %s",
+			z.l.version, tg.hostname, tg.template, tg.disk.name, strings.Join(moved, ", "))
+		logf("Zabbix %s: %s: replaced, not kept (masters the new template splits differently): %s", z.l.version, tg.hostname, strings.Join(dropped, ", "))
+		if err := linkTemplate(ctx, z, tg, tg.disk.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // historyRows counts an item's rows in every history table.
 func historyRows(ctx context.Context, z *zabbix, itemid string) (int, error) {
 	if _, err := strconv.ParseUint(itemid, 10, 64); err != nil {
@@ -187,9 +248,13 @@ func contains(list []string, s string) bool {
 func oldFiles(dir string, files []string) []string {
 	var out []string
 	for _, f := range files {
-		// A template the old release did not have is imported new later.
+		// A template the old release did not have is imported new at
+		// once (the active hosts need theirs before the agents start), and
+		// again, unchanged, with the rest.
 		if old := filepath.Join(dir, filepath.Base(f)); fileExists(old) {
 			out = append(out, old)
+		} else {
+			out = append(out, f)
 		}
 	}
 	return out
