@@ -167,8 +167,12 @@ func guestReads(ctx context.Context, z *zabbix, tg *target) (string, error) {
 		return "", fmt.Errorf("screenshots: user guest: %d found", len(users))
 	}
 	// en_GB: the frontend warns on every widget when the machine has no
-	// locale for the language, except for en_GB.
-	err := z.api.call(ctx, "user.update", map[string]any{"userid": users[0].ID, "lang": "en_GB", "usrgrps": []any{map[string]string{"usrgrpid": groups[0].ID}}}, nil)
+	// locale for the language, except for en_GB. The API refuses to set
+	// guest's own language; guest takes the default one.
+	if err := z.api.call(ctx, "settings.update", map[string]any{"default_lang": "en_GB"}, nil); err != nil {
+		return "", err
+	}
+	err := z.api.call(ctx, "user.update", map[string]any{"userid": users[0].ID, "usrgrps": []any{map[string]string{"usrgrpid": groups[0].ID}}}, nil)
 	return users[0].ID, err
 }
 
