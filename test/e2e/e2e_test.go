@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -165,6 +166,11 @@ func TestOfficialFiles(t *testing.T) {
 		}
 		if !strings.HasPrefix(n.Zabbix, v+".") {
 			t.Errorf("%s: from Zabbix %q", v, n.Zabbix)
+		}
+		// The shared shape (templates/lint's) writes the stored file back
+		// byte for byte, as checkOfficial compares it.
+		if again, err := n.encode(); err != nil || !bytes.Equal(again, b) {
+			t.Errorf("%s: the stored file does not encode back to itself (%v)", v, err)
 		}
 		for _, name := range names {
 			tm := n.Templates[name]

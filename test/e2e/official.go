@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"zabbix-agent2-plugin-tcpstatus/templates/lint/lint"
 )
 
 // The names of Zabbix's own Linux templates, as a fresh database of each
@@ -27,24 +29,12 @@ var officialRe = regexp.MustCompile(`^Linux (.+ )?by Zabbix agent( active)?$`)
 // above would also match once imported.
 var ownTemplateRe = regexp.MustCompile(`^Linux (TCP status|disks) by `)
 
-type nameKey struct {
-	Name string `json:"name"`
-	Key  string `json:"key"`
-}
-
-// officialTemplate is the set of names one template brings to a host.
-type officialTemplate struct {
-	Items             []nameKey `json:"items"`
-	ItemPrototypes    []nameKey `json:"item_prototypes"`
-	DiscoveryRules    []nameKey `json:"discovery_rules"`
-	Triggers          []string  `json:"triggers"`
-	TriggerPrototypes []string  `json:"trigger_prototypes"`
-	Graphs            []string  `json:"graphs"`
-	GraphPrototypes   []string  `json:"graph_prototypes"`
-	Valuemaps         []string  `json:"valuemaps"`
-	Macros            []string  `json:"macros"`
-	Dashboards        []string  `json:"dashboards"`
-}
+// The stored names have the shape the template linter reads
+// (templates/lint/lint, ReadOfficial): one definition of the file.
+type (
+	nameKey          = lint.NameKey
+	officialTemplate = lint.OfficialTemplate
+)
 
 type officialNames struct {
 	Zabbix    string                       `json:"zabbix"`
@@ -186,14 +176,14 @@ func namesOfExport(src []byte, name string) (*officialTemplate, error) {
 		o.Dashboards = append(o.Dashboards, db.Name)
 	}
 	for _, v := range t.Valuemaps {
-		o.Valuemaps = append(o.Valuemaps, v.Name)
+		o.ValueMaps = append(o.ValueMaps, v.Name)
 	}
-	o.normalize()
+	normalizeOfficial(o)
 	return o, nil
 }
 
 // normalize sorts every list and makes empty ones [] rather than null.
-func (o *officialTemplate) normalize() {
+func normalizeOfficial(o *officialTemplate) {
 	for _, l := range []*[]nameKey{&o.Items, &o.ItemPrototypes, &o.DiscoveryRules} {
 		if *l == nil {
 			*l = []nameKey{}
@@ -203,7 +193,7 @@ func (o *officialTemplate) normalize() {
 			return a.Key < b.Key || a.Key == b.Key && a.Name < b.Name
 		})
 	}
-	for _, l := range []*[]string{&o.Triggers, &o.TriggerPrototypes, &o.Graphs, &o.GraphPrototypes, &o.Valuemaps, &o.Macros, &o.Dashboards} {
+	for _, l := range []*[]string{&o.Triggers, &o.TriggerPrototypes, &o.Graphs, &o.GraphPrototypes, &o.ValueMaps, &o.Macros, &o.Dashboards} {
 		if *l == nil {
 			*l = []string{}
 		}
