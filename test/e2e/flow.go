@@ -279,6 +279,11 @@ func runVersion(ctx context.Context, o *options, ps *procs, pg *postgres, l layo
 	defer socks.close()
 	logf("test sockets: app port %d with %d CLOSE_WAIT, port %d to close and reopen, port %d with a full accept queue (backlog %d)",
 		socks.appPort(), closeWaitN, socks.gonePort, socks.fullPort, fullBacklog)
+	lk, err := startLeak() // cgroupleak.go
+	if err != nil {
+		return err
+	}
+	defer lk.stop()
 	actives, err := createActiveHosts(ctx, z, specs, socks)
 	if err != nil {
 		return err
@@ -374,7 +379,7 @@ func runVersion(ctx context.Context, o *options, ps *procs, pg *postgres, l layo
 		serveFrontend(ctx, z, o)
 		return nil
 	}
-	if err := scenario(ctx, z, targets, socks); err != nil {
+	if err := scenario(ctx, z, targets, socks, lk); err != nil {
 		return err
 	}
 	if err := checkActive(ctx, z, actives, socks); err != nil {
@@ -537,7 +542,7 @@ func createHost(ctx context.Context, z *zabbix, tg *target, s *testSockets, temp
 		"groups":     []any{map[string]string{"groupid": groups[0].GroupID}},
 		"templates":  links,
 		"interfaces": interfaces,
-		"macros": []any{
+		"macros": append([]any{
 			map[string]string{"macro": "{$TCP.PORT.MATCHES}", "value": "^(" + strings.Join(s.ports(), "|") + ")$"},
 			map[string]string{"macro": "{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"" + app + "\"}", "value": "100000"},
 			map[string]string{"macro": "{$TCP.CLOSE_WAIT.MAX.WARN}", "value": "100000"},
@@ -551,7 +556,7 @@ func createHost(ctx context.Context, z *zabbix, tg *target, s *testSockets, temp
 			map[string]string{"macro": "{$TCP.PORT.DOWN.PERIOD}", "value": "1m"},
 			// The test overflows the full listener 3 times.
 			map[string]string{"macro": "{$TCP.LISTEN_OVERFLOWS.MAX.WARN}", "value": "0"},
-		},
+		}, cgroupMacros(tg)...),
 	}, &res)
 	if err != nil {
 		return fmt.Errorf("create host %s linked to %q: %w", tg.hostname, templates, err)

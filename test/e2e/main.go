@@ -93,6 +93,13 @@ type options struct {
 }
 
 func main() {
+	if os.Getenv(leakChildEnv) != "" {
+		if err := runLeakChild(); err != nil {
+			fmt.Fprintln(os.Stderr, "leaking process:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := runMain(os.Args[1:], os.Stdout); err != nil {
 		var rep errReported
 		if errors.As(err, &rep) {

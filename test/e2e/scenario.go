@@ -14,7 +14,7 @@ import (
 
 // scenario drives both hosts through the checks: values for every item,
 // discovery results, then trigger cycles PROBLEM → OK.
-func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets) error {
+func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets, lk *leak) error {
 	v := z.l.version
 	t := time.Now()
 	if err := z.reloadConfig(ctx); err != nil {
@@ -139,6 +139,10 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets)
 		if tg.triggers {
 			withTriggers = append(withTriggers, tg)
 		}
+	}
+	// The leaking service and connection tracking (conntrack.go).
+	if err := ownersCycle(ctx, z, withTriggers, lk); err != nil {
+		return err
 	}
 	// Conditions present from the start: a full accept queue, dropped SYNs.
 	for _, tg := range withTriggers {
