@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,13 +143,30 @@ func (h *heldListener) close() {
 	}
 }
 
-// zabbixListener starts a copy of the test binary as the agents' user,
-// listening on 127.0.0.1, and returns its port and process name.
-func zabbixListener(t *testing.T) (int, string) {
+// childListener starts a copy of the test binary listening on 127.0.0.1,
+// as the agents' user when asAgentUser (else as root), directly inside the
+// cgroup directory cgroupDir (clone3 CLONE_INTO_CGROUP; "" for this
+// process's cgroup), and returns its port and process name.
+func childListener(t *testing.T, cgroupDir string, asAgentUser bool) (int, string) {
 	t.Helper()
-	bin := testutil.CopyExecutable(t, testutil.WorldDir(t), "", "zbxlistener")
-	cmd := exec.Command("setpriv", "--reuid="+agenttest.AgentUser, "--regid="+agenttest.AgentUser, "--init-groups", "--pdeathsig=KILL", "--", bin)
+	name := "rootlistener"
+	if asAgentUser {
+		name = "zbxlistener"
+	}
+	bin := testutil.CopyExecutable(t, testutil.WorldDir(t), "", name)
+	cmd := exec.Command(bin)
+	if asAgentUser {
+		cmd = exec.Command("setpriv", "--reuid="+agenttest.AgentUser, "--regid="+agenttest.AgentUser, "--init-groups", "--pdeathsig=KILL", "--", bin)
+	}
 	cmd.Env = append(os.Environ(), childListenEnv+"=1")
+	if cgroupDir != "" {
+		cg, err := os.Open(cgroupDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cg.Close()
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +184,26 @@ func zabbixListener(t *testing.T) (int, string) {
 	if err != nil || perr != nil {
 		t.Fatalf("listener child: %q, %v", line, err)
 	}
-	return port, "zbxlistener"
+	return port, name
+}
+
+// childCgroups creates, under the cgroup v2 root, a cgroup of the test's
+// own with the given children, and returns their directories and their
+// paths as the kernel names them ("/tcpstatus-discovery-<pid>/<child>").
+// Without a cgroup v2 mount the test is skipped.
+func childCgroups(t *testing.T, children ...string) (dirs, paths []string) {
+	t.Helper()
+	root, err := sockets.NewCgroupPaths().Root()
+	if err != nil {
+		t.Skip(err)
+	}
+	base := "tcpstatus-discovery-" + strconv.Itoa(os.Getpid())
+	testutil.Cgroup(t, root, base)
+	for _, c := range children {
+		dirs = append(dirs, testutil.Cgroup(t, root, base+"/"+c))
+		paths = append(paths, "/"+base+"/"+c)
+	}
+	return dirs, paths
 }
 
 // ssListener returns the accept queue and backlog ss shows for the
@@ -235,20 +272,30 @@ func discoveredPort(t *testing.T, a agentGetter, key string, port int) map[strin
 // once closed.
 func checkAgentPorts(t *testing.T, a agentGetter) {
 	h := holdListener(t, 7, 3)
-	zport, zname := zabbixListener(t)
+	// Two listeners in child cgroups of the test's own: a process of
+	// root's, which the agent's user cannot see, and one of its own user.
+	dirs, paths := childCgroups(t, "root.service", "zbx.service")
+	rport, _ := childListener(t, dirs[0], false)
+	zport, zname := childListener(t, dirs[1], true)
 	// Let the kernel finish the handshakes before comparing.
 	time.Sleep(50 * time.Millisecond)
 
-	// {#SERVICE} is the listener's cgroup, which needs no privilege to read:
-	// both listeners are in this process's cgroup.
-	cg := selfCgroup(t)
-	want := map[string]string{"{#PORT}": strconv.Itoa(h.port), "{#ADDRESS}": "127.0.0.1", "{#FAMILY}": "4", "{#PROCESS}": "", "{#LOOPBACK}": "1", "{#SERVICE}": cg}
-	if r := discoveredPort(t, a, "tcp.port.discovery", h.port); fmt.Sprint(r) != fmt.Sprint(want) {
-		t.Errorf("root listener: %v, want %v", r, want)
-	}
-	want = map[string]string{"{#PORT}": strconv.Itoa(zport), "{#ADDRESS}": "127.0.0.1", "{#FAMILY}": "4", "{#PROCESS}": zname, "{#LOOPBACK}": "1", "{#SERVICE}": cg}
-	if r := discoveredPort(t, a, "tcp.port.discovery", zport); fmt.Sprint(r) != fmt.Sprint(want) {
-		t.Errorf("listener of user %s: %v, want %v", agenttest.AgentUser, r, want)
+	// {#SERVICE} is the listener's cgroup, which needs no privilege to
+	// read, whoever holds the socket; {#PROCESS} only where the agent's
+	// user may look into the process's descriptors.
+	for _, c := range []struct {
+		what          string
+		port          int
+		process, cgrp string
+	}{
+		{"listener of this root process", h.port, "", selfCgroup(t)},
+		{"root listener in " + paths[0], rport, "", paths[0]},
+		{"listener of user " + agenttest.AgentUser + " in " + paths[1], zport, zname, paths[1]},
+	} {
+		want := map[string]string{"{#PORT}": strconv.Itoa(c.port), "{#ADDRESS}": "127.0.0.1", "{#FAMILY}": "4", "{#PROCESS}": c.process, "{#LOOPBACK}": "1", "{#SERVICE}": c.cgrp}
+		if r := discoveredPort(t, a, "tcp.port.discovery", c.port); fmt.Sprint(r) != fmt.Sprint(want) {
+			t.Errorf("%s: %v, want %v", c.what, r, want)
+		}
 	}
 
 	v, err := a.Get(fmt.Sprintf("tcp.port.get[%d]", h.port))

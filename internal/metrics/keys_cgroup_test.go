@@ -10,17 +10,15 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
 	"zabbix-agent2-plugin-tcpstatus/testkit/testnet"
+	"zabbix-agent2-plugin-tcpstatus/testkit/testutil"
 )
 
 // cgroupChildEnv makes the test binary a socket-holding child (see
@@ -146,31 +144,6 @@ func (c *cgroupChild) line(t *testing.T) string {
 	return strings.TrimSpace(l)
 }
 
-// makeCgroup creates a cgroup directory under the v2 root and removes it at
-// cleanup (after the children registered later have exited).
-func makeCgroup(t *testing.T, root, rel string) string {
-	t.Helper()
-	dir := filepath.Join(root, rel)
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// A cgroup empties a little after its last process is reaped.
-		for i := 0; ; i++ {
-			err := unix.Rmdir(dir)
-			if err == nil || os.IsNotExist(err) {
-				return
-			}
-			if i == 50 {
-				t.Errorf("remove cgroup %s: %v", dir, err)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
-	return dir
-}
-
 // cgroupsAnswer is the JSON of tcp.cgroups.get.
 type cgroupsAnswer struct {
 	Cgroups      []map[string]any  `json:"cgroups"`
@@ -239,9 +212,9 @@ func TestIntegrationCgroupsNetns(t *testing.T) {
 		t.Skip(err)
 	}
 	base := "tcpstatus-test-" + strconv.Itoa(os.Getpid())
-	makeCgroup(t, root, base)
-	dirA := makeCgroup(t, root, base+"/server.service")
-	dirB := makeCgroup(t, root, base+"/client.scope")
+	testutil.Cgroup(t, root, base)
+	dirA := testutil.Cgroup(t, root, base+"/server.service")
+	dirB := testutil.Cgroup(t, root, base+"/client.scope")
 
 	const conns, half = 8, 3
 	server := startCgroupChild(t, ns, dirA, "server "+strconv.Itoa(conns))
