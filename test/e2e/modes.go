@@ -200,28 +200,42 @@ func checkFailing(ctx context.Context, z *zabbix, tg *target, helper, flags stri
 	for _, k := range sortedKeys(want) {
 		logf("Zabbix %s: %s: %s unsupported: %s", v, tg.hostname, k, want[k])
 	}
-	// Port discovery fails with the helper's reason too.
+	// Port discovery fails with the helper's reason too, once the server
+	// has run the rule's check-now (asked above, with the items'; the
+	// items may already have failed on their own schedule).
 	var rules []struct {
 		Key   string `json:"key_"`
 		Type  string `json:"type"`
 		State string `json:"state"`
 		Error string `json:"error"`
 	}
-	if err := z.api.call(ctx, "discoveryrule.get", map[string]any{"hostids": tg.hostid, "output": []string{"key_", "type", "state", "error"}}, &rules); err != nil {
-		return err
+	var ruleBad string
+	err = waitFor(ctx, tg.hostname+": port discovery unsupported with the helper's reason", 60*time.Second, 2*time.Second, func() (bool, error) {
+		if err := z.api.call(ctx, "discoveryrule.get", map[string]any{"hostids": tg.hostid, "output": []string{"key_", "type", "state", "error"}}, &rules); err != nil {
+			return false, err
+		}
+		ruleBad = ""
+		for _, r := range rules {
+			if r.Type != "0" {
+				continue
+			}
+			reason, err := helperReason(ctx, helper, flags, r.Key)
+			if err != nil {
+				return false, err
+			}
+			if r.State != "1" || !carriesReason(r.Error, reason) {
+				ruleBad = fmt.Sprintf("%s: discovery rule %s: state %s error %q, want unsupported with %q", tg.hostname, r.Key, r.State, r.Error, reason)
+			}
+		}
+		return ruleBad == "", nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, ruleBad)
 	}
 	for _, r := range rules {
-		if r.Type != "0" {
-			continue
+		if r.Type == "0" {
+			logf("Zabbix %s: %s: discovery rule %s unsupported: %s", v, tg.hostname, r.Key, r.Error)
 		}
-		reason, err := helperReason(ctx, helper, flags, r.Key)
-		if err != nil {
-			return err
-		}
-		if r.State != "1" || !carriesReason(r.Error, reason) {
-			return fmt.Errorf("%s: discovery rule %s: state %s error %q, want unsupported with %q", tg.hostname, r.Key, r.State, r.Error, reason)
-		}
-		logf("Zabbix %s: %s: discovery rule %s unsupported: %s", v, tg.hostname, r.Key, r.Error)
 	}
 	// The dependents get no value, and no error of their own (a JSON error
 	// would hide the reason): at most their master's reason, where the
