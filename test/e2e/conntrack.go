@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -180,6 +181,42 @@ func flushConntrack() error {
 	return nil
 }
 
+// ownersRun is ownersCycle running beside the scenario's first trigger
+// cycle, which waits a minute for "Not listening" meanwhile.
+type ownersRun struct {
+	released, done chan struct{}
+	err            error
+}
+
+// startOwnersCycle runs ownersCycle in the background, on copies of the
+// targets (each cycle refreshes its own view of the hosts' items).
+func startOwnersCycle(ctx context.Context, z *zabbix, targets []*target, lk *leak) *ownersRun {
+	r := &ownersRun{released: make(chan struct{}), done: make(chan struct{})}
+	var copies []*target
+	for _, tg := range targets {
+		c := *tg
+		copies = append(copies, &c)
+	}
+	var once sync.Once
+	release := func() { once.Do(func() { close(r.released) }) }
+	go func() {
+		defer close(r.done)
+		defer release()
+		r.err = ownersCycle(ctx, z, copies, lk, release)
+	}()
+	return r
+}
+
+// leakReleased returns once the leak's CLOSE_WAIT sockets are closed, or
+// the cycle has ended.
+func (r *ownersRun) leakReleased() { <-r.released }
+
+// wait returns the cycle's result once it has ended.
+func (r *ownersRun) wait() error {
+	<-r.done
+	return r.err
+}
+
 // ownersCycle drives the two triggers about who holds the sockets and
 // which table fills up, sharing their waits: the leaking service's
 // CLOSE_WAIT trigger (cgroupleak.go; its condition exists since before the
@@ -187,7 +224,9 @@ func flushConntrack() error {
 // once the leak is closed and the tracked connections are gone, samples
 // under the thresholds leave them in PROBLEM (their recovery windows), and
 // restoring the templates' default thresholds brings them back to OK.
-func ownersCycle(ctx context.Context, z *zabbix, targets []*target, lk *leak) error {
+//
+// released is called once the leak is closed.
+func ownersCycle(ctx context.Context, z *zabbix, targets []*target, lk *leak, released func()) error {
 	v := z.l.version
 	t := time.Now()
 	for _, tg := range targets {
@@ -233,6 +272,7 @@ func ownersCycle(ctx context.Context, z *zabbix, targets []*target, lk *leak) er
 	if err := lk.release(); err != nil {
 		return err
 	}
+	released()
 	if err := ct.release(); err != nil {
 		return err
 	}

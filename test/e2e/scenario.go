@@ -140,10 +140,10 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets,
 			withTriggers = append(withTriggers, tg)
 		}
 	}
-	// The leaking service and connection tracking (conntrack.go).
-	if err := ownersCycle(ctx, z, withTriggers, lk); err != nil {
-		return err
-	}
+	// The leaking service and connection tracking (conntrack.go), beside
+	// the first cycle; its leak is closed before that cycle counts
+	// CLOSE_WAIT sockets again.
+	owners := startOwnersCycle(ctx, z, withTriggers, lk)
 	// Conditions present from the start: a full accept queue, dropped SYNs.
 	for _, tg := range withTriggers {
 		if err := waitTriggers(ctx, z, tg, map[string]string{
@@ -192,6 +192,7 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets,
 	// full queue. "Not listening" recovers on the first sample that
 	// listens again.
 	t = time.Now()
+	owners.leakReleased()
 	if err := s.reopenGone(); err != nil {
 		return err
 	}
@@ -253,6 +254,9 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets,
 		}
 	}
 	logf("Zabbix %s: triggers went back to OK in %.0fs", v, time.Since(t).Seconds())
+	if err := owners.wait(); err != nil {
+		return err
+	}
 	if err := ephemeralCycle(ctx, z, withTriggers); err != nil {
 		return err
 	}
