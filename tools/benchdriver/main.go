@@ -145,7 +145,7 @@ func outerMain(args []string) int {
 	check := fs.Bool("check", false, "fail when a method's TIME_WAIT or total count disagrees with the load (smoke test)")
 	profiles := fs.Bool("profiles", true, "keep CPU profiles of the plugin's key handlers at the largest size in -out/pprof")
 	tmplOld := fs.String("template-old", "", "template export (6.0 XML) whose interval is measured as \"before\" (e.g. the 0.1.0 template from git)")
-	tmplNew := fs.String("template-new", "", "template export whose interval is measured as \"after\", or \"contract\" for the bulk keys' contract")
+	tmplNew := fs.String("template-new", "", "template export whose interval is measured as \"after\" (several, comma-separated, add up: the templates of one host), or \"contract\" for the bulk keys' contract")
 	tmplPorts := fs.String("template-ports", "1,30,100", "numbers of ports the old template polls (its per-port items)")
 	listeners := fs.Int("listeners", 100, "extra listening ports of the load (loadgen -listeners), beyond its 3 per worker")
 	binOld := fs.String("bin-old", "", "directory of the plugin built from the old template's release, for the \"before\" interval (default: -bin)")
