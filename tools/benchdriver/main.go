@@ -148,6 +148,7 @@ func outerMain(args []string) int {
 	tmplNew := fs.String("template-new", "", "template export whose interval is measured as \"after\" (several, comma-separated, add up: the templates of one host), or \"contract\" for the bulk keys' contract")
 	tmplPorts := fs.String("template-ports", "1,30,100", "numbers of ports the old template polls (its per-port items)")
 	listeners := fs.Int("listeners", 100, "extra listening ports of the load (loadgen -listeners), beyond its 3 per worker")
+	dests := fs.Int("destinations", 0, "IPv4 destination addresses of the load's clients (loadgen -destinations); 0: 127.0.0.1 only")
 	binOld := fs.String("bin-old", "", "directory of the plugin built from the old template's release, for the \"before\" interval (default: -bin)")
 	fs.Parse(args)
 	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "benchdriver: "+f+"\n", a...) }
@@ -209,7 +210,7 @@ func outerMain(args []string) int {
 			pdir, _ = filepath.Abs(filepath.Join(*out, "pprof"))
 			os.MkdirAll(pdir, 0o755)
 		}
-		tm := templateRun{old: *tmplOld, new: *tmplNew, ports: *tmplPorts, listeners: *listeners, need: tmplMax, binOld: *binOld}
+		tm := templateRun{old: *tmplOld, new: *tmplNew, ports: *tmplPorts, listeners: *listeners, dests: *dests, need: tmplMax, binOld: *binOld}
 		r, interrupted := runSize(n, lg, self, binDir, *agentBin, zg, tmp, *only, pdir, light, heavy, tm, sigs, logf)
 		if *check && r.Error == "" {
 			if errs := checkValues(r); len(errs) > 0 {
@@ -290,6 +291,7 @@ type templateRun struct {
 	old, new  string // template exports (new may be "contract")
 	ports     string // numbers of ports the old template polls
 	listeners int    // extra listening ports of the load
+	dests     int    // destination addresses of the load's IPv4 clients
 	need      int    // the most ports the old template polls
 	binOld    string // plugin of the old template's release
 }
@@ -300,7 +302,7 @@ func runSize(n int, loadgen, self, binDir, agentBin, zget, tmp, only, profileDir
 	defer func() { r.Seconds = time.Since(t0).Seconds() }()
 	ns := fmt.Sprintf("tcpbench-%d-%d", os.Getpid(), n)
 	ready := filepath.Join(tmp, fmt.Sprintf("ready-%d.json", n))
-	lcmd := exec.Command(loadgen, "-n", strconv.Itoa(n), "-hold", "90m", "-netns", ns, "-ready-file", ready, "-listeners", strconv.Itoa(tm.listeners))
+	lcmd := exec.Command(loadgen, "-n", strconv.Itoa(n), "-hold", "90m", "-netns", ns, "-ready-file", ready, "-listeners", strconv.Itoa(tm.listeners), "-destinations", strconv.Itoa(tm.dests))
 	lcmd.Stderr = os.Stderr
 	lcmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // our SIGINT handling decides
 	if err := lcmd.Start(); err != nil {
