@@ -84,6 +84,7 @@ func summarize(method, label string, calls int, ss []sample, rss int64, value st
 
 type inner struct {
 	light, heavy int
+	tmplReps     int // measured intervals of the new template (0: light)
 	port         int
 	bin          string // directory with the built binaries
 	agentBin     string
@@ -106,6 +107,7 @@ func innerMain(args []string) int {
 	in := &inner{}
 	fs.IntVar(&in.light, "reps", 5, "measured intervals of the cheap methods")
 	fs.IntVar(&in.heavy, "heavy-reps", 1, "measured intervals of the per-item tools (x11)")
+	fs.IntVar(&in.tmplReps, "template-reps", 0, "measured intervals of the new template, each paired with a reference (0: -reps)")
 	fs.IntVar(&in.port, "port", 22000, "the busy local port (tcp.port.get, port filters)")
 	fs.StringVar(&in.bin, "bin", "bin", "directory of the built plugin")
 	fs.StringVar(&in.agentBin, "agent", "/usr/sbin/zabbix_agent2", "zabbix_agent2 binary")
@@ -769,7 +771,11 @@ func (in *inner) template() error {
 				polled = c.Polled
 			}
 			label := fmt.Sprintf("new template, one interval (%d listening ports, %d disks), %s", len(in.listenPorts), len(disks), src.label)
-			if err := in.templateInterval("tmpl-new"+src.suffix, label, plugin, src.opts, polled, len(in.listenPorts), in.light, src.ref); err != nil {
+			reps := in.light
+			if in.tmplReps > 0 {
+				reps = in.tmplReps
+			}
+			if err := in.templateInterval("tmpl-new"+src.suffix, label, plugin, src.opts, polled, len(in.listenPorts), reps, src.ref); err != nil {
 				return err
 			}
 		}
