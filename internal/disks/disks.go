@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/prometheus/procfs/blockdevice"
 )
@@ -74,6 +76,7 @@ type FS struct {
 	procRoot string
 	sysRoot  string
 	bd       blockdevice.FS
+	known    *Known // sysfs descriptions to reuse, or nil
 }
 
 // NewFS returns an FS over the given procfs and sysfs mount points (empty
@@ -121,9 +124,10 @@ func (f FS) Stats(name string) (Stats, error) {
 
 // Devices returns every block device /proc/diskstats or sysfs knows, sorted
 // by name. Missing sysfs directories leave the sysfs fields empty; an
-// unreadable /proc/diskstats is an error.
+// unreadable /proc/diskstats is an error. Every device is described in
+// sysfs afresh (WithKnown's descriptions are renewed, not used).
 func (f FS) Devices() ([]Device, error) {
-	devs, _, err := f.devices()
+	devs, _, err := f.devices(false)
 	return devs, err
 }
 
@@ -135,9 +139,9 @@ type DeviceStats struct {
 }
 
 // All returns what Devices returns, each device with its counters, from one
-// read of /proc/diskstats.
+// read of /proc/diskstats; with WithKnown, the descriptions it holds.
 func (f FS) All() ([]DeviceStats, error) {
-	devs, stats, err := f.devices()
+	devs, stats, err := f.devices(true)
 	if err != nil {
 		return nil, err
 	}
@@ -151,21 +155,80 @@ func (f FS) All() ([]DeviceStats, error) {
 	return out, nil
 }
 
+// WithKnown returns f reusing, for devices /proc/diskstats lists, the
+// sysfs descriptions k holds (and keeping those it makes in k).
+func (f FS) WithKnown(k *Known) FS {
+	f.known = k
+	return f
+}
+
+// Known holds the sysfs descriptions (type, device-mapper name, model,
+// serial, rotational) of block devices for a while: they cost a dozen
+// sysfs reads per device and change only when a device does. A
+// description is reused only for the same name with the same device
+// numbers in /proc/diskstats, and for at most its ttl, so a replaced disk
+// is described again at once when its numbers change and within ttl when
+// they do not. Safe for concurrent use.
+type Known struct {
+	ttl time.Duration
+	now func() time.Time
+	mu  sync.Mutex
+	m   map[string]knownDevice
+}
+
+type knownDevice struct {
+	dev Device
+	num [2]uint32 // major, minor
+	at  time.Time
+}
+
+// NewKnown returns an empty Known whose descriptions last ttl.
+func NewKnown(ttl time.Duration) *Known {
+	return &Known{ttl: ttl, now: time.Now, m: map[string]knownDevice{}}
+}
+
+// knownMax bounds Known: past it, the descriptions are all dropped (a host
+// with more block devices only describes them every time).
+const knownMax = 4096
+
+func (k *Known) get(name string, num [2]uint32) (Device, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e, ok := k.m[name]
+	if !ok || e.num != num || k.now().Sub(e.at) >= k.ttl {
+		return Device{}, false
+	}
+	return e.dev, true
+}
+
+func (k *Known) put(d Device, num [2]uint32) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.m) >= knownMax {
+		clear(k.m)
+	}
+	k.m[d.Name] = knownDevice{dev: d, num: num, at: k.now()}
+}
+
 // devices reads /proc/diskstats once and sysfs, and returns the devices
-// sorted by name and the counters of those /proc/diskstats lists.
-func (f FS) devices() ([]Device, map[string]Stats, error) {
+// sorted by name and the counters of those /proc/diskstats lists. With
+// reuse, the descriptions f.known holds are taken; without, every device
+// is described (and f.known updated).
+func (f FS) devices(reuse bool) ([]Device, map[string]Stats, error) {
 	ds, err := f.diskstats()
 	if err != nil {
 		return nil, nil, err
 	}
 	byName := map[string]*Device{}
 	stats := map[string]Stats{}
+	nums := map[string][2]uint32{}
 	for _, d := range ds {
 		if !safeName(d.DeviceName) {
 			continue
 		}
 		byName[d.DeviceName] = &Device{Name: d.DeviceName, InDiskstats: true}
 		stats[d.DeviceName] = statsOf(d)
+		nums[d.DeviceName] = [2]uint32{d.MajorNumber, d.MinorNumber}
 	}
 	entries, err := f.sysEntries()
 	if err != nil {
@@ -179,7 +242,17 @@ func (f FS) devices() ([]Device, map[string]Stats, error) {
 	}
 	out := make([]Device, 0, len(byName))
 	for _, d := range byName {
-		f.describe(d)
+		num, listed := nums[d.Name]
+		if k := f.known; k != nil && listed {
+			if kd, ok := k.get(d.Name, num); ok && reuse {
+				out = append(out, kd)
+				continue
+			}
+			f.describe(d)
+			k.put(*d, num)
+		} else {
+			f.describe(d)
+		}
 		out = append(out, *d)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -29,6 +29,11 @@ type cgroupCounts struct {
 	none   sockets.Counts // sockets without a cgroup id
 	noID   bool           // a socket in an alwaysFull state had no id
 	source string         // the source that read the table
+	// last is the id of the previous socket that had a row, and lastRow
+	// that row plus one: a service's sockets often follow each other in
+	// the walk, and most hosts have few cgroups with sockets.
+	last    uint64
+	lastRow int
 }
 
 type cgroupRow struct {
@@ -47,6 +52,10 @@ func (g *cgroupCounts) add(id uint64, st sockets.State) {
 		}
 		return
 	}
+	if id == g.last && g.lastRow != 0 {
+		g.rows[g.lastRow-1].counts[st]++
+		return
+	}
 	i, ok := g.slot[id]
 	if !ok {
 		if len(g.rows) >= maxCgroupSlots {
@@ -58,6 +67,7 @@ func (g *cgroupCounts) add(id uint64, st sockets.State) {
 		g.rows = append(g.rows, cgroupRow{id: id})
 	}
 	g.rows[i].counts[st]++
+	g.last, g.lastRow = id, i+1
 }
 
 // cgroupMetrics declares the per-cgroup key.

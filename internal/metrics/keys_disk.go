@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"strconv"
+	"time"
 
 	"zabbix-agent2-plugin-tcpstatus/internal/disks"
 )
@@ -88,6 +89,12 @@ func (e *Exporter) diskGet(_ context.Context, p Params) (string, error) {
 	return string(appendDiskStats(nil, &st)), nil
 }
 
+// diskDescriptionTTL is how long disk.get.all reuses a device's sysfs
+// description (disks.Known): the counters are read every time, the model,
+// serial and type at most this long after a change that keeps the device's
+// name and numbers. disk.discovery always describes afresh.
+const diskDescriptionTTL = 10 * time.Minute
+
 // diskGetAll: disk.get.all → JSON array, sorted by device name, of
 // {"devname":...,"devtype":...,"dmname":...,"model":...,"serial":...,
 // "rotational":..., + the fields of disk.get}: the rows of disk.discovery
@@ -98,7 +105,7 @@ func (e *Exporter) diskGetAll(context.Context, Params) (string, error) {
 	if err != nil {
 		return "", operatorError(err, errDiskTable)
 	}
-	all, err := fs.All()
+	all, err := fs.WithKnown(e.disks).All()
 	if err != nil {
 		return "", operatorError(err, errDiskTable)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -89,21 +90,52 @@ type tupleCount struct {
 // stays linear in N (a Space-Saving heap costs log k per unseen destination: 1 µs per
 // socket at 1M sockets to 100k destinations). Go's map hash is seeded per
 // process, so chosen addresses cannot force collisions.
+//
+// In front of the map, recent holds for each of recentSize buckets (by a
+// cheap hash of the destination) the entry of slots that destination last
+// used, plus one: most hosts talk to few destinations, and a hit costs a
+// comparison of 34 bytes instead of a map lookup (about 4× less per
+// socket). A hit is checked against the entry's key and count, so an entry
+// that was freed or reused since only sends the lookup to the map; the
+// buckets change no count.
 type tupleCounter struct {
-	k     int
-	index map[tupleKey]int32 // destination → its entry in slots
-	slots []tupleCount       // entries of count 0 are free
-	free  []int32            // free entries of slots
-	cut   uint64
+	k      int
+	index  map[tupleKey]int32 // destination → its entry in slots
+	slots  []tupleCount       // entries of count 0 are free
+	free   []int32            // free entries of slots
+	cut    uint64
+	recent [recentSize]int32
 }
+
+// recentSize is the number of buckets of tupleCounter.recent (4 KiB).
+const (
+	recentBits = 10
+	recentSize = 1 << recentBits
+)
 
 func newTupleCounter(k int) *tupleCounter {
 	return &tupleCounter{k: k, index: make(map[tupleKey]int32, 64)}
 }
 
+// bucket hashes a destination to one of the recent buckets: a
+// multiply-shift of its words folded into one, cheap and good enough for a cache (a
+// collision only costs a map lookup).
+func (key *tupleKey) bucket() int {
+	ne := binary.NativeEndian
+	h := ne.Uint64(key.remote[8:]) ^ ne.Uint64(key.remote[:8]) ^ ne.Uint64(key.local[8:])<<1 ^
+		ne.Uint64(key.local[:8])<<2 ^ uint64(key.port)<<48
+	return int((h * 0x9e3779b97f4a7c15) >> (64 - recentBits))
+}
+
 func (c *tupleCounter) add(key tupleKey) {
+	b := key.bucket()
+	if i := c.recent[b] - 1; i >= 0 && c.slots[i].count != 0 && c.slots[i].key == key {
+		c.slots[i].count++
+		return
+	}
 	if i, ok := c.index[key]; ok {
 		c.slots[i].count++
+		c.recent[b] = i + 1
 		return
 	}
 	if len(c.index) < c.k {
@@ -116,6 +148,7 @@ func (c *tupleCounter) add(key tupleKey) {
 			c.slots = append(c.slots, tupleCount{key, 1})
 		}
 		c.index[key] = i
+		c.recent[b] = i + 1
 		return
 	}
 	c.cut++

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"zabbix-agent2-plugin-tcpstatus/internal/disks"
 	"zabbix-agent2-plugin-tcpstatus/internal/kernel"
 	"zabbix-agent2-plugin-tcpstatus/internal/procnames"
 	"zabbix-agent2-plugin-tcpstatus/internal/sockets"
@@ -74,6 +75,7 @@ type Exporter struct {
 	owners  map[sockets.Proto]*procnames.Cache // socket owners for port discovery, per protocol
 	cgroups *sockets.CgroupPaths               // cgroup ids to paths for tcp.cgroups.get
 	service *sockets.CgroupPaths               // the same for port discovery, cached apart
+	disks   *disks.Known                       // sysfs descriptions disk.get.all reuses
 	metrics map[string]*Metric
 	order   []*Metric
 }
@@ -94,7 +96,8 @@ func New(cfg Config, log Logger) (*Exporter, error) {
 // newExporter builds an exporter over a given socket source (tests pass
 // fakes or fixture sources).
 func newExporter(cfg Config, log Logger, src sockets.Source) (*Exporter, error) {
-	e := &Exporter{cfg: cfg, log: log, src: src, metrics: map[string]*Metric{}, cgroups: sockets.NewCgroupPaths(), service: sockets.NewCgroupPaths()}
+	e := &Exporter{cfg: cfg, log: log, src: src, metrics: map[string]*Metric{}, cgroups: sockets.NewCgroupPaths(), service: sockets.NewCgroupPaths(),
+		disks: disks.NewKnown(diskDescriptionTTL)}
 	e.owners = map[sockets.Proto]*procnames.Cache{
 		sockets.TCP: procnames.NewCache(cfg.ProcRoot), sockets.UDP: procnames.NewCache(cfg.ProcRoot)}
 	for _, c := range e.owners {

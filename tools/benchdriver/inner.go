@@ -37,6 +37,13 @@ type Result struct {
 	RSSkB    int64   `json:"rss_kb"`
 	Value    string  `json:"value"`           // what the method reported (TIME_WAIT count where it reports one)
 	Ports    int     `json:"ports,omitempty"` // template intervals: the ports the template polls (old) or the load listens on (new)
+	// Template intervals: the reference (ref mode) measured right after
+	// each interval, its median CPU ms, and the median of the intervals'
+	// ratios to the reference measured after them. Pairing each interval
+	// with its own reference keeps the machine's drift out of the ratio.
+	PairedRef   string  `json:"paired_ref,omitempty"`
+	PairedRefMs float64 `json:"paired_ref_ms,omitempty"`
+	PairedRatio float64 `json:"paired_ratio,omitempty"`
 }
 
 // sample is one measured interval.
@@ -77,6 +84,7 @@ func summarize(method, label string, calls int, ss []sample, rss int64, value st
 
 type inner struct {
 	light, heavy int
+	tmplReps     int // measured intervals of the new template (0: light)
 	port         int
 	bin          string // directory with the built binaries
 	agentBin     string
@@ -99,6 +107,7 @@ func innerMain(args []string) int {
 	in := &inner{}
 	fs.IntVar(&in.light, "reps", 5, "measured intervals of the cheap methods")
 	fs.IntVar(&in.heavy, "heavy-reps", 1, "measured intervals of the per-item tools (x11)")
+	fs.IntVar(&in.tmplReps, "template-reps", 0, "measured intervals of the new template, each paired with a reference (0: -reps)")
 	fs.IntVar(&in.port, "port", 22000, "the busy local port (tcp.port.get, port filters)")
 	fs.StringVar(&in.bin, "bin", "bin", "directory of the built plugin")
 	fs.StringVar(&in.agentBin, "agent", "/usr/sbin/zabbix_agent2", "zabbix_agent2 binary")
@@ -168,15 +177,24 @@ func (in *inner) add(r Result) {
 	in.results = append(in.results, r)
 }
 
-// runRef runs `benchdriver ref` and turns its report into a Result.
-func (in *inner) runRef(method, label, mode string, reps int) error {
+// ref runs `benchdriver ref` in mode reps times.
+func (in *inner) ref(mode string, reps int) (refReport, error) {
+	var rep refReport
 	out, err := exec.Command(in.self, "ref", "-mode", mode, "-port", strconv.Itoa(in.port), "-reps", strconv.Itoa(reps)).Output()
 	if err != nil {
-		return fmt.Errorf("ref %s: %w", mode, err)
+		return rep, fmt.Errorf("ref %s: %w", mode, err)
 	}
-	var rep refReport
 	if err := json.Unmarshal(out, &rep); err != nil {
-		return fmt.Errorf("ref %s: %w", mode, err)
+		return rep, fmt.Errorf("ref %s: %w", mode, err)
+	}
+	return rep, nil
+}
+
+// runRef runs `benchdriver ref` and turns its report into a Result.
+func (in *inner) runRef(method, label, mode string, reps int) error {
+	rep, err := in.ref(mode, reps)
+	if err != nil {
+		return err
 	}
 	var ss []sample
 	for _, r := range rep.Runs {
@@ -199,6 +217,7 @@ func (in *inner) profiles() error {
 		cold      bool // profile the process's first call, without warm-up
 	}{
 		{"status-get", "tcp.status.get", false},
+		{"sockets-get", "tcp.sockets.get", false},
 		{"port-get", "tcp.port.get[" + port + "]", false},
 		{"discovery-first", "tcp.port.discovery", true},
 		{"discovery", "tcp.port.discovery", false},
@@ -605,7 +624,11 @@ const intervalGap = 1050 * time.Millisecond
 // around each request and summed with the key's weight (its polls per
 // minute: 0.2 for a 5-minute item). The plugin runs in a fresh agent 2
 // with default options but opts. One warm-up interval is not measured.
-func (in *inner) templateInterval(method, label, plugin string, opts map[string]string, polled []Polled, ports, reps int) error {
+//
+// After each interval it measures one reference of refMode (the netlink
+// dump, or one /proc parse for Source=proc) and reports the median of the
+// intervals' ratios to their own reference.
+func (in *inner) templateInterval(method, label, plugin string, opts map[string]string, polled []Polled, ports, reps int, refMode string) error {
 	a, err := startAgent(in.agentBin, in.zget, plugin, filepath.Join(in.tmp, "agent-"+method), 10050, opts)
 	if err != nil {
 		return fmt.Errorf("agent %s: %w", method, err)
@@ -624,6 +647,7 @@ func (in *inner) templateInterval(method, label, plugin string, opts map[string]
 	var order []string
 	var total []sample
 	var calls float64
+	var refs, ratios []float64
 	tw := ""
 	for r := 0; r < reps; r++ {
 		var sum sample
@@ -663,6 +687,15 @@ func (in *inner) templateInterval(method, label, plugin string, opts map[string]
 			}
 		}
 		total = append(total, sum)
+		rep, err := in.ref(refMode, 1)
+		if err != nil {
+			return err
+		}
+		if len(rep.Runs) == 0 || rep.Runs[0].CPUNs <= 0 {
+			return fmt.Errorf("ref %s: no run", refMode)
+		}
+		refs = append(refs, float64(rep.Runs[0].CPUNs)/1e6)
+		ratios = append(ratios, ms(sum.cpu)/refs[len(refs)-1])
 	}
 	// The label lists what the interval is made of: CPU ms per minute by
 	// key (summed over a prototype's instances), medians over reps.
@@ -682,6 +715,8 @@ func (in *inner) templateInterval(method, label, plugin string, opts map[string]
 	}
 	res := summarize(method, label+": "+strings.Join(parts, ", "), int(calls+0.5), total, peakRSSkB(pid), tw, false)
 	res.Ports = ports
+	res.PairedRef, res.PairedRefMs, res.PairedRatio = refMode, median(refs), median(ratios)
+	in.logf("%-22s paired with %s after each interval: reference %s ms, ratios %v, median %.2f×", method, refMode, fmtMs(res.PairedRefMs), ratios, res.PairedRatio)
 	in.add(res)
 	return nil
 }
@@ -722,7 +757,8 @@ func (in *inner) template() error {
 	for _, src := range []struct {
 		suffix, label string
 		opts          map[string]string
-	}{{"", "default options", nil}, {"-proc", "Source=proc", map[string]string{"Source": "proc"}}} {
+		ref           string // the reference each interval is paired with
+	}{{"", "default options", nil, "nl-all"}, {"-proc", "Source=proc", map[string]string{"Source": "proc"}, "core-proc"}} {
 		if in.templateNew != "" {
 			var polled []Polled
 			if in.templateNew == "contract" {
@@ -735,7 +771,11 @@ func (in *inner) template() error {
 				polled = c.Polled
 			}
 			label := fmt.Sprintf("new template, one interval (%d listening ports, %d disks), %s", len(in.listenPorts), len(disks), src.label)
-			if err := in.templateInterval("tmpl-new"+src.suffix, label, plugin, src.opts, polled, len(in.listenPorts), in.light); err != nil {
+			reps := in.light
+			if in.tmplReps > 0 {
+				reps = in.tmplReps
+			}
+			if err := in.templateInterval("tmpl-new"+src.suffix, label, plugin, src.opts, polled, len(in.listenPorts), reps, src.ref); err != nil {
 				return err
 			}
 		}
@@ -751,7 +791,7 @@ func (in *inner) template() error {
 				return err
 			}
 			label := fmt.Sprintf("0.1.0 template and %s, one interval with %d ports, %d disks, %s", oldCode, p, len(disks), src.label)
-			if err := in.templateInterval(fmt.Sprintf("tmpl-old-p%d%s", p, src.suffix), label, oldPlugin, src.opts, c.Polled, p, in.heavy); err != nil {
+			if err := in.templateInterval(fmt.Sprintf("tmpl-old-p%d%s", p, src.suffix), label, oldPlugin, src.opts, c.Polled, p, in.heavy, src.ref); err != nil {
 				return err
 			}
 		}

@@ -145,9 +145,11 @@ func outerMain(args []string) int {
 	check := fs.Bool("check", false, "fail when a method's TIME_WAIT or total count disagrees with the load (smoke test)")
 	profiles := fs.Bool("profiles", true, "keep CPU profiles of the plugin's key handlers at the largest size in -out/pprof")
 	tmplOld := fs.String("template-old", "", "template export (6.0 XML) whose interval is measured as \"before\" (e.g. the 0.1.0 template from git)")
-	tmplNew := fs.String("template-new", "", "template export whose interval is measured as \"after\", or \"contract\" for the bulk keys' contract")
+	tmplNew := fs.String("template-new", "", "template export whose interval is measured as \"after\" (several, comma-separated, add up: the templates of one host), or \"contract\" for the bulk keys' contract")
 	tmplPorts := fs.String("template-ports", "1,30,100", "numbers of ports the old template polls (its per-port items)")
 	listeners := fs.Int("listeners", 100, "extra listening ports of the load (loadgen -listeners), beyond its 3 per worker")
+	tmplReps := fs.Int("template-reps", 0, "measured intervals of the new template, each paired with a reference measured after it (0: as the size's other methods)")
+	dests := fs.Int("destinations", 0, "IPv4 destination addresses of the load's clients (loadgen -destinations); 0: 127.0.0.1 only")
 	binOld := fs.String("bin-old", "", "directory of the plugin built from the old template's release, for the \"before\" interval (default: -bin)")
 	fs.Parse(args)
 	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "benchdriver: "+f+"\n", a...) }
@@ -209,7 +211,7 @@ func outerMain(args []string) int {
 			pdir, _ = filepath.Abs(filepath.Join(*out, "pprof"))
 			os.MkdirAll(pdir, 0o755)
 		}
-		tm := templateRun{old: *tmplOld, new: *tmplNew, ports: *tmplPorts, listeners: *listeners, need: tmplMax, binOld: *binOld}
+		tm := templateRun{old: *tmplOld, new: *tmplNew, ports: *tmplPorts, listeners: *listeners, dests: *dests, reps: *tmplReps, need: tmplMax, binOld: *binOld}
 		r, interrupted := runSize(n, lg, self, binDir, *agentBin, zg, tmp, *only, pdir, light, heavy, tm, sigs, logf)
 		if *check && r.Error == "" {
 			if errs := checkValues(r); len(errs) > 0 {
@@ -290,6 +292,8 @@ type templateRun struct {
 	old, new  string // template exports (new may be "contract")
 	ports     string // numbers of ports the old template polls
 	listeners int    // extra listening ports of the load
+	dests     int    // destination addresses of the load's IPv4 clients
+	reps      int    // measured intervals of the new template (0: as the others)
 	need      int    // the most ports the old template polls
 	binOld    string // plugin of the old template's release
 }
@@ -300,7 +304,7 @@ func runSize(n int, loadgen, self, binDir, agentBin, zget, tmp, only, profileDir
 	defer func() { r.Seconds = time.Since(t0).Seconds() }()
 	ns := fmt.Sprintf("tcpbench-%d-%d", os.Getpid(), n)
 	ready := filepath.Join(tmp, fmt.Sprintf("ready-%d.json", n))
-	lcmd := exec.Command(loadgen, "-n", strconv.Itoa(n), "-hold", "90m", "-netns", ns, "-ready-file", ready, "-listeners", strconv.Itoa(tm.listeners))
+	lcmd := exec.Command(loadgen, "-n", strconv.Itoa(n), "-hold", "90m", "-netns", ns, "-ready-file", ready, "-listeners", strconv.Itoa(tm.listeners), "-destinations", strconv.Itoa(tm.dests))
 	lcmd.Stderr = os.Stderr
 	lcmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // our SIGINT handling decides
 	if err := lcmd.Start(); err != nil {
@@ -360,7 +364,7 @@ func runSize(n int, loadgen, self, binDir, agentBin, zget, tmp, only, profileDir
 		return r, false
 	}
 	icmd := exec.Command("ip", "netns", "exec", ns, self, "inner",
-		"-reps", strconv.Itoa(light), "-heavy-reps", strconv.Itoa(heavy),
+		"-reps", strconv.Itoa(light), "-heavy-reps", strconv.Itoa(heavy), "-template-reps", strconv.Itoa(tm.reps),
 		"-port", strconv.Itoa(int(r.Load.BusyPort)), "-bin", binDir, "-agent", agentBin,
 		"-zabbix-get", zget, "-tmp", filepath.Join(tmp, fmt.Sprintf("n%d", n)), "-only", only, "-profile-dir", profileDir,
 		"-template-old", tm.old, "-template-new", tm.new, "-template-ports", tm.ports, "-listen-ports", strings.Join(listen, ","), "-bin-old", tm.binOld)

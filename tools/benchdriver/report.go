@@ -49,7 +49,7 @@ var tableOrder = []string{
 	"plugin", "plugin-status-get", "plugin-port-get", "plugin-discovery-first", "plugin-discovery", "plugin-state", "plugin-port",
 	"plugin-cached", "plugin-cached-status-get", "plugin-cached-port-get", "plugin-cached-x11", "plugin-proc",
 	"builtin-x11", "netstat-x11", "ss-x11", "ss-x1", "ss-state",
-	"export-status-get", "export-port-get", "export-discovery-first", "export-discovery", "export-state", "export-port",
+	"export-status-get", "export-sockets-get", "export-port-get", "export-discovery-first", "export-discovery", "export-state", "export-port",
 	"core-netlink", "core-netlink-state", "core-netlink-port", "core-proc", "procfs",
 	"nl-ref", "nl-ref-state", "nl-ref-port", "nl-ref-listen", "nl-bare", "nl-ref-end",
 }
@@ -139,14 +139,19 @@ func intervalTable(rs []Result) string {
 	if !ok1 && !ok2 && len(olds) == 0 {
 		return ""
 	}
+	// An interval paired with its own references is given by the median
+	// of those ratios; otherwise against the run's one reference.
 	x := func(r Result, d Result) string {
+		if r.PairedRatio > 0 {
+			return strconv.FormatFloat(r.PairedRatio, 'f', 2, 64) + "×"
+		}
 		if d.CPUms <= 0 || r.CPUms <= 0 {
 			return "–"
 		}
 		return strconv.FormatFloat(r.CPUms/d.CPUms, 'f', 2, 64) + "×"
 	}
 	var b strings.Builder
-	b.WriteString("\nTemplate interval: plugin CPU ms per minute of the items the template polls (each requested once, about a second apart; 5-minute items counted a fifth, hourly ones a sixtieth), with the ratio to one reference netlink dump (default options) or to one /proc parse (Source=proc):\n\n")
+	b.WriteString("\nTemplate interval: plugin CPU ms per minute of the items the template polls (each requested once, about a second apart; 5-minute items counted a fifth, hourly ones a sixtieth), with the ratio to one reference netlink dump (default options) or to one /proc parse (Source=proc), each interval paired with a reference measured right after it (the median of those ratios):\n\n")
 	b.WriteString("| ports polled | 0.1.0 template | × dump | new template | × dump | 0.1.0, Source=proc | × /proc parse | new, Source=proc | × /proc parse |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	sort.Slice(olds, func(i, j int) bool { return olds[i].Ports < olds[j].Ports })
 	ms := func(r Result) string {
@@ -255,6 +260,9 @@ func targets(rs []Result) string {
 			return
 		}
 		v := n / d
+		if r, _ := find(rs, num); r.PairedRatio > 0 {
+			v = r.PairedRatio // against the references measured with it
+		}
 		row(name, v, (atMost && v <= limit) || (!atMost && v >= limit), "×")
 	}
 	ratio("plugin interval CPU ≤ 1.15 × reference dump", "plugin", "nl-ref", 1.15, true)

@@ -114,7 +114,28 @@ func polledByAgent(typ string) bool {
 // and stored values per minute with ports discovered ports and disks
 // discovered disks. ports and disks give the values substituted for
 // {#PORT} and {#DEVNAME} in the polled keys (the first ones are used).
+// Several exports separated by commas (templates linked to one host, e.g.
+// the TCP and the disk template) add up.
 func templateCost(path string, ports []string, disks []string) (TemplateCost, error) {
+	if paths := strings.Split(path, ","); len(paths) > 1 {
+		var sum TemplateCost
+		for i, p := range paths {
+			c, err := templateCost(p, ports, disks)
+			if err != nil {
+				return TemplateCost{}, err
+			}
+			if i > 0 {
+				sum.Template += " + "
+			}
+			sum.Template += c.Template
+			sum.Ports, sum.Disks = c.Ports, c.Disks
+			sum.Requests += c.Requests
+			sum.Values += c.Values
+			sum.Steady += c.Steady
+			sum.Polled = append(sum.Polled, c.Polled...)
+		}
+		return sum, nil
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return TemplateCost{}, err

@@ -2,6 +2,8 @@ package main
 
 import (
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -80,5 +82,40 @@ func TestIntervalTable(t *testing.T) {
 	}
 	if intervalTable([]Result{res("nl-ref", 1, "")}) != "" {
 		t.Errorf("an interval table without template intervals")
+	}
+	// Paired with its own references, an interval is given by the median
+	// of those ratios, not against the run's one reference.
+	rs[2].PairedRatio = 1.04
+	if out, want := intervalTable(rs), "| 110 | 1.04× |"; !strings.Contains(out, want) {
+		t.Errorf("paired interval table lacks %q:\n%s", want, out)
+	}
+	if tg, want := targets(rs), "| new template interval ≤ 1.15 × reference dump | 1.04× | yes |"; !strings.Contains(tg, want) {
+		t.Errorf("paired targets lack %q:\n%s", want, tg)
+	}
+}
+
+// TestTemplateCostAddsUp: comma-separated exports (the templates of one
+// host) add their requests, values and polled keys.
+func TestTemplateCostAddsUp(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.xml"), filepath.Join(dir, "b.xml")
+	for _, f := range []string{a, b} {
+		if err := os.WriteFile(f, []byte(costXML), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one, err := templateCost(a, []string{"22", "80", "443"}, []string{"sda"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := templateCost(a+","+b, []string{"22", "80", "443"}, []string{"sda"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if two.Requests != 2*one.Requests || two.Values != 2*one.Values || two.Steady != 2*one.Steady || len(two.Polled) != 2*len(one.Polled) {
+		t.Errorf("two exports %+v, one %+v", two, one)
+	}
+	if two.Template != one.Template+" + "+one.Template {
+		t.Errorf("template %q", two.Template)
 	}
 }

@@ -38,6 +38,7 @@ func main() {
 	flag.Float64Var(&m.SynRecv, "syn-recv", 0.01, "share of SYN_RECV")
 	flag.Float64Var(&m.IPv6, "ipv6", 0.25, "share of every category built over IPv6")
 	flag.IntVar(&m.Listeners, "listeners", 16, "extra listening ports (one IPv4 and one IPv6 listener each)")
+	flag.IntVar(&m.Destinations, "destinations", 0, "IPv4 clients connect to this many loopback addresses in turn (127.0.0.1 up): distinct destinations; 0: 127.0.0.1 only")
 	flag.DurationVar(&o.Hold, "hold", 5*time.Minute, "how long to hold the sockets once built (at most 2h)")
 	flag.StringVar(&o.NS, "netns", fmt.Sprintf("tcpload-%d", os.Getpid()), "name of the network namespace to create (must not exist)")
 	flag.StringVar(&o.ReadyFile, "ready-file", "", "write the ready report (JSON) to this file")

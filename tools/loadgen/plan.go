@@ -13,7 +13,8 @@ const (
 	portEstablish   = 22000 // ESTABLISHED and CLOSE_WAIT/FIN_WAIT2 pairs
 	portExtra       = 23000 // extra listeners (worker 0)
 	maxWorkers      = 999
-	maxTuplesPerDst = 24000 // 4-tuples per (destination, port) kept below the ephemeral range
+	maxTuplesPerDst = 24000   // 4-tuples per (destination, port) kept below the ephemeral range
+	maxDestinations = 1 << 24 // IPv4 loopback addresses 127.0.0.1 up
 )
 
 // mix is the requested share of each state in the total.
@@ -24,6 +25,11 @@ type mix struct {
 	SynRecv     float64 // SYN_RECV request sockets; each has an ESTABLISHED client
 	IPv6        float64 // share of every category built over ::1
 	Listeners   int     // extra LISTEN sockets per family
+	// Destinations, when above 1, is how many IPv4 loopback addresses
+	// (127.0.0.1 up) the IPv4 clients connect to, in turn: as many distinct
+	// (local address, remote address, remote port) destinations per
+	// listening port. 0 or 1: 127.0.0.1 only.
+	Destinations int
 }
 
 // job is what one worker process builds, per family (index 0: IPv4, 1: IPv6).
@@ -35,6 +41,7 @@ type job struct {
 	SynRecv     [2]int   `json:"syn_recv"`
 	ExtraListen []uint16 `json:"extra_listen,omitempty"`
 	Batch       int      `json:"batch"`
+	Dests       int      `json:"dests,omitempty"` // mix.Destinations
 }
 
 func (j job) estPort() uint16 { return uint16(portEstablish + j.ID) }
@@ -79,6 +86,9 @@ func makePlan(n int, m mix, fdsPerWorker int) (plan, error) {
 	if n < 0 || fdsPerWorker < 100 {
 		return plan{}, fmt.Errorf("bad size: n=%d fds per worker=%d", n, fdsPerWorker)
 	}
+	if m.Destinations < 0 || m.Destinations > maxDestinations {
+		return plan{}, fmt.Errorf("destinations must be within 0..%d", maxDestinations)
+	}
 	for _, f := range []float64{m.Established, m.TimeWait, m.CloseWait, m.SynRecv, m.IPv6} {
 		if f < 0 || f > 1 {
 			return plan{}, fmt.Errorf("shares must be within 0..1")
@@ -111,7 +121,7 @@ func makePlan(n int, m mix, fdsPerWorker int) (plan, error) {
 	e, t, c, s := split(est, w), split(tw, w), split(cw, w), split(syn, w)
 	for i := 0; i < w; i++ {
 		j := job{ID: i, EstPairs: famSplit(e[i], m.IPv6), TWPairs: famSplit(t[i], m.IPv6),
-			CWPairs: famSplit(c[i], m.IPv6), SynRecv: famSplit(s[i], m.IPv6), Batch: 4000}
+			CWPairs: famSplit(c[i], m.IPv6), SynRecv: famSplit(s[i], m.IPv6), Batch: 4000, Dests: m.Destinations}
 		if i == 0 {
 			for k := 0; k < m.Listeners; k++ {
 				j.ExtraListen = append(j.ExtraListen, uint16(portExtra+k))

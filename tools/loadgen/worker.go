@@ -30,7 +30,7 @@ func runWorker(spec string) int {
 		fmt.Fprintf(os.Stderr, "loadgen worker: bad job: %v\n", err)
 		return 2
 	}
-	w := &worker{}
+	w := &worker{dests: j.Dests, next: j.ID}
 	err := w.build(j)
 	rep := workerReport{ID: j.ID, FDs: len(w.held)}
 	if err != nil {
@@ -47,7 +47,15 @@ func runWorker(spec string) int {
 }
 
 type worker struct {
-	held []int
+	held  []int
+	dests int // IPv4 destination addresses taken in turn (job.Dests)
+	next  int // the next one
+}
+
+// dest is the IPv4 loopback address number k of 127.0.0.1 up.
+func dest(k int) [4]byte {
+	a := 0x7f000001 + uint32(k)
+	return [4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}
 }
 
 func sockaddr(fam int, port uint16, any bool) unix.Sockaddr {
@@ -93,13 +101,21 @@ func (w *worker) listen(fam int, port uint16, backlog int) (int, error) {
 	return fd, nil
 }
 
-func connect(fam int, port uint16) (int, error) {
+// connect connects to port on the loopback; with more than one
+// destination, IPv4 connections go to the next of w's destination
+// addresses (the listeners are bound to every address).
+func (w *worker) connect(fam int, port uint16) (int, error) {
 	fd, err := unix.Socket(domain(fam), unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("socket: %w", err)
 	}
+	sa := sockaddr(fam, port, false)
+	if v4, ok := sa.(*unix.SockaddrInet4); ok && w.dests > 1 {
+		v4.Addr = dest(w.next % w.dests)
+		w.next++
+	}
 	for {
-		err = unix.Connect(fd, sockaddr(fam, port, false))
+		err = unix.Connect(fd, sa)
 		if err != unix.EINTR {
 			break
 		}
@@ -124,8 +140,8 @@ func accept(l int) (int, error) {
 }
 
 // pair connects to listener l on port and accepts the other end.
-func pair(fam int, l int, port uint16) (client, server int, err error) {
-	c, err := connect(fam, port)
+func (w *worker) pair(fam int, l int, port uint16) (client, server int, err error) {
+	c, err := w.connect(fam, port)
 	if err != nil {
 		return -1, -1, err
 	}
@@ -165,7 +181,7 @@ func (w *worker) build(j job) error {
 		le, lt := les[fam], lts[fam]
 		// ESTABLISHED pairs.
 		for i := 0; i < j.EstPairs[fam]; i++ {
-			c, s, err := pair(fam, le, j.estPort())
+			c, s, err := w.pair(fam, le, j.estPort())
 			if err != nil {
 				return fmt.Errorf("established pair %d: %w", i, err)
 			}
@@ -174,7 +190,7 @@ func (w *worker) build(j job) error {
 		// CLOSE_WAIT (server) + FIN_WAIT2 (client): the client half-closes and
 		// keeps its descriptor, so neither side ever times out.
 		for i := 0; i < j.CWPairs[fam]; i++ {
-			c, s, err := pair(fam, le, j.estPort())
+			c, s, err := w.pair(fam, le, j.estPort())
 			if err != nil {
 				return fmt.Errorf("close-wait pair %d: %w", i, err)
 			}
@@ -187,7 +203,7 @@ func (w *worker) build(j job) error {
 		// nftables, so the listener keeps a request socket and the client is
 		// ESTABLISHED.
 		for i := 0; i < j.SynRecv[fam]; i++ {
-			c, err := connect(fam, j.synPort())
+			c, err := w.connect(fam, j.synPort())
 			if err != nil {
 				return fmt.Errorf("syn-recv client %d: %w", i, err)
 			}
@@ -211,7 +227,7 @@ func (w *worker) build(j job) error {
 			cs := make([]int, 0, b)
 			ss := make([]int, 0, b)
 			for i := 0; i < b; i++ {
-				c, s, err := pair(fam, lt, j.twPort())
+				c, s, err := w.pair(fam, lt, j.twPort())
 				if err != nil {
 					closeAll(cs)
 					closeAll(ss)
