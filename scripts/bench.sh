@@ -2,15 +2,21 @@
 # Reproduces BENCHMARKS.md in one command (root, Debian bookworm):
 #   sudo bash scripts/bench.sh [sizes]      # default 10000,100000,1000000
 # BENCH_ONLY=ref,core,template runs only those groups of the driver (and
-# skips the Go benchmarks); BENCH_TEMPLATE_NEW names another template export
-# for the "after" interval; BENCH_OUT another output directory.
+# skips the Go benchmarks); BENCH_TEMPLATE_NEW names other template exports
+# (comma-separated, the templates of one host) for the "after" interval;
+# BENCH_TEMPLATE_REPS how many "after" intervals are measured, each paired
+# with a reference measured right after it (default 11); BENCH_DESTINATIONS
+# makes the load's IPv4 clients connect to that many loopback addresses
+# (distinct destinations; default 127.0.0.1 only); BENCH_OUT another output
+# directory.
 # Installs what it needs (scripts/install-deps.sh, gnuplot-nox), builds the
 # plugin and the tools into $BENCH_BIN (default /tmp/tcpstatus-bench-bin, so
 # a running test's bin/ is left alone), runs the internal/sockets Go
 # benchmarks, then tools/benchdriver (which builds each load with
 # tools/loadgen in its own network namespace and removes it afterwards), and
 # plots docs/bench/cost-vs-n.png. It also measures one interval of the
-# shipped template as a server polls it (templates/tcpstatus_agent2.xml)
+# shipped templates as a server polls them (templates/tcpstatus_agent2.xml
+# and templates/tcpstatus_disk_agent2.xml)
 # against the 0.1.0 template run by the 0.1.0 plugin (both built from git,
 # commit e441e99 = v0.1.0) for 1, 30 and 100 polled ports, plots
 # docs/bench/interval-vs-ports.png and counts both templates' agent
@@ -46,8 +52,8 @@ git archive "$base" | tar -x -C "$old_src"
 mkdir -p "$bin/old"
 (cd "$old_src" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin/old/zabbix-agent2-plugin-tcpstatus" ./plugin)
 cp "$old_src/templates/tcpstatus_agent2.xml" "$bin/template-0.1.0.xml"
-tmpl_new=${BENCH_TEMPLATE_NEW:-templates/tcpstatus_agent2.xml}
-if ! grep -q '<key>tcp.sockets.get</key>' "$tmpl_new"; then
+tmpl_new=${BENCH_TEMPLATE_NEW:-templates/tcpstatus_agent2.xml,templates/tcpstatus_disk_agent2.xml}
+if ! grep -q '<key>tcp.sockets.get</key>' "${tmpl_new%%,*}"; then
   echo "bench: $tmpl_new does not poll tcp.sockets.get yet; the new interval polls the bulk keys' contract" >&2
   tmpl_new=contract
 else
@@ -64,6 +70,7 @@ echo "== benchdriver -n $sizes"
 status=0
 "$bin/benchdriver" -n "$sizes" -bin "$bin" -loadgen "$bin/loadgen" -out "$out" \
   -template-old "$bin/template-0.1.0.xml" -template-new "$tmpl_new" -bin-old "$bin/old" -template-ports 1,30,100 \
+  -template-reps "${BENCH_TEMPLATE_REPS:-11}" -destinations "${BENCH_DESTINATIONS:-0}" \
   ${BENCH_ONLY:+-only "$BENCH_ONLY"} || status=$?
 bash scripts/plot-bench.sh "$out/results.csv" "$out/cost-vs-n.png" "$out/interval-vs-ports.png"
 # Text renderings of the plugin-path CPU profiles taken at the largest size.
