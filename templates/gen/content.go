@@ -102,12 +102,18 @@ const notListening = `{"listening":0,"listeners":0,"accept_queue":0,"backlog":0,
 
 // ephemeralScript marks each discovered port inside the ephemeral range
 // {$TCP.PORT.EPHEMERAL.RANGE} ("first-last") with {#EPHEMERAL} 1, others
-// 0, for the discovery filter. A malformed range marks none.
+// 0, for the discovery filter. A malformed range marks none. It also names
+// who listens, {#OWNER}, for the texts: the process and the last part of
+// its cgroup path ({#SERVICE}), whichever the agent could see, so that a
+// text reads well when the agent cannot see the process (the agent runs
+// as zabbix: {#PROCESS} is empty) or there is no cgroup.
 const ephemeralScript = `var ports = JSON.parse(value);
 var m = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec('{$TCP.PORT.EPHEMERAL.RANGE}');
 for (var i = 0; i < ports.length; i++) {
     var p = parseInt(ports[i]['{#PORT}'], 10);
     ports[i]['{#EPHEMERAL}'] = (m && p >= parseInt(m[1], 10) && p <= parseInt(m[2], 10)) ? '1' : '0';
+    var proc = ports[i]['{#PROCESS}'] || '', svc = (ports[i]['{#SERVICE}'] || '').replace(/^.*\//, '');
+    ports[i]['{#OWNER}'] = proc && svc ? proc + ' (' + svc + ')' : (proc || svc || 'a process the agent cannot see');
 }
 return JSON.stringify(ports);`
 
@@ -429,6 +435,21 @@ func build(v variant) *Template {
 			Tags:        tags("component", "network"),
 		},
 	)
+
+	// ---- accept-queue threshold lines ------------------------------------
+	// The per-port accept-queue fill graphs draw these as their 80/95 %
+	// lines: host-wide, from the template-wide macros.
+	for _, l := range []struct{ level, label, macro string }{
+		{"warn", "warning", "{$TCP.PORT.ACCEPTQ.PUSED.MAX.WARN}"},
+		{"crit", "critical", "{$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT}"},
+	} {
+		it := dep(sockets, acceptqLine(l.level), "Ports: Accept queue fill, "+l.label+" threshold", "%", "FLOAT",
+			"The threshold of the ports' \"Accept queue "+map[string]string{"warn": "filling up", "crit": "almost full"}[l.level]+"\" triggers, "+l.macro+", every minute with tcp.sockets.get (no request of its own): the line the ports' accept-queue fill graphs draw. "+
+				"A per-port context value ("+strings.TrimSuffix(l.macro, "}")+":\"<port>\"}) moves that port's trigger, not this line.",
+			Step{Type: "JAVASCRIPT", Params: []string{"return '" + l.macro + "';"}})
+		it.Tags = tags("component", "network")
+		t.Items = append(t.Items, it)
+	}
 
 	// ---- top remote addresses -----------------------------------------
 	t.Items = append(t.Items, polled(v, &Item{
@@ -778,7 +799,7 @@ func portRule(v variant, ref func(string) string) *Rule {
 	// may well linger).
 	r.Items = append(r.Items, &Item{
 		Name: "Port {#PORT}: Get data", Type: "DEPENDENT", Key: master, Delay: "0", History: "0", Trends: "0", ValueType: "TEXT",
-		Description: "Listener and socket states of local port {#PORT}, listening on {#ADDRESS} (process name, if the agent can see it: {#PROCESS}): its object in the answer of tcp.sockets.get (no agent request of its own). " +
+		Description: "Listener and socket states of local port {#PORT}, listening on {#ADDRESS} ({#OWNER}): its object in the answer of tcp.sockets.get (no agent request of its own). " +
 			"When nothing listens on the port any more, an object with listening, listeners, accept queue, backlog and fill 0 and no socket counts. Master item of the port's items; no history of its own.",
 		Pre:    []Step{{Type: "JSONPATH", Params: []string{"$.ports[?(@.port=={#PORT})].first()"}, ErrHandler: "CUSTOM_VALUE", ErrHandlerArg: notListening}},
 		Master: "tcp.sockets.get",
@@ -801,11 +822,18 @@ func portRule(v variant, ref func(string) string) *Rule {
 	add(dep(master, "tcp.port.accept_queue.pused[{#PORT}]", "Port {#PORT}: Accept queue, in % of limit", "%", "FLOAT",
 		"Fill of the fullest listener's accept queue in percent of its backlog; 0 when nothing listens. At 100% new connections are dropped (TcpExt ListenOverflows).", field("accept_queue_pused")))
 	for _, s := range tcpStates {
-		add(dep(master, "tcp.port.state[{#PORT},"+s[0]+"]", "Port {#PORT}: Sockets in "+s[1], "", "",
-			"TCP sockets with local port {#PORT} in the "+s[1]+" state. No value while nothing listens on the port (tcp.sockets.get lists listening ports only).", unknown(s[0])))
+		it := dep(master, "tcp.port.state[{#PORT},"+s[0]+"]", "Port {#PORT}: Sockets in "+s[1], "", "",
+			"TCP sockets with local port {#PORT} in the "+s[1]+" state. No value while nothing listens on the port (tcp.sockets.get lists listening ports only).", unknown(s[0]))
+		if !portStatesRead[s[0]] {
+			it.NoDiscover = true
+			it.Description += " " + offByDefault
+		}
+		add(it)
 	}
-	add(dep(master, "tcp.port.state[{#PORT},total]", "Port {#PORT}: Sockets, total", "", "",
-		"TCP sockets with local port {#PORT} in any state. No value while nothing listens on the port (tcp.sockets.get lists listening ports only).", unknown("total")))
+	total := dep(master, "tcp.port.state[{#PORT},total]", "Port {#PORT}: Sockets, total", "", "",
+		"TCP sockets with local port {#PORT} in any state. No value while nothing listens on the port (tcp.sockets.get lists listening ports only). "+offByDefault, unknown("total"))
+	total.NoDiscover = true
+	add(total)
 
 	aq := ref("tcp.port.accept_queue.pused[{#PORT}]")
 	aqCrit := &Trigger{
@@ -814,7 +842,7 @@ func portRule(v variant, ref func(string) string) *Rule {
 		Name:      "Port {#PORT}: Accept queue almost full",
 		EventName: "Port {#PORT}: Accept queue almost full ({ITEM.VALUE1} of the backlog for 5m, over {$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT:\"{#PORT}\"}%)",
 		Opdata:    "Used: {ITEM.LASTVALUE1}", Priority: "AVERAGE",
-		Description: "The process listening on port {#PORT} (its name, if the agent can see it: {#PROCESS}) does not accept connections as fast as they arrive; when the queue is full the kernel drops new ones (TcpExt ListenOverflows). Check the application, or raise its backlog (and net.core.somaxconn).",
+		Description: "The listener on port {#PORT}, {#OWNER}, does not accept connections as fast as they arrive; when the queue is full the kernel drops new ones (TcpExt ListenOverflows). Check the application, or raise its backlog (and net.core.somaxconn).",
 		Why:         "A share of the port's own backlog, which is its kernel limit; a queue that stays 95% full for 5 minutes is about to drop connections. Recovery needs 5 minutes below the threshold minus {$TCP.PUSED.HYSTERESIS} points.",
 		Tags:        tags("scope", "performance"),
 	}
@@ -834,7 +862,7 @@ func portRule(v variant, ref func(string) string) *Rule {
 		Name:      "Port {#PORT}: Too many CLOSE_WAIT sockets",
 		EventName: "Port {#PORT}: Too many CLOSE_WAIT sockets ({ITEM.VALUE1} for 5m, over {$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"{#PORT}\"})",
 		Opdata:    "CLOSE_WAIT: {ITEM.LASTVALUE1}", Priority: "WARNING",
-		Description: "Peers closed connections to port {#PORT} but the process behind it (its name, if the agent can see it: {#PROCESS}) has not closed its sockets: a descriptor leak or stuck workers in the application.",
+		Description: "Peers closed connections to port {#PORT} but the listener behind it, {#OWNER}, has not closed its sockets: a descriptor leak or stuck workers in the application.",
 		Why:         "No kernel limit applies (see the host's CLOSE_WAIT triggers); 50 held for 5 minutes on one port is a leak for almost any service. Recovery needs 10 minutes at or below it.",
 		Tags:        tags("scope", "performance"),
 	}
@@ -852,26 +880,37 @@ func portRule(v variant, ref func(string) string) *Rule {
 		EventName: "Port {#PORT}: Not listening (for over " + down + ")",
 		Opdata:    "Listening: {ITEM.LASTVALUE1}",
 		Priority:  "AVERAGE", ManualClose: true,
-		Description: "Nothing listens on port {#PORT} any more (a listener on {#ADDRESS} did when it was discovered; process name, if the agent could see it: {#PROCESS}): the service stopped or moved. " +
+		Description: "Nothing listens on port {#PORT} any more (when it was discovered, {#OWNER} listened on {#ADDRESS}): the service stopped or moved. " +
 			"The problem ends when the port listens again. If the service is gone for good, close the problem: it stays closed while the port stays down, and the port's items are deleted {$TCP.PORT.LOST.LIFETIME} after discovery stops finding it.",
 		Why:  "A port is judged only after it was seen listening and has been down for the whole period: 5 minutes rides out a restart or a deploy, and a restart within one check never shows. The expression is true only in the period after that, so a manual close sticks; recovery is the first check that finds a listener.",
 		Tags: tags("scope", "availability"),
 	}
 	r.Triggers = []*Trigger{aqWarn, aqCrit, cw, gone}
 
-	st := &Graph{Name: "Port {#PORT}: Socket states", Type: "STACKED", NoTriggers: true}
+	// The discovered states as lines, each on the common scale: no
+	// stacking (a thin CLOSE_WAIT band on top of ESTABLISHED reads as
+	// nothing) and no trigger lines (the CLOSE_WAIT threshold would set
+	// the scale of an idle port).
+	st := &Graph{Name: "Port {#PORT}: Socket states", NoTriggers: true}
 	for i, s := range tcpStates {
-		if s[0] == "listen" {
-			continue
+		if portStatesRead[s[0]] {
+			gi := GraphItem{Key: "tcp.port.state[{#PORT}," + s[0] + "]", Color: stateColors[i]}
+			if s[0] == "established" {
+				gi.DrawType = "BOLD_LINE"
+			}
+			st.Items = append(st.Items, gi)
 		}
-		st.Items = append(st.Items, GraphItem{Key: "tcp.port.state[{#PORT}," + s[0] + "]", Color: stateColors[i], DrawType: "FILLED_REGION"})
 	}
 	r.Graphs = []*Graph{st,
 		// In % of the backlog on a fixed 0-100 scale, with the lines of
-		// the port's two accept-queue triggers: a queue that fills shows
-		// long before it overflows.
+		// the port's two accept-queue thresholds: a queue that fills
+		// shows long before it overflows. The frontend draws a trigger's
+		// line only for a trigger of one function, and these have a
+		// recovery expression too: the lines are items of their own.
 		{Name: "Port {#PORT}: Accept queue fill", Percent: true, Items: []GraphItem{
 			{Key: "tcp.port.accept_queue.pused[{#PORT}]", Color: "F63100", DrawType: "BOLD_LINE"},
+			{Key: acceptqLine("warn"), Color: "FFA059", DrawType: "DASHED_LINE"},
+			{Key: acceptqLine("crit"), Color: "E45959", DrawType: "DASHED_LINE"},
 		}},
 		{Name: "Port {#PORT}: Accept queue", Items: []GraphItem{
 			{Key: "tcp.port.accept_queue[{#PORT}]", Color: "F63100"},
@@ -880,6 +919,24 @@ func portRule(v variant, ref func(string) string) *Rule {
 	}
 	return r
 }
+
+// acceptqLine is the key of the item that carries an accept-queue
+// threshold (level warn or crit) as a graph line.
+func acceptqLine(level string) string { return "tcp.port.accept_queue.pused.threshold[" + level + "]" }
+
+// portStatesRead are the per-port socket states discovered by default:
+// what an operator reads off a service's port. ESTABLISHED is its load;
+// SYN_RECV its handshakes in flight (a SYN flood, or a listener too slow to
+// take its queue); CLOSE_WAIT sockets the application has not closed (a
+// trigger watches them); TIME_WAIT connections it closed first (what
+// holds ports and time-wait buckets). The other states are short steps of
+// a close, or (SYN_SENT, LISTEN) not sockets of a server port; their
+// prototypes stay in the template, not discovered.
+var portStatesRead = map[string]bool{"established": true, "syn_recv": true, "close_wait": true, "time_wait": true}
+
+// offByDefault ends the description of a prototype that is not
+// discovered by default.
+const offByDefault = "Not discovered by default (it would add one value per port and minute): to collect it, switch \"Discover\" on for this prototype in the template (an import of a later version of the file switches it off again)."
 
 // cgroupStates are the states a socket with a cgroup can be in: time-wait
 // and request sockets (TIME_WAIT, SYN_RECV) carry none.

@@ -310,6 +310,14 @@ func TestPortDiscoverySteps(t *testing.T) {
 		t.Errorf("undefined macro: %s", out)
 	}
 
+	// Who listens reads well whatever the agent could see.
+	out, _ = runJS(t, ephemeralScript, defaults, `[{"{#PORT}":"80","{#PROCESS}":"nginx","{#SERVICE}":"/system.slice/nginx.service"},{"{#PORT}":"81","{#PROCESS}":"","{#SERVICE}":"/system.slice/app.service"},{"{#PORT}":"82","{#PROCESS}":"sshd"},{"{#PORT}":"83","{#PROCESS}":"","{#SERVICE}":""}]`)
+	for _, w := range []string{`"{#OWNER}":"nginx (nginx.service)"`, `"{#OWNER}":"app.service"`, `"{#OWNER}":"sshd"`, `"{#OWNER}":"a process the agent cannot see"`} {
+		if !strings.Contains(out, w) {
+			t.Errorf("no %s in %s", w, out)
+		}
+	}
+
 	if _, err := runJS(t, notSupportedLLD.Params[0], nil, "ZBX_NOTSUPPORTED: Cannot read /proc/net/tcp."); err == nil || !strings.Contains(err.Error(), "Cannot read /proc/net/tcp.") || strings.Contains(err.Error(), "ZBX_NOTSUPPORTED") {
 		t.Errorf("error text not turned into the error: %v", err)
 	}

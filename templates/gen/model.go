@@ -42,7 +42,10 @@ type Item struct {
 	Pre         []Step
 	Master      string
 	Tags        []Tag
-	triggers    []*Trigger
+	// NoDiscover keeps a prototype in the template without discovering
+	// it (a user switches it on in the template or by a rule override).
+	NoDiscover bool
+	triggers   []*Trigger
 }
 
 // Step is one preprocessing step.
@@ -331,6 +334,7 @@ func itemNode(kind string, it *Item, base, scope string, u *ids) *node {
 		tx("delay", omitDefault(it.Delay, "1m")),
 		tx("history", it.History),
 		tx("trends", it.Trends),
+		tx("discover", map[bool]string{true: "NO_DISCOVER"}[it.NoDiscover]),
 		tx("value_type", it.ValueType),
 		tx("units", it.Units),
 		tx("params", it.Params),

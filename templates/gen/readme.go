@@ -99,6 +99,9 @@ func readme(v variant, t *Template) string {
 	for _, p := range t.Dashboards[0].Pages {
 		w("\n![%s: %s](%s)\n", t.Dashboards[0].Name, p.Name, screenshotPath(t, p.Name))
 	}
+	if !isDisk(t) {
+		w("\n%s\n", problemsNote)
+	}
 
 	if len(t.ValueMaps) == 0 {
 		return b.String()
@@ -124,6 +127,9 @@ func itemRow(w func(string, ...any), it *Item) {
 	info = append(info, "`"+it.Key+"`")
 	if it.History == "0" {
 		info = append(info, "no history")
+	}
+	if it.NoDiscover {
+		info = append(info, "**not discovered by default**")
 	}
 	switch {
 	case it.Master != "":
@@ -283,6 +289,9 @@ func feeds(t *Template, key string) string {
 	return strings.Join(parts, ", ")
 }
 
+// problemsNote says why the dashboard has no list of the host's problems.
+const problemsNote = "**The host's problems are not on the dashboard.** A template file in the 6.0 format, which both 6.0 and 7.0 import, can hold only the widget types 6.0's template dashboards take: clock, graph (classic), graph prototype, item value, plain text and URL (the 6.0 import schema; the 7.0 importer converts just these). 7.0's template dashboards take a Problems widget, whose host is then the dashboard's, but only one added in the 7.0 frontend, and an import of a later version of this file replaces the dashboard with its own. So the Overview page leads with the current values the triggers watch (ESTABLISHED, TIME_WAIT, CLOSE_WAIT, SYN_RECV, listen overflows and retransmits per second); the problems are in Monitoring → Problems filtered by the host, or in a Problems widget for the host on a global dashboard (6.0 and 7.0)."
+
 // upgrade is what changes for a host that has the 0.1.0 template.
 const upgrade = `## Upgrading from 0.1.0
 
@@ -293,6 +302,7 @@ const upgrade = `## Upgrading from 0.1.0
 - **Moved to their own template (history not kept):** the disk discovery rule ` + "`disk.discovery`" + `, its items, triggers and graphs, the disk macros ` + "`{$DISK.*}`" + ` and the dashboard's Disks page are now in "Linux disks by ..." (` + "`tcpstatus_disk_*.xml`" + `). The import deletes them from this template with the discovered disk items and their history. Hosts with Zabbix's own Linux template watch their disks there already; link the disk template to the others (templates/README.md, "Which templates"). It names disk objects "Disk <device>: Read rate" and so on (0.1.0 used "<device>: Disk read rate", Zabbix's own names), waits 20 ms instead of 50 before "Response time is high", and has no utilization triggers.
 - **Triggers and macros:** the absolute TIME_WAIT and SYN_RECV triggers and their macros (` + "`{$TCP.TIME_WAIT.MAX.WARN}`" + `, ` + "`{$TCP.TIME_WAIT.MAX.CRIT}`" + `, ` + "`{$TCP.SYN_RECV.MAX.WARN}`" + `) are gone; the rate macros ` + "`{$TCP.LISTEN_OVERFLOWS.RATE.MAX.WARN}`" + `, ` + "`{$TCP.SYNCOOKIES.RATE.MAX.WARN}`" + ` and ` + "`{$TCP.TW_OVERFLOW.RATE.MAX.WARN}`" + ` are now counts in 5 minutes without ` + "`.RATE`" + ` in their names. Host or host-group overrides of the old names no longer apply: set the new ones.
 - **Port discovery** leaves out loopback-only listeners and ports in the ephemeral range: such ports discovered before become lost resources and are deleted after ` + "`{$TCP.PORT.LOST.LIFETIME}`" + ` (they raise nothing meanwhile); set ` + "`{$TCP.PORT.LOOPBACK.MATCHES}`" + ` or ` + "`{$TCP.PORT.EPHEMERAL.MATCHES}`" + ` to ` + "`.*`" + ` to keep them.
+- **Per-port items cut to what an operator reads:** a port gets 10 items instead of 18 (9 and the master that feeds them, instead of 17 and the master): listening, listeners, accept queue, its limit and fill in %, and sockets in ESTABLISHED, SYN_RECV, CLOSE_WAIT and TIME_WAIT. The prototypes of the other states (` + "`tcp.port.state[{#PORT},syn_sent|fin_wait1|fin_wait2|close|last_ack|listen|closing|total]`" + `) stay in the template with "Discover" off: at the first port discovery after the import their items on the hosts are no longer discovered, and like any lost resource they are deleted, with their history, ` + "`{$TCP.PORT.LOST.LIFETIME}`" + ` (1 day) later. To keep collecting one, switch "Discover" on for its prototype in the template before that: its items keep their ids and history. An import of a later version of this file switches it off again.
 - **Ports that stop listening:** ` + "`tcp.sockets.get`" + ` lists listening ports only. Such a port gets 0 for listening, listeners, accept queue, backlog and fill, as before; its per-state socket counts get no value (they used to be counted), since they are not known any more.
 `
 

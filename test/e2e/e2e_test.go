@@ -225,6 +225,11 @@ func TestSpec(t *testing.T) {
 		if !s.ownKey(s.items[0]) || !s.ownKey(strings.ReplaceAll(port.prototypes[0], "{#PORT}", "22")) || s.ownKey("system.cpu.load[all,avg1]") {
 			t.Errorf("%s: ownKey", f)
 		}
+		// Prototypes kept but not discovered are ours, and not expected.
+		if len(port.off) == 0 || contains(port.prototypes, port.off[0]) || !s.ownKey(strings.ReplaceAll(port.off[0], "{#PORT}", "22")) ||
+			s.expectedItems(map[string][]string{"{#PORT}": {"22"}}) != len(s.items)+len(port.prototypes) {
+			t.Errorf("%s: not discovered %v, discovered %v", f, port.off, port.prototypes)
+		}
 	}
 	m := protoRe("k[{#P},x,{#P},{#Q}]", "{#P}")
 	if v := m.FindStringSubmatch("k[80,x,80,abc]"); v == nil || v[1] != "80" {

@@ -302,6 +302,9 @@ func (z *zabbix) startFrontend(ps *procs) error {
 	if out, err := exec.Command("cp", "-a", z.l.frontend, ui).CombinedOutput(); err != nil {
 		return fmt.Errorf("copy frontend: %w: %s", err, out)
 	}
+	if err := linkFonts(ui, z.l.frontend); err != nil {
+		return err
+	}
 	confPHP := filepath.Join(z.work, "zabbix.conf.php")
 	cls := filepath.Join(ui, "include/classes/core/CConfigFile.php")
 	src, err := os.ReadFile(cls)
@@ -339,6 +342,43 @@ $IMAGE_FORMAT_DEFAULT = IMAGE_FORMAT_PNG;
 		"-d", "memory_limit=1G", "-d", "max_execution_time=300", "-d", "post_max_size=64M",
 		"-d", "upload_max_filesize=64M", "-d", "display_errors=stderr", "-d", "log_errors=On")
 	return err
+}
+
+// linkFonts points the copy's font links (Debian's assets/fonts/DejaVuSans.ttf
+// is a relative link into /usr/share/fonts, from fonts-dejavu-core) at the
+// installed fonts, so that graphs get their text: relative to the original
+// frontend, or, for a frontend unpacked elsewhere (7.0), to the installed
+// one's place.
+func linkFonts(ui, orig string) error {
+	dir := filepath.Join(ui, "assets/fonts")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		link := filepath.Join(dir, e.Name())
+		target, err := os.Readlink(link)
+		if err != nil || filepath.IsAbs(target) {
+			continue
+		}
+		var found string
+		for _, base := range []string{filepath.Join(orig, "assets/fonts"), "/usr/share/zabbix/assets/fonts"} {
+			if p := filepath.Join(base, target); fileExists(p) {
+				found = p
+				break
+			}
+		}
+		if found == "" {
+			return fmt.Errorf("frontend font %s: no %s (apt-get install fonts-dejavu-core)", e.Name(), target)
+		}
+		if err := os.Remove(link); err != nil {
+			return err
+		}
+		if err := os.Symlink(found, link); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // reloadConfig makes the server read the configuration now instead of at

@@ -24,6 +24,9 @@ type ruleSpec struct {
 	key        string
 	macro      string   // the one LLD macro every prototype key holds
 	prototypes []string // keys
+	// off are the keys of prototypes the file keeps but does not
+	// discover (NO_DISCOVER): ours, never expected on a host.
+	off []string
 }
 
 type xmlTemplate struct {
@@ -35,7 +38,8 @@ type xmlTemplate struct {
 		Rules []struct {
 			Key        string `xml:"key"`
 			Prototypes []struct {
-				Key string `xml:"key"`
+				Key      string `xml:"key"`
+				Discover string `xml:"discover"`
 			} `xml:"item_prototypes>item_prototype"`
 		} `xml:"discovery_rules>discovery_rule"`
 	} `xml:"templates>template"`
@@ -68,7 +72,11 @@ func parseSpec(file string, src []byte) (*tmplSpec, error) {
 	for _, r := range t.Rules {
 		rs := ruleSpec{key: r.Key}
 		for _, p := range r.Prototypes {
-			rs.prototypes = append(rs.prototypes, p.Key)
+			if p.Discover == "NO_DISCOVER" {
+				rs.off = append(rs.off, p.Key)
+			} else {
+				rs.prototypes = append(rs.prototypes, p.Key)
+			}
 			macros := lldMacroRe.FindAllString(p.Key, -1)
 			if len(macros) == 0 {
 				return nil, fmt.Errorf("%s: prototype %s holds no LLD macro", file, p.Key)
@@ -175,7 +183,7 @@ func (s *tmplSpec) ownKey(key string) bool {
 		}
 	}
 	for _, r := range s.rules {
-		for _, p := range r.prototypes {
+		for _, p := range append(r.prototypes, r.off...) {
 			if protoRe(p, r.macro).MatchString(key) {
 				return true
 			}

@@ -32,6 +32,8 @@ type xmlItem struct {
 	History string    `xml:"history"`
 	Master  string    `xml:"master_item>key"`
 	Steps   []xmlStep `xml:"preprocessing>step"`
+	// Discover is NO_DISCOVER for a prototype discovery does not create.
+	Discover string `xml:"discover"`
 }
 
 type xmlStep struct {
@@ -183,6 +185,9 @@ func templateCostOf(name string, b []byte, ports []string, disks []string) (Temp
 			}
 		}
 		for _, p := range r.Prototypes {
+			if p.Discover == "NO_DISCOVER" {
+				continue
+			}
 			all = append(all, inst{p, n, lld})
 		}
 		if polledByAgent(r.Type) {
