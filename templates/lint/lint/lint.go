@@ -70,7 +70,7 @@ var Rules = []string{
 	"macro-description", "macro-unused", "description", "history",
 	"lifetime", "prototype-key", "polled-prototype", "error-handler",
 	"master-history", "official-names", "recovery", "rate-window",
-	"manual-close", "opdata", "event-value",
+	"manual-close", "opdata", "event-value", "discover",
 }
 
 var uuidRe = regexp.MustCompile(`^[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}$`)
@@ -491,6 +491,7 @@ func (c *checker) checkTrigger(t *template, tr *elem, base, rule, kind string) {
 		}
 		if rule != "" && t.protos[rule][r.key] != nil {
 			protoUsed = true
+			c.checkDiscovered(t, rule, r.key, tr.line, path, "trigger prototype")
 		}
 	}
 	if rule != "" && len(refs) > 0 && !protoUsed {
@@ -545,9 +546,22 @@ func (c *checker) checkGraph(t *template, g *elem, base, rule, kind string) {
 		if !c.knownKey(t, rule, key) {
 			c.add(gi.line, "graph", path, "draws %q, not an item of the template%s", key, ruleText(rule))
 		}
+		if rule != "" && t.protos[rule][key] != nil {
+			c.checkDiscovered(t, rule, key, gi.line, path, "graph prototype")
+		}
 	}
 	if rule == "" {
 		t.graphs[g.val("name")] = true
+	}
+}
+
+// checkDiscovered reports a trigger or graph prototype that uses an item
+// prototype discovery does not create (<discover>NO_DISCOVER</discover>,
+// kept for users to switch on): the trigger or graph would never exist on
+// a host, and no error would say so.
+func (c *checker) checkDiscovered(t *template, rule, key string, line int, path, what string) {
+	if p := t.protos[rule][key]; p != nil && p.val("discover") == "NO_DISCOVER" {
+		c.add(line, "discover", path, "%s uses %s, an item prototype that is not discovered (NO_DISCOVER): it would never be created", what, key)
 	}
 }
 

@@ -85,6 +85,7 @@ func TestBrokenTemplates(t *testing.T) {
 		rule  string
 	}{
 		{"-malformed XML", []edit{{"</templates>", ""}}, "xml"},
+		{"-trigger and graph prototype on an item prototype not discovered", []edit{{"<key>ex.used[{#NAME}]</key>", "<key>ex.used[{#NAME}]</key>\n                            <discover>NO_DISCOVER</discover>"}}, "discover"},
 		{"-not an export", []edit{{"<zabbix_export>", "<export>"}, {"</zabbix_export>", "</export>"}}, "xml"},
 		{"-version 7.0", []edit{{"<version>6.0</version>", "<version>7.0</version>"}}, "version"},
 		{"-uuid missing", []edit{{exGetUUID, ""}}, "uuid"},
