@@ -819,10 +819,12 @@ func portRule(v variant, ref func(string) string) *Rule {
 		"Connections established but not yet accepted by the application, summed over the port's listeners; 0 when nothing listens.", field("accept_queue")))
 	add(dep(master, "tcp.port.backlog[{#PORT}]", "Port {#PORT}: Accept queue limit", "", "",
 		"Listen backlog (accept queue limit) of the port's listeners, summed: the application's listen() argument capped by net.core.somaxconn; 0 when nothing listens.", field("backlog")))
-	add(dep(master, "tcp.port.accept_queue.pused[{#PORT}]", "Port {#PORT}: Accept queue, in % of limit", "%", "FLOAT",
+	add(dep(master, "tcp.port.accept_queue.pused[{#PORT}]", "Port {#PORT}: Accept queue fill", "%", "FLOAT",
 		"Fill of the fullest listener's accept queue in percent of its backlog; 0 when nothing listens. At 100% new connections are dropped (TcpExt ListenOverflows).", field("accept_queue_pused")))
 	for _, s := range tcpStates {
-		it := dep(master, "tcp.port.state[{#PORT},"+s[0]+"]", "Port {#PORT}: Sockets in "+s[1], "", "",
+		// Short names: a graph legend beside a quarter of the screen
+		// fits them with their last/min/avg/max columns.
+		it := dep(master, "tcp.port.state[{#PORT},"+s[0]+"]", "Port {#PORT}: "+s[1], "", "",
 			"TCP sockets with local port {#PORT} in the "+s[1]+" state. No value while nothing listens on the port (tcp.sockets.get lists listening ports only).", unknown(s[0]))
 		if !portStatesRead[s[0]] {
 			it.NoDiscover = true
@@ -830,7 +832,7 @@ func portRule(v variant, ref func(string) string) *Rule {
 		}
 		add(it)
 	}
-	total := dep(master, "tcp.port.state[{#PORT},total]", "Port {#PORT}: Sockets, total", "", "",
+	total := dep(master, "tcp.port.state[{#PORT},total]", "Port {#PORT}: All sockets", "", "",
 		"TCP sockets with local port {#PORT} in any state. No value while nothing listens on the port (tcp.sockets.get lists listening ports only). "+offByDefault, unknown("total"))
 	total.NoDiscover = true
 	add(total)

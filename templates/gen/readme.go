@@ -95,7 +95,7 @@ func readme(v variant, t *Template) string {
 		pages = append(pages, strings.ToLower(p.Name))
 	}
 	w("\nThe template dashboard \"%s\" shows them (pages: %s).\n", t.Dashboards[0].Name, strings.Join(pages, ", "))
-	w("\n## Dashboard\n\nEach page as a real Zabbix 6.0 frontend shows it at 1600 px, on the e2e's agent 2 host after its trigger scenario (taken by `test/e2e -screenshots`, see templates/README.md; the four variants share the dashboard):\n")
+	w("\n## Dashboard\n\nEach page as a real Zabbix 6.0 frontend shows it at 1600 px in kiosk mode (as on a wall screen), on the e2e's agent 2 host after its trigger scenario, over the run's last 5 minutes (taken by `test/e2e -screenshots`, see templates/README.md; the four variants share the dashboard):\n")
 	for _, p := range t.Dashboards[0].Pages {
 		w("\n![%s: %s](%s)\n", t.Dashboards[0].Name, p.Name, screenshotPath(t, p.Name))
 	}
