@@ -873,9 +873,14 @@ func portRule(v variant, ref func(string) string) *Rule {
 	gone := &Trigger{
 		// True only in the period after the port has been down for the
 		// whole of {$TCP.PORT.DOWN.PERIOD} while it listened in the period
-		// before: a restart within the period raises nothing, and once the
-		// problem is open (or closed by hand) a port that stays down does
-		// not make the expression true again.
+		// before: a restart within the period raises nothing, and once
+		// that second period is over a port that stays down does not make
+		// the expression true again, so a problem closed by hand stays
+		// closed. (The server sets a closed problem's trigger to OK and
+		// evaluates it on each value: closed within the second period,
+		// the problem opens again at the next check. An expression true on
+		// one check only would avoid that, but a check late or failed at
+		// that moment would lose the problem for good.)
 		Expr:      "max(" + lis + "," + down + ")=0 and max(" + lis + "," + down + ":now-" + down + ")=1",
 		Recovery:  "last(" + lis + ")=1",
 		Name:      "Port {#PORT}: Not listening",
@@ -883,8 +888,8 @@ func portRule(v variant, ref func(string) string) *Rule {
 		Opdata:    "Listening: {ITEM.LASTVALUE1}",
 		Priority:  "AVERAGE", ManualClose: true,
 		Description: "Nothing listens on port {#PORT} any more (when it was discovered, {#OWNER} listened on {#ADDRESS}): the service stopped or moved. " +
-			"The problem ends when the port listens again. If the service is gone for good, close the problem: it stays closed while the port stays down, and the port's items are deleted {$TCP.PORT.LOST.LIFETIME} after discovery stops finding it.",
-		Why:  "A port is judged only after it was seen listening and has been down for the whole period: 5 minutes rides out a restart or a deploy, and a restart within one check never shows. The expression is true only in the period after that, so a manual close sticks; recovery is the first check that finds a listener.",
+			"The problem ends when the port listens again. If the service is gone for good, close the problem once the port has been down for twice {$TCP.PORT.DOWN.PERIOD} (closed earlier, it opens again at the next check): it then stays closed while the port stays down, and the port's items are deleted {$TCP.PORT.LOST.LIFETIME} after discovery stops finding it.",
+		Why:  "A port is judged only after it was seen listening and has been down for the whole period: 5 minutes rides out a restart or a deploy, and a restart within one check never shows. The expression is true only in the period after that, so a manual close sticks from twice the period on (a close within the second period reopens at the next check: an expression true on one check only would be lost to a single late check); recovery is the first check that finds a listener.",
 		Tags: tags("scope", "availability"),
 	}
 	r.Triggers = []*Trigger{aqWarn, aqCrit, cw, gone}

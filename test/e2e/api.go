@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,7 +21,7 @@ type api struct {
 	token   string
 	version string
 	client  *http.Client
-	id      int
+	id      atomic.Int64 // cycles call it from several goroutines
 }
 
 // apiError is an error answer of the API: code, message and data, e.g.
@@ -42,8 +43,7 @@ func newAPI(url string) *api {
 
 // call sends one request and decodes its result into out (if not nil).
 func (a *api) call(ctx context.Context, method string, params any, out any) error {
-	a.id++
-	req := map[string]any{"jsonrpc": "2.0", "method": method, "params": params, "id": a.id}
+	req := map[string]any{"jsonrpc": "2.0", "method": method, "params": params, "id": a.id.Add(1)}
 	if a.token != "" && !a.v7() {
 		req["auth"] = a.token
 	}

@@ -182,7 +182,7 @@ func flushConntrack() error {
 }
 
 // ownersRun is ownersCycle running beside the scenario's first trigger
-// cycle, which waits a minute for "Not listening" meanwhile.
+// cycle.
 type ownersRun struct {
 	released, done chan struct{}
 	err            error

@@ -284,6 +284,13 @@ func runVersion(ctx context.Context, o *options, ps *procs, pg *postgres, l layo
 		return err
 	}
 	defer lk.stop()
+	// Before the agents start: the time-wait limit is low from the first
+	// sample on (limits.go).
+	lim, err := startLimits(ps, l, work, filepath.Join(bin, "zabbix-agent2-plugin-tcpstatus"), zbx)
+	if err != nil {
+		return err
+	}
+	defer lim.stop()
 	actives, err := createActiveHosts(ctx, z, specs, socks)
 	if err != nil {
 		return err
@@ -379,7 +386,7 @@ func runVersion(ctx context.Context, o *options, ps *procs, pg *postgres, l layo
 		serveFrontend(ctx, z, o)
 		return nil
 	}
-	if err := scenario(ctx, z, targets, socks, lk); err != nil {
+	if err := scenario(ctx, z, targets, socks, lk, lim); err != nil {
 		return err
 	}
 	if err := checkActive(ctx, z, actives, socks); err != nil {

@@ -14,7 +14,7 @@ import (
 
 // scenario drives both hosts through the checks: values for every item,
 // discovery results, then trigger cycles PROBLEM → OK.
-func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets, lk *leak) error {
+func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets, lk *leak, lim *limits) error {
 	v := z.l.version
 	t := time.Now()
 	if err := z.reloadConfig(ctx); err != nil {
@@ -157,14 +157,13 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets,
 		}
 	}
 
-	// Create conditions: close a discovered port; lower the CLOSE_WAIT
-	// thresholds under the test's own count (the run's network namespace
-	// holds no other long-lived CLOSE_WAIT socket): host-wide and per port
-	// (a context macro).
+	// The Not listening cycles on the gone port (restart.go) and the
+	// kernel-limit cycles (limits.go) run meanwhile.
+	cycles := startCycles(ctx, z, withTriggers, s, lim)
+	// Create conditions: lower the CLOSE_WAIT thresholds under the test's
+	// own count (the run's network namespace holds no other long-lived
+	// CLOSE_WAIT socket): host-wide and per port (a context macro).
 	t = time.Now()
-	if err := s.closeGone(); err != nil {
-		return err
-	}
 	for _, tg := range withTriggers {
 		if err := setMacros(ctx, z, tg, map[string]string{
 			"{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"" + app + "\"}": strconv.Itoa(closeWaitN - 3),
@@ -179,7 +178,6 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets,
 	time.Sleep(2 * time.Second)
 	for _, tg := range withTriggers {
 		if err := waitTriggers(ctx, z, tg, map[string]string{
-			"Port " + gone + ": Not listening":              "1",
 			"Port " + app + ": Too many CLOSE_WAIT sockets": "1",
 			"TCP: Too many CLOSE_WAIT sockets":              "1",
 		}, true); err != nil {
@@ -188,24 +186,12 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets,
 	}
 	logf("Zabbix %s: triggers went to PROBLEM in %.0fs", v, time.Since(t).Seconds())
 
-	// Remove them: listen again, close the CLOSE_WAIT sockets, drain the
-	// full queue. "Not listening" recovers on the first sample that
-	// listens again.
+	// Remove them: close the CLOSE_WAIT sockets, drain the full queue.
 	t = time.Now()
 	owners.leakReleased()
-	if err := s.reopenGone(); err != nil {
-		return err
-	}
 	s.releaseCloseWait()
 	if err := s.drainFull(); err != nil {
 		return err
-	}
-	for _, tg := range withTriggers {
-		if err := waitTriggers(ctx, z, tg, map[string]string{
-			"Port " + gone + ": Not listening": "0",
-		}, true); err != nil {
-			return err
-		}
 	}
 	// Hysteresis: the CLOSE_WAIT and accept-queue triggers recover only
 	// when the maximum over their recovery window is low, so samples below
@@ -245,7 +231,6 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets,
 	time.Sleep(2 * time.Second)
 	for _, tg := range withTriggers {
 		if err := waitTriggers(ctx, z, tg, map[string]string{
-			"Port " + gone + ": Not listening":              "0",
 			"Port " + app + ": Too many CLOSE_WAIT sockets": "0",
 			"TCP: Too many CLOSE_WAIT sockets":              "0",
 			"Port " + full + ": Accept queue almost full":   "0",
@@ -261,6 +246,9 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets,
 		return err
 	}
 	if err := conntrackValues(ctx, z, withTriggers); err != nil {
+		return err
+	}
+	if err := cycles.wait(); err != nil {
 		return err
 	}
 
