@@ -470,7 +470,9 @@ func closeFDs(fds []int) {
 func (lm *limits) fixtureCycle(ctx context.Context, z *zabbix, like *target, s *testSockets) error {
 	v := z.l.version
 	t := time.Now()
-	tg := &target{agent: lm.fixture, hostname: fixtureHost, template: like.template, spec: like.spec}
+	// absentLogged: nsabsent.go judges by the run's own /proc/sys, which
+	// the fixture agent does not read.
+	tg := &target{agent: lm.fixture, hostname: fixtureHost, template: like.template, spec: like.spec, absentLogged: true}
 	if err := createHost(ctx, z, tg, s, tg.template); err != nil {
 		return err
 	}
@@ -488,14 +490,18 @@ func (lm *limits) fixtureCycle(ctx context.Context, z *zabbix, like *target, s *
 	if err := writeFixture(lm.fixtureDir, orphanOver, memOver, [3]int{memLow, memPressure, memHigh}, 1); err != nil {
 		return err
 	}
-	all := map[string]string{orphCrit: "1", memMax: "1", memPressured: "1", memAborts: "1"}
-	if err := waitLimitTriggers(ctx, z, tg, all); err != nil {
-		return err
-	}
+	// Every input of the triggers first: a trigger evaluated before its
+	// calculated item has a value is unknown until the next value.
 	if err := waitLimitValues(ctx, z, tg, map[string]func(float64) bool{
 		"tcp.orphan.pused": func(x float64) bool { return x == 100*orphanOver/orphanMax },
 		"tcp.mem.pused":    func(x float64) bool { return math.Abs(x-100.0*memOver/memHigh) < 0.01 },
+		"tcp.netstat.count[TcpExt.TCPAbortOnMemory]":   func(x float64) bool { return x == abortsMore },
+		"tcp.netstat.count[TcpExt.TCPMemoryPressures]": func(x float64) bool { return x == pressuresMore },
 	}); err != nil {
+		return err
+	}
+	all := map[string]string{orphCrit: "1", memMax: "1", memPressured: "1", memAborts: "1"}
+	if err := waitLimitTriggers(ctx, z, tg, all); err != nil {
 		return err
 	}
 	logf("Zabbix %s: %s: orphans %d of tcp_max_orphans %d, TCP memory %d pages of tcp_mem %d %d %d, %d entries into memory pressure and %d resets for lack of memory: %q, %q, %q and %q in PROBLEM in %.0fs (host created, first values included)",
@@ -699,6 +705,19 @@ func waitLimitTriggers(ctx context.Context, z *zabbix, tg *target, want map[stri
 			}
 		}
 	}()
+	// A trigger evaluated while an input had no value yet is unknown until
+	// its next evaluation: give it one.
+	if err := waitFor(ctx, tg.hostname+" triggers evaluated", 30*time.Second, time.Second, func() (bool, error) {
+		for name := range want {
+			tr, err := triggerNamed(ctx, z, tg, name)
+			if err != nil || tr.State != "0" {
+				return false, err
+			}
+		}
+		return true, nil
+	}); err != nil {
+		return err
+	}
 	return waitTriggers(ctx, z, tg, want, true)
 }
 

@@ -35,7 +35,7 @@ import (
 // expression true for one check only would make every close stick, but a
 // late or failed check at that moment would then lose the problem for good;
 // the template keeps the window and says so.
-const goneDown = 30 * time.Second
+const goneDown = 20 * time.Second
 
 // notListening is the name of the gone port's trigger.
 func notListening(port int) string { return "Port " + strconv.Itoa(port) + ": Not listening" }
