@@ -208,6 +208,7 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets,
 			"Port " + app + ": Too many CLOSE_WAIT sockets": "1",
 			"TCP: Too many CLOSE_WAIT sockets":              "1",
 			"Port " + full + ": Accept queue almost full":   "1",
+			"TCP: Accept queues are overflowing":            "1",
 		}, false); err != nil {
 			return fmt.Errorf("a sample below the threshold cleared a trigger with a recovery window: %w", err)
 		}
@@ -221,6 +222,7 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets,
 			"{$TCP.PORT.CLOSE_WAIT.MAX.WARN:\"" + app + "\"}":     "100000",
 			"{$TCP.CLOSE_WAIT.MAX.WARN}":                          "100000",
 			"{$TCP.PORT.ACCEPTQ.PUSED.MAX.CRIT:\"" + full + "\"}": "1000",
+			"{$TCP.LISTEN_OVERFLOWS.MAX.WARN}":                    "100000",
 		}); err != nil {
 			return err
 		}
@@ -234,6 +236,7 @@ func scenario(ctx context.Context, z *zabbix, targets []*target, s *testSockets,
 			"Port " + app + ": Too many CLOSE_WAIT sockets": "0",
 			"TCP: Too many CLOSE_WAIT sockets":              "0",
 			"Port " + full + ": Accept queue almost full":   "0",
+			"TCP: Accept queues are overflowing":            "0",
 		}, true); err != nil {
 			return err
 		}
