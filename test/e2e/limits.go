@@ -29,9 +29,8 @@ import (
 //
 //   - net.ipv4.tcp_max_tw_buckets is lowered to twBuckets before the agents
 //     start, and a bounded loop of loopback connections, closed by the
-//     client, keeps more than that many closes within TIME_WAIT's 60 s: the
-//     time-wait entries (sockstat "tw", per namespace) stay at the limit
-//     from the first sample on, so the 5-minute minimum of their share is
+//     client, refills the time-wait entries (sockstat "tw", per namespace)
+//     whenever some expire: they stay at the limit from the first sample on, so the 5-minute minimum of their share is
 //     100 %, and the kernel counts the rest as TCPTimeWaitOverflow. "TIME_WAIT
 //     buckets almost exhausted", "running low" (once the critical one is
 //     resolved: it depends on it) and "TIME_WAIT bucket table overflows".
@@ -67,9 +66,9 @@ import (
 
 const (
 	twBuckets     = 20
-	twChurnEvery  = 250 * time.Millisecond // 240 closes a minute
+	twChurnEvery  = 20 * time.Millisecond // how often the churn counts the entries
 	twChurnMax    = 15 * time.Minute
-	twChurnConns  = 4000
+	twChurnConns  = 20000
 	synBacklog    = 2
 	synDev        = "tcpstat-syn0"
 	synServer     = "10.99.1.1" // on lo
@@ -157,14 +156,18 @@ func startLimits(ps *procs, l layout, work, plugin string, zbx account) (*limits
 		lm.stop()
 		return nil, err
 	}
-	logf("Zabbix %s: tcp_max_tw_buckets %s → %d in the run's namespace, %d loopback closes a second keep its time-wait entries at the limit; agent 2 on port %d reads the fixture procfs %s",
-		l.version, lm.twOld, twBuckets, int(time.Second/twChurnEvery), lm.fixture.port, lm.fixtureDir)
+	logf("Zabbix %s: tcp_max_tw_buckets %s → %d in the run's namespace, loopback closes keep its time-wait entries at the limit; agent 2 on port %d reads the fixture procfs %s",
+		l.version, lm.twOld, twBuckets, lm.fixture.port, lm.fixtureDir)
 	return lm, nil
 }
 
-// churn opens and closes (client first, so the client's end waits in
-// TIME_WAIT) one loopback connection every twChurnEvery, at most
-// twChurnConns times and for twChurnMax, until stopped.
+// churn keeps the namespace's time-wait entries at the limit: every
+// twChurnEvery it reads their count (sockstat "tw") and closes that many
+// loopback connections, client first (the client's end waits in
+// TIME_WAIT), as are missing, plus two that overflow. A fixed rate would
+// not do: entries made in a burst (the run's own API calls) expire
+// together, and the table would stay short until the rate refilled it. At
+// most twChurnConns connections, for twChurnMax, until stopped.
 func (lm *limits) churn() {
 	defer close(lm.churnDone)
 	go func() {
@@ -179,16 +182,40 @@ func (lm *limits) churn() {
 	tick := time.NewTicker(twChurnEvery)
 	defer tick.Stop()
 	deadline := time.Now().Add(twChurnMax)
-	for n := 0; n < twChurnConns && time.Now().Before(deadline); n++ {
+	for n := 0; n < twChurnConns && time.Now().Before(deadline); {
 		select {
 		case <-lm.churnStop:
 			return
 		case <-tick.C:
 		}
-		if c, err := dialer.Dial("tcp4", lm.churnL.Addr().String()); err == nil {
-			c.Close()
+		tw, err := sockstatTW()
+		if err != nil || tw >= twBuckets {
+			continue
+		}
+		for i := tw; i < twBuckets+2; i++ {
+			if c, err := dialer.Dial("tcp4", lm.churnL.Addr().String()); err == nil {
+				c.Close()
+			}
+			n++
 		}
 	}
+}
+
+// sockstatTW reads the namespace's time-wait entries (sockstat "tw").
+func sockstatTW() (int, error) {
+	b, err := os.ReadFile("/proc/net/sockstat")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		for i := 1; len(f) > 0 && f[0] == "TCP:" && i+1 < len(f); i += 2 {
+			if f[i] == "tw" {
+				return strconv.Atoi(f[i+1])
+			}
+		}
+	}
+	return 0, fmt.Errorf("no TCP tw in /proc/net/sockstat")
 }
 
 // endChurn stops the churn and gives the namespace its time-wait limit
