@@ -170,15 +170,6 @@ func startLimits(ps *procs, l layout, work, plugin string, zbx account) (*limits
 // most twChurnConns connections, for twChurnMax, until stopped.
 func (lm *limits) churn() {
 	defer close(lm.churnDone)
-	go func() {
-		for {
-			c, err := lm.churnL.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
 	tick := time.NewTicker(twChurnEvery)
 	defer tick.Stop()
 	deadline := time.Now().Add(twChurnMax)
@@ -193,12 +184,29 @@ func (lm *limits) churn() {
 			continue
 		}
 		for i := tw; i < twBuckets+2; i++ {
-			if c, err := dialer.Dial("tcp4", lm.churnL.Addr().String()); err == nil {
-				c.Close()
-			}
+			lm.closeOne()
 			n++
 		}
 	}
+}
+
+// closeOne makes one connection to the churn listener and closes it, the
+// client first; the server's end, in CLOSE_WAIT meanwhile, is closed
+// before the next one, so that the churn never holds more than one
+// CLOSE_WAIT socket (the scenario counts them).
+func (lm *limits) closeOne() {
+	c, err := dialer.Dial("tcp4", lm.churnL.Addr().String())
+	if err != nil {
+		return
+	}
+	srv, err := lm.churnL.Accept()
+	c.Close()
+	if err != nil {
+		return
+	}
+	_ = srv.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.Copy(io.Discard, srv)
+	srv.Close()
 }
 
 // sockstatTW reads the namespace's time-wait entries (sockstat "tw").
