@@ -35,7 +35,7 @@ import (
 // expression true for one check only would make every close stick, but a
 // late or failed check at that moment would then lose the problem for good;
 // the template keeps the window and says so.
-const goneDown = 20 * time.Second
+const goneDown = 30 * time.Second
 
 // notListening is the name of the gone port's trigger.
 func notListening(port int) string { return "Port " + strconv.Itoa(port) + ": Not listening" }
@@ -69,7 +69,15 @@ func goneCycle(ctx context.Context, z *zabbix, targets []*target, s *testSockets
 		triggers[tg] = tr.TriggerID
 	}
 
-	// 1. Restart within one poll.
+	// 1. Restart within one poll. The period counts from the last check
+	// that found the port listening, so it must be longer than the time
+	// between checks (the template's 5m against its 1m interval): a check
+	// just before the close stands for the 1m poll here.
+	for _, tg := range tgs {
+		if _, err := waitListening(ctx, z, tg, lisKey, time.Now(), 1); err != nil {
+			return fmt.Errorf("restart: %w", err)
+		}
+	}
 	t0 := time.Now()
 	if err := s.closeGone(); err != nil {
 		return err
