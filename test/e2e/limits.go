@@ -69,6 +69,8 @@ const (
 	twChurnEvery  = 20 * time.Millisecond // how often the churn counts the entries
 	twChurnMax    = 15 * time.Minute
 	twChurnConns  = 20000
+	twFirstPort   = 20000 // the churn's client ports: twFirstPort and the next twPorts-1
+	twPorts       = 1000
 	synBacklog    = 2
 	synDev        = "tcpstat-syn0"
 	synServer     = "10.99.1.1" // on lo
@@ -113,6 +115,7 @@ type limits struct {
 	fixture           *agent
 	fixtureDir        string
 	netSetup          bool
+	nextPort          int // the churn's
 }
 
 func readSysctl(name string) (string, error) {
@@ -194,8 +197,15 @@ func (lm *limits) churn() {
 // client first; the server's end, in CLOSE_WAIT meanwhile, is closed
 // before the next one, so that the churn never holds more than one
 // CLOSE_WAIT socket (the scenario counts them).
+//
+// The client's port is its own, taken in turn from twPorts (below the
+// ephemeral range), not picked by connect(): the ephemeral cycle narrows
+// the range and holds most of it meanwhile.
 func (lm *limits) closeOne() {
-	c, err := dialer.Dial("tcp4", lm.churnL.Addr().String())
+	lm.nextPort = (lm.nextPort + 1) % twPorts
+	d := dialer
+	d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: twFirstPort + lm.nextPort}
+	c, err := d.Dial("tcp4", lm.churnL.Addr().String())
 	if err != nil {
 		return
 	}
