@@ -16,14 +16,16 @@ import (
 // The local-port trigger cycle: the run's namespace gets an ephemeral
 // range of ephRange ports, the test holds ephHeld connections to one
 // listener of its own (one destination), and the template's "running low"
-// trigger (80 %) must go to PROBLEM before the range is exhausted; once the
+// trigger (80 %) must go to PROBLEM before the range is exhausted, then,
+// with ephCritHeld connections, "almost exhausted" (95 %); once the
 // connections are closed (reset, so that no TIME_WAIT keeps their ports)
-// the trigger must stay in PROBLEM over its recovery window (hysteresis)
-// and go back to OK when the threshold is raised above the window's
-// maximum, as the other cycles do.
+// both must stay in PROBLEM over their recovery window (hysteresis) and go
+// back to OK when the thresholds are raised above the window's maximum, as
+// the other cycles do.
 const (
 	ephFirst, ephLast = 40000, 40999
 	ephHeld           = 850 // 85 % of the usable ports: over 80, under 95
+	ephCritHeld       = 960 // then over 95 % of them
 	ephWarn           = "TCP: Local ports toward one destination running low"
 	ephCrit           = "TCP: Local ports toward one destination almost exhausted"
 	portRangeSysctl   = "/proc/sys/net/ipv4/ip_local_port_range"
@@ -71,15 +73,21 @@ func ephemeralCycle(ctx context.Context, z *zabbix, targets []*target) (err erro
 	}
 	defer release()
 	d := net.Dialer{Timeout: 5 * time.Second}
-	for len(conns) < ephHeld {
-		c, err := d.DialContext(ctx, "tcp4", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			if errors.Is(err, syscall.EADDRNOTAVAIL) {
-				return fmt.Errorf("local ports exhausted after %d connections, before the %d the cycle holds: %w", len(conns), ephHeld, err)
+	hold := func(n int) error {
+		for len(conns) < n {
+			c, err := d.DialContext(ctx, "tcp4", "127.0.0.1:"+strconv.Itoa(port))
+			if err != nil {
+				if errors.Is(err, syscall.EADDRNOTAVAIL) {
+					return fmt.Errorf("local ports exhausted after %d connections, before the %d the cycle holds: %w", len(conns), n, err)
+				}
+				return err
 			}
-			return err
+			conns = append(conns, c.(*net.TCPConn))
 		}
-		conns = append(conns, c.(*net.TCPConn))
+		return nil
+	}
+	if err := hold(ephHeld); err != nil {
+		return err
 	}
 	logf("Zabbix %s: %d connections to 127.0.0.1:%d hold %d of the %d local ports %d-%d", v, ephHeld, port, ephHeld, ephLast-ephFirst+1, ephFirst, ephLast)
 	busy := strconv.Itoa(port)
@@ -102,6 +110,24 @@ func ephemeralCycle(ctx context.Context, z *zabbix, targets []*target) (err erro
 	}
 	logf("Zabbix %s: %q went to PROBLEM in %.0fs", v, ephWarn, time.Since(t).Seconds())
 
+	// The critical level: more connections, past 95 % of the usable ports
+	// (at most 1000; a few may be taken by the run's listeners).
+	t = time.Now()
+	if err := hold(ephCritHeld); err != nil {
+		return err
+	}
+	for _, tg := range targets {
+		if err := waitItemValues(ctx, z, tg, map[string]func(float64) bool{
+			"tcp.ephemeral.pused": func(x float64) bool { return x > 95 },
+		}); err != nil {
+			return err
+		}
+		if err := waitTriggers(ctx, z, tg, map[string]string{ephCrit: "1"}, true); err != nil {
+			return err
+		}
+	}
+	logf("Zabbix %s: %d connections: %q went to PROBLEM in %.0fs", v, ephCritHeld, ephCrit, time.Since(t).Seconds())
+
 	t = time.Now()
 	release()
 	for _, tg := range targets {
@@ -110,10 +136,10 @@ func ephemeralCycle(ctx context.Context, z *zabbix, targets []*target) (err erro
 		}); err != nil {
 			return err
 		}
-		if err := waitTriggers(ctx, z, tg, map[string]string{ephWarn: "1"}, false); err != nil {
-			return fmt.Errorf("a sample below the threshold cleared %q: %w", ephWarn, err)
+		if err := waitTriggers(ctx, z, tg, map[string]string{ephWarn: "1", ephCrit: "1"}, false); err != nil {
+			return fmt.Errorf("a sample below the thresholds cleared %q or %q: %w", ephWarn, ephCrit, err)
 		}
-		if err := setMacros(ctx, z, tg, map[string]string{"{$TCP.EPHEMERAL.PUSED.MAX.WARN}": "100000"}); err != nil {
+		if err := setMacros(ctx, z, tg, map[string]string{"{$TCP.EPHEMERAL.PUSED.MAX.WARN}": "100000", "{$TCP.EPHEMERAL.PUSED.MAX.CRIT}": "100000"}); err != nil {
 			return err
 		}
 	}
@@ -122,11 +148,11 @@ func ephemeralCycle(ctx context.Context, z *zabbix, targets []*target) (err erro
 	}
 	time.Sleep(2 * time.Second)
 	for _, tg := range targets {
-		if err := waitTriggers(ctx, z, tg, map[string]string{ephWarn: "0"}, true); err != nil {
+		if err := waitTriggers(ctx, z, tg, map[string]string{ephWarn: "0", ephCrit: "0"}, true); err != nil {
 			return err
 		}
 	}
-	logf("Zabbix %s: %q stayed in PROBLEM on samples under its threshold after the connections closed, and went back to OK once the threshold was raised, in %.0fs", v, ephWarn, time.Since(t).Seconds())
+	logf("Zabbix %s: %q and %q stayed in PROBLEM on samples under their thresholds after the connections closed, and went back to OK once the thresholds were raised, in %.0fs", v, ephWarn, ephCrit, time.Since(t).Seconds())
 	return nil
 }
 
