@@ -26,8 +26,8 @@ import (
 const (
 	ephFirst, ephLast = 40000, 40999
 	ephHeld           = 850 // 85 % of the usable ports: over 80, under 95
-	ephCritHeld       = 960 // then more, over ephCritPct % of them
-	ephCritPct        = 90  // the critical threshold for the cycle (default 95)
+	ephCritHeld       = 910 // then more, over ephCritPct % of them, leaving ports to the run's other connections
+	ephCritPct        = 88  // the critical threshold for the cycle (default 95)
 	ephWarn           = "TCP: Local ports toward one destination running low"
 	ephCrit           = "TCP: Local ports toward one destination almost exhausted"
 	portRangeSysctl   = "/proc/sys/net/ipv4/ip_local_port_range"
@@ -119,8 +119,10 @@ func ephemeralCycle(ctx context.Context, z *zabbix, targets []*target) (err erro
 
 	// The critical level, at {$TCP.EPHEMERAL.PUSED.MAX.CRIT} = ephCritPct
 	// for these hosts: more connections, up to ephCritHeld or until the
-	// range runs out (the run's other cycles, meanwhile, take local ports
-	// from the same narrowed range: about 50 at a time were seen).
+	// range runs out (the run's other connections, meanwhile, take local
+	// ports from the same narrowed range, TIME_WAIT included: about 50 at a
+	// time were seen; running the range out would fail the server's own
+	// checks, so the cycle leaves some).
 	t = time.Now()
 	for _, tg := range targets {
 		if err := setMacros(ctx, z, tg, map[string]string{"{$TCP.EPHEMERAL.PUSED.MAX.CRIT}": strconv.Itoa(ephCritPct)}); err != nil {
@@ -131,7 +133,7 @@ func ephemeralCycle(ctx context.Context, z *zabbix, targets []*target) (err erro
 		return err
 	}
 	time.Sleep(2 * time.Second)
-	if err := hold(ephCritHeld, ephCritPct*(ephLast-ephFirst+1)/100+10); err != nil {
+	if err := hold(ephCritHeld, ephCritPct*(ephLast-ephFirst+1)/100+15); err != nil {
 		return err
 	}
 	for _, tg := range targets {
