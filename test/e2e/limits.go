@@ -305,6 +305,14 @@ func (c *cycles) wait() error {
 func (lm *limits) twCycle(ctx context.Context, z *zabbix, tgs []*target) error {
 	v := z.l.version
 	t := time.Now()
+	// The share triggers take the minimum of 5 minutes: one sample taken
+	// while the churn refilled the table (the run's own connections' entries
+	// expire in bursts) would hold them off for 5 minutes at their default
+	// thresholds (95 %, 80 %). Under half of the 20 entries is far from
+	// anything the churn leaves.
+	if err := setMacrosAll(ctx, z, tgs, map[string]string{"{$TCP.TIME_WAIT.PUSED.MAX.CRIT}": "45", "{$TCP.TIME_WAIT.PUSED.MAX.WARN}": "40"}); err != nil {
+		return err
+	}
 	for _, tg := range tgs {
 		if err := waitLimitTriggers(ctx, z, tg, map[string]string{twCrit: "1", twOverflow: "1"}); err != nil {
 			return err
