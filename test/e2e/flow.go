@@ -132,6 +132,13 @@ func (tg *target) own(key string) bool {
 	return !tg.shared || tg.spec.ownKey(key) || (tg.disk != nil && tg.disk.ownKey(key))
 }
 
+// leftover reports whether key is an instance of a prototype the templates
+// keep but do not discover: only an older template's discovery made it
+// (a lost resource until the rule's lifetime deletes it).
+func (tg *target) leftover(key string) bool {
+	return tg.spec.offKey(key) || (tg.disk != nil && tg.disk.offKey(key))
+}
+
 // expectedItems is how many items of ours the host should have for the
 // discovered ports and disks.
 func (tg *target) expectedItems(instances map[string][]string) int {

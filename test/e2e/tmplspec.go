@@ -176,6 +176,21 @@ func (s *tmplSpec) expectedItems(instances map[string][]string) int {
 
 // ownKey reports whether a host item's key comes from this template: one
 // of its items, or a discovered instance of one of its prototypes.
+// offKey reports whether key is an instance of a prototype the file keeps
+// but does not discover: on a host only as a leftover of an older
+// template's discovery (a lost resource Zabbix deletes after the rule's
+// lifetime).
+func (s *tmplSpec) offKey(key string) bool {
+	for _, r := range s.rules {
+		for _, p := range r.off {
+			if protoRe(p, r.macro).MatchString(key) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (s *tmplSpec) ownKey(key string) bool {
 	for _, k := range s.items {
 		if k == key {
